@@ -1,0 +1,85 @@
+"""Run moto in server mode as a child process on 127.0.0.1.
+
+boto3 reaches it through the standard ``AWS_ENDPOINT_URL`` variable, exactly as it would reach AWS, so the
+code under test has no test-only branches.  A separate process (not moto's in-process patching, not its
+thread server) keeps the GIL, memory figures and crash behaviour of the code under test honest.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto accepts any credentials
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    """A running moto server: its endpoint and the environment that points boto3 at it."""
+
+    endpoint: str
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+
+    def reset(self) -> None:
+        """Forget every resource, so each test starts from an empty account."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback URL we built
+            pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def moto_server(startup_timeout: float = 30.0) -> Iterator[MotoServer]:
+    """Start ``moto.server`` on a free loopback port; stop it on exit."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **FAKE_CREDENTIALS}
+    env.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {process.returncode} before it was ready")
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not answer on {endpoint} in time") from None
+                time.sleep(0.1)
+        yield MotoServer(endpoint)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
