@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from enum import StrEnum
 
 
@@ -128,16 +129,28 @@ def custom_layout(names: Sequence[str]) -> Layout:
     return Layout("custom", tuple(Field(name) for name in names))
 
 
+@cache
+def _key_positions(layout: Layout) -> tuple[int, int, int, int, int]:
+    def at(field: Field) -> int:
+        position = layout.index(field)
+        return -1 if position is None else position
+
+    return (
+        at(Field.IMPORT_STUDENT_ID),
+        at(Field.PROGRAM_ID),
+        at(Field.PROGRAM_START_DATE),
+        at(Field.ELIGIBILITY_START_DATE),
+        at(Field.SITE_ID),
+    )
+
+
 def record_key(row: Sequence[str], layout: Layout) -> tuple[str, str, str, str]:
     """The Illuminate record key of a rendered row: student, program, start date, site.
 
     The start date falls back to Eligibility Start Date when Program Start Date is empty (Illuminate's
     documented behaviour); a column the layout leaves out counts as empty, as Illuminate would see it.
+    Called once per row, so the positions are worked out once per layout.
     """
-
-    def value(field: Field) -> str:
-        position = layout.index(field)
-        return row[position] if position is not None else ""
-
-    start = value(Field.PROGRAM_START_DATE) or value(Field.ELIGIBILITY_START_DATE)
-    return (value(Field.IMPORT_STUDENT_ID), value(Field.PROGRAM_ID), start, value(Field.SITE_ID))
+    student, program, start, eligibility_start, site = _key_positions(layout)
+    start_date = (row[start] if start >= 0 else "") or (row[eligibility_start] if eligibility_start >= 0 else "")
+    return (row[student], row[program], start_date, row[site] if site >= 0 else "")
