@@ -1,0 +1,286 @@
+"""Read the dates an SIS export actually contains and write them the one way Illuminate wants: ``MM/DD/YYYY``.
+
+Why this module is strict about spelling but lenient about form: Program Start Date is part of
+Illuminate's record key, so the same day must come out as the same text on every nightly run, whatever
+mix of ``1/5/2024``, ``2024-01-05T00:00:00`` or ``05-JAN-24`` the export used.  A value that cannot be
+read with certainty is reported (``code`` + a clerk-facing ``message``), never guessed.
+
+Accepted forms (surrounding whitespace ignored):
+
+* ``M/D/YYYY``, ``MM/DD/YYYY``, ``M-D-YYYY``, ``D.M.YYYY`` ... -- day and month read in the configured
+  :class:`DateOrder`; the separator may be ``/``, ``-`` or ``.`` but must be the same twice;
+* ``MM/DD/YY`` -- two-digit years pivot at 70: ``00``-``69`` are 2000-2069, ``70``-``99`` are 1970-1999
+  (students born before 1970 or enrolled after 2069 need four digits);
+* ``YYYY-MM-DD``, ``YYYY/MM/DD`` -- always year, month, day;
+* ``YYYYMMDD`` -- eight digits starting with ``19`` or ``20``;
+* ``01-JAN-2024``, ``1-Jan-24`` (Oracle), month names or abbreviations in any case;
+* any of the above followed by a time (``T`` or spaces, then ``HH:MM[:SS[.fff]]``, optional ``AM``/``PM``
+  and ``Z`` or ``+HH:MM``), e.g. ``2003-11-11T00:00:00Z`` or ``1/5/2024 12:00:00 AM``.  The time is ignored:
+  programs.txt carries days, and shifting by a time zone would move an enrolment to another day.
+
+Excel serial day numbers (``41856``) are recognised and reported with the date they mean, because an
+export that went through Excel is a file the clerk should re-export, not one to trust silently.
+
+Messages quote the value for the clerk, except for values that may be personal: in a ragged row a name
+or a student ID can land in a date column, so text with words in it and bare digit strings are described
+rather than quoted.  Birth dates are personal too: parse them with ``quote_values=False``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class DateOrder(StrEnum):
+    """How to read an ambiguous numeric date such as ``03/04/2025``.
+
+    Only forms whose field order is not fixed by a four-digit year in front are affected.  ``YMD`` puts the
+    month before the day, so with it ``03/04/2025`` reads month first, and ``24/03/04`` is 2024-03-04.
+    """
+
+    MDY = "MDY"
+    DMY = "DMY"
+    YMD = "YMD"
+
+
+class DateResult(NamedTuple):
+    """One parsed value.  ``text`` is what goes into programs.txt; ``code``/``message`` explain a rejection.
+
+    ``text`` is ``MM/DD/YYYY`` for a good date and ``""`` otherwise (empty, not a date, or an Excel serial).
+    ``day`` is the date, also for an Excel serial (the date it means), so a caller may choose to accept it.
+    """
+
+    text: str
+    day: date | None
+    code: str | None
+    message: str | None
+
+
+BAD_DATE = "bad_date"
+IMPOSSIBLE_DATE = "impossible_date"
+EXCEL_SERIAL_DATE = "excel_serial_date"
+
+EMPTY = DateResult("", None, None, None)
+
+_TWO_DIGIT_YEAR_PIVOT = 70  # 00-69 -> 20xx, 70-99 -> 19xx
+
+# Excel's 1900 date system counts serial 1 as 1900-01-01 and also counts the 29 February 1900 that never
+# was, so from serial 61 (1900-03-01) on, day N is simply 1899-12-30 + N.  Only serials from 1930 to 2079
+# are taken as dates: smaller or larger integers are far likelier to be IDs or counts than days.
+_EXCEL_EPOCH = date(1899, 12, 30)
+_EXCEL_FIRST = (date(1930, 1, 1) - _EXCEL_EPOCH).days
+_EXCEL_LAST = (date(2079, 12, 31) - _EXCEL_EPOCH).days
+
+_EXAMPLE = "08/05/2014"
+_WHAT_TO_SEND = f"send dates as MM/DD/YYYY (for example {_EXAMPLE}), or leave the field empty"
+
+_TIME = (
+    r"(?:(?:T|\s+)\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:[.,]\d{1,9})?)?"
+    r"(?:\s*[AP]\.?M\.?)?(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?)?"
+)
+_NUMERIC = re.compile(rf"(\d{{1,4}})([/.-])(\d{{1,2}})\2(\d{{1,4}}){_TIME}", re.ASCII | re.IGNORECASE)
+_NAMED_MONTH = re.compile(
+    rf"(\d{{1,2}})([-\s])([a-z]{{3,9}})\2(\d{{4}}|\d{{2}}){_TIME}", re.ASCII | re.IGNORECASE
+)
+_COMPACT = re.compile(r"((?:19|20)\d{2})(\d{2})(\d{2})", re.ASCII)
+_EXCEL_SERIAL = re.compile(r"(\d{1,5})(?:\.\d+)?", re.ASCII)
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+_MONTHS: dict[str, int] = {
+    name.lower(): number
+    for number in range(1, 13)
+    for name in (calendar.month_name[number], calendar.month_abbr[number])
+} | {"sept": 9}
+
+
+def format_date(day: date) -> str:
+    """``MM/DD/YYYY``, zero-padded: the only spelling programs.txt uses (so keys compare as text)."""
+    return f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
+
+
+def excel_serial_day(serial: int) -> date:
+    """The day Excel's 1900 date system means by ``serial`` (valid from serial 61, 1900-03-01, on)."""
+    return _EXCEL_EPOCH + timedelta(days=serial)
+
+
+def is_quotable(value: str) -> bool:
+    """Whether ``value`` may be quoted in a message: short, no word of three letters or more, not bare digits.
+
+    A value in the wrong column can be a student's name or ID; those must not reach reports or logs.
+    """
+    return len(value) <= 32 and not value.isdigit() and _WORD.search(value) is None
+
+
+def parse_date(raw: str, order: DateOrder = DateOrder.MDY, *, quote_values: bool = True) -> DateResult:
+    """Parse one value without caching (see :class:`DateParser` for the cached, per-file version)."""
+    value = raw.strip()
+    if not value:
+        return EMPTY
+    said = _Said(value, quote_values)
+    if match := _NUMERIC.fullmatch(value):
+        return _numeric(match, order, said)
+    if match := _NAMED_MONTH.fullmatch(value):
+        month = _MONTHS.get(match[3].lower())
+        if month is None:
+            return said.bad()
+        return said.checked(_full_year(match[4]), month, int(match[1]))
+    if match := _COMPACT.fullmatch(value):
+        return said.checked(int(match[1]), int(match[2]), int(match[3]))
+    if (match := _EXCEL_SERIAL.fullmatch(value)) and _EXCEL_FIRST <= int(match[1]) <= _EXCEL_LAST:
+        return said.excel_serial(int(match[1]))
+    return said.bad()
+
+
+def _numeric(match: re.Match[str], order: DateOrder, said: _Said) -> DateResult:
+    """Three numbers with one separator: decide which is the year, then apply ``order`` to the rest."""
+    first, middle, last = match[1], match[3], match[4]
+    if len(first) == 4 and len(last) <= 2:
+        return said.checked(int(first), int(middle), int(last))
+    if len(first) == 2 and len(last) == 2 and order is DateOrder.YMD:
+        return said.checked(_full_year(first), int(middle), int(last))
+    if len(first) > 2 or len(last) not in (2, 4) or (len(last) == 2 and order is DateOrder.YMD):
+        return said.bad()
+    year = _full_year(last)
+    if order is DateOrder.DMY:
+        return said.checked(year, int(middle), int(first), other_order=DateOrder.MDY)
+    return said.checked(year, int(first), int(middle), other_order=DateOrder.DMY)
+
+
+def _full_year(digits: str) -> int:
+    year = int(digits)
+    if len(digits) == 2:
+        year += 2000 if year < _TWO_DIGIT_YEAR_PIVOT else 1900
+    return year
+
+
+def _calendar_problem(year: int, month: int, day: int) -> str | None:
+    """Why year/month/day is not a day on the calendar, or ``None`` when it is."""
+    if year < 1:
+        return "there is no year 0"
+    if not 1 <= month <= 12:
+        return f"there is no month {month}"
+    length = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= length:
+        return f"{calendar.month_name[month]} {year} has {length} days"
+    return None
+
+
+class _Said(NamedTuple):
+    """One raw value and whether it may be quoted: builds the results, so every message names it alike."""
+
+    value: str
+    quote: bool
+
+    @property
+    def subject(self) -> str:
+        """The value in quotes; but a bare digit string (``20231301``) may be a student ID, so not that."""
+        if not self.quote:
+            return "The value"
+        return f"The {len(self.value)}-digit value" if self.value.isdigit() else f"'{self.value}'"
+
+    def checked(self, year: int, month: int, day: int, other_order: DateOrder | None = None) -> DateResult:
+        """The date, or ``impossible_date`` saying why and, when ``other_order`` would fit, how to fix it."""
+        problem = _calendar_problem(year, month, day)
+        if problem is None:
+            found = date(year, month, day)
+            return DateResult(format_date(found), found, None, None)
+        hint = ""
+        if other_order is not None and _calendar_problem(year, day, month) is None:
+            first = "day" if other_order is DateOrder.DMY else "month"
+            hint = (
+                f"; if this file writes the {first} first, set the date order to {other_order} in the mapping"
+            )
+        message = (
+            f"{self.subject} is not a calendar date ({problem}): correct it in the SIS and re-export{hint}"
+        )
+        return DateResult("", None, IMPOSSIBLE_DATE, message)
+
+    def excel_serial(self, serial: int) -> DateResult:
+        meant = excel_serial_day(serial)
+        subject, meaning = (
+            (f"'{self.value}'", f" (it means {format_date(meant)})") if self.quote else ("The value", "")
+        )
+        message = (
+            f"{subject} is an Excel serial number, not a date{meaning}: the file was opened and saved "
+            "in Excel; re-export it from the SIS or format the column as a date before saving"
+        )
+        return DateResult("", meant, EXCEL_SERIAL_DATE, message)
+
+    def bad(self) -> DateResult:
+        if self.quote and is_quotable(self.value):
+            subject = f"'{self.value}' is not a date"
+        elif self.value.isdigit():
+            subject = f"A {len(self.value)}-digit number is not a date"
+        else:
+            subject = "The value is not a date"
+        return DateResult("", None, BAD_DATE, f"{subject}: {_WHAT_TO_SEND}")
+
+
+class DateParser:
+    """Caching parser: a real export repeats few distinct date strings over 1M rows, so parse each once.
+
+    One parser per (file, date order, quoting) is the intended use.  The caches are plain dicts, cleared
+    when they reach ``cache_size`` entries so that a file of unique garbage cannot grow memory unbounded.
+    """
+
+    __slots__ = ("_cache", "_cache_size", "_end_cache", "_open_days", "_open_words", "order", "quote_values")
+
+    def __init__(
+        self,
+        order: DateOrder = DateOrder.MDY,
+        open_sentinels: Iterable[str] = ("1/1/1900", "01-JAN-1900"),
+        *,
+        quote_values: bool = True,
+        cache_size: int = 100_000,
+    ) -> None:
+        """``open_sentinels`` are end dates that mean "still open".
+
+        A sentinel that is a date matches that day in every spelling (``1/1/1900`` also matches
+        ``1900-01-01T00:00:00``); any other sentinel (``NULL``, ``OPEN``) matches as text, ignoring case.
+        """
+        self.order = order
+        self.quote_values = quote_values
+        self._cache_size = cache_size
+        self._cache: dict[str, DateResult] = {}
+        self._end_cache: dict[str, DateResult] = {}
+        self._open_days: set[date] = set()
+        self._open_words: set[str] = set()
+        for sentinel in open_sentinels:
+            result = parse_date(sentinel, order)
+            if result.code is None and result.day is not None:
+                self._open_days.add(result.day)
+            else:
+                self._open_words.add(sentinel.strip().casefold())
+
+    def parse(self, raw: str) -> DateResult:
+        """The result for ``raw``; hot path, one dict lookup when the value was seen before."""
+        result = self._cache.get(raw)
+        if result is None:
+            result = self._remember(
+                self._cache, raw, parse_date(raw, self.order, quote_values=self.quote_values)
+            )
+        return result
+
+    def parse_end(self, raw: str) -> DateResult:
+        """Like :meth:`parse`, but an "open" sentinel gives the empty result, as an empty end date would."""
+        result = self._end_cache.get(raw)
+        if result is None:
+            result = self.parse(raw)
+            result = self._remember(self._end_cache, raw, EMPTY if self._is_open(raw, result) else result)
+        return result
+
+    def _is_open(self, raw: str, result: DateResult) -> bool:
+        if result.code is None:
+            return result.day in self._open_days
+        return raw.strip().casefold() in self._open_words
+
+    def _remember(self, cache: dict[str, DateResult], raw: str, result: DateResult) -> DateResult:
+        if len(cache) >= self._cache_size:
+            cache.clear()
+        cache[raw] = result
+        return result
