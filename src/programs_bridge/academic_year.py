@@ -20,7 +20,7 @@ _BARE_YEAR = re.compile(r"(?:SY\s*)?(\d{4})", re.ASCII | re.IGNORECASE)
 
 
 def normalise_academic_year(raw: str) -> tuple[str, str | None, str | None]:
-    """``(text, code, message)``: ``text`` is ``YYYY-YYYY`` or ``""``; ``code`` ``academic_year_format`` or None."""
+    """``(text, code, message)``: text ``YYYY-YYYY`` or ``""``; code ``academic_year_format`` or ``None``."""
     value = raw.strip()
     if not value:
         return "", None, None
@@ -47,7 +47,7 @@ def _problem(message: str) -> tuple[str, str | None, str | None]:
 
 
 def academic_year_for(day: date, first_month: int = 7) -> str:
-    """The school year (``YYYY-YYYY``) containing ``day``, when school years begin on the 1st of ``first_month``.
+    """The school year ``YYYY-YYYY`` holding ``day``, when school years begin on the 1st of ``first_month``.
 
     July is the default because state reporting years (and most district calendars) run July to June.
     """

@@ -195,9 +195,8 @@ class _Said(NamedTuple):
             hint = (
                 f"; if this file writes the {first} first, set the date order to {other_order} in the mapping"
             )
-        message = (
-            f"{self.subject} is not a calendar date ({problem}): correct it in the SIS and re-export{hint}"
-        )
+        why = f" ({problem})" if self.quote else ""  # the reason names the year and month
+        message = f"{self.subject} is not a calendar date{why}: correct it in the SIS and re-export{hint}"
         return DateResult("", None, IMPOSSIBLE_DATE, message)
 
     def excel_serial(self, serial: int) -> DateResult:
