@@ -1,0 +1,322 @@
+"""One export row in, one programs.txt line (or the reasons it cannot be one) out.
+
+This is the hot path of a nightly run (a million rows), so the mapping is compiled once per file into a flat
+plan of positions and constants, each row is unpacked into local variables, and the clean case allocates no
+finding at all.  Everything here is pure: the reference date (for "birth date in the future") is a parameter.
+
+Messages never quote names, birth dates or student IDs; they point at the line and column instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+from enum import IntEnum
+from typing import NamedTuple
+
+from programs_bridge.academic_year import academic_year_for, academic_year_mismatch, normalise_academic_year
+from programs_bridge.codetable import CodeTable
+from programs_bridge.dates import DateParser, DateResult
+from programs_bridge.findings import Finding, error, warning
+from programs_bridge.headers import ColumnMatch
+from programs_bridge.layout import COLUMN_BY_FIELD, COLUMNS, Field, Layout, record_key
+from programs_bridge.mapping import Mapping
+from programs_bridge.render import render_line
+
+RecordKey = tuple[str, str, str, str]
+_SCIENTIFIC = re.compile(r"^\d(\.\d+)?[eE]\+\d+$")
+_OLDEST_PLAUSIBLE_AGE = 25
+
+
+class Outcome(IntEnum):
+    WRITTEN = 0
+    REJECTED = 1
+    SKIPPED = 2
+
+
+class RowResult(NamedTuple):
+    """A tuple, not a dataclass: one is built per row, and tuples are the cheapest thing to build."""
+
+    outcome: Outcome
+    line: str = ""
+    key: RecordKey = ("", "", "", "")
+    findings: tuple[Finding, ...] = ()
+
+
+SKIPPED = RowResult(Outcome.SKIPPED)
+
+
+class RowConverter:
+    """Compiled per file: the mapping resolved against this header, the layout, and the reference data."""
+
+    def __init__(
+        self,
+        mapping: Mapping,
+        match: ColumnMatch,
+        header: Sequence[str],
+        layout: Layout,
+        *,
+        today: date,
+        code_table: CodeTable | None = None,
+    ) -> None:
+        self.width = len(header)
+        self.layout = layout
+        self.today = today
+        self.oldest_birth = today.replace(year=today.year - _OLDEST_PLAUSIBLE_AGE - 1, month=1, day=1)
+        self.code_table = code_table
+        self.skip = match.skip
+        self.plan = [(match.positions.get(c.field, -1), mapping.constants.get(c.field, "")) for c in COLUMNS]
+        self.order = [[c.field for c in COLUMNS].index(f) for f in layout.fields]
+        self.names = {
+            c.field: header[match.positions[c.field]] if c.field in match.positions else c.label
+            for c in COLUMNS
+        }
+        self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates)
+        self.program_values = {
+            k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()
+        }
+        self.site_values = {k.strip().casefold(): v for k, v in mapping.values.get("site_id", {}).items()}
+        self.id_width = mapping.ids.import_student_id_width
+        self.state_id_width = mapping.ids.state_student_id_width
+        self.derive_year = mapping.academic_year.derive and Field.ACADEMIC_YEAR in layout.fields
+        self.first_month = mapping.academic_year.first_month
+        self.check_site = layout.needs_integer_site_id
+        self.checked_504: set[str] = set()
+        self.years: dict[date, str] = {}
+        self.zeros_restored = 0
+        self.first_zero_restored_line: int | None = None
+
+    def convert(self, line: int, fields: list[str]) -> RowResult:
+        if len(fields) != self.width:
+            return RowResult(
+                Outcome.REJECTED,
+                findings=(
+                    error(
+                        line,
+                        None,
+                        "field_count",
+                        f"this row has {len(fields)} fields but the header has {self.width}: an unquoted "
+                        "delimiter inside a value, or a missing field; fix the row in the SIS export",
+                    ),
+                ),
+            )
+        for position, skip_values in self.skip:
+            if fields[position].strip().casefold() in skip_values:
+                return SKIPPED
+        (sid, ssid, last, first, middle, birth, program, elig_start, elig_end, start, end, year, elig_code,
+         exit_code, site) = [fields[p].strip() if p >= 0 else c for p, c in self.plan]  # fmt: skip
+        found: list[Finding] = []
+        names = self.names
+        F = Field
+
+        # Import Student ID: the key Illuminate matches on, so damage here must stop the row.
+        if not sid:
+            found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
+        elif "+" in sid and _SCIENTIFIC.match(sid):
+            found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
+        elif self.id_width and len(sid) < self.id_width and sid.isdigit():
+            sid = sid.zfill(self.id_width)
+            self.zeros_restored += 1
+            if self.first_zero_restored_line is None:
+                self.first_zero_restored_line = line
+        if ssid:
+            if "+" in ssid and _SCIENTIFIC.match(ssid):
+                found.append(_scientific(line, names[F.STATE_STUDENT_ID], "State Student ID", fatal=False))
+                ssid = ""
+            elif self.state_id_width and len(ssid) < self.state_id_width and ssid.isdigit():
+                ssid = ssid.zfill(self.state_id_width)
+        if not last:
+            found.append(_required(line, names[F.LAST_NAME], "Student Last Name"))
+        if not first:
+            found.append(_required(line, names[F.FIRST_NAME], "Student First Name"))
+        if len(sid) > 30 or len(ssid) > 30 or len(last) > 200 or len(first) > 200 or len(middle) > 200:
+            found.extend(self._lengths(line, sid, ssid, last, first, middle))
+
+        # Program ID: a code key of the district's Student Programs code table.
+        source_program = program
+        if self.program_values:
+            program = self.program_values.get(program.casefold(), program)
+        if not program:
+            found.append(_required(line, names[F.PROGRAM_ID], "Program ID"))
+        elif len(program) > 30:
+            found.append(_too_long(line, names[F.PROGRAM_ID], "Program ID", 30))
+        elif self.code_table is not None:
+            found.extend(self._check_code(line, program, source_program))
+
+        if self.site_values:
+            site = self.site_values.get(site.casefold(), site)
+        if self.check_site and site and not site.isdigit():
+            found.append(
+                error(
+                    line,
+                    names[F.SITE_ID],
+                    "site_id_not_integer",
+                    f"Site ID '{site}' is not a whole number: Illuminate needs the numeric site key from "
+                    "sites.txt; add a values.site_id entry to the mapping or fix the export",
+                )
+            )
+
+        # Dates.
+        parse, parse_end = self.dates.parse, self.dates.parse_end
+        born = parse(birth)
+        if born.code:
+            found.append(error(line, names[F.BIRTH_DATE], born.code, _birth_message(born)))
+        elif not born.text:
+            found.append(_required(line, names[F.BIRTH_DATE], "Birth Date"))
+        elif born.day is not None and (born.day > self.today or born.day < self.oldest_birth):
+            found.append(self._check_birth(line, born.day))
+        es, ee, ps, pe = parse(elig_start), parse_end(elig_end), parse(start), parse_end(end)
+        if es.code or ee.code or ps.code or pe.code:
+            for result, field in ((es, F.ELIGIBILITY_START_DATE), (ee, F.ELIGIBILITY_END_DATE),
+                                  (ps, F.PROGRAM_START_DATE), (pe, F.PROGRAM_END_DATE)):  # fmt: skip
+                if result.code:
+                    found.append(error(line, names[field], result.code, result.message or "not a date"))
+        if not ps.text and not es.text and not ps.code and not es.code:
+            found.append(
+                error(
+                    line,
+                    names[F.PROGRAM_START_DATE],
+                    "start_date_missing",
+                    "neither Program Start Date nor Eligibility Start Date is given: Illuminate needs one "
+                    "(Program Start Date preferred) and uses it in the record key",
+                )
+            )
+        if pe.day and ps.day and pe.day < ps.day:
+            found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program", ps, pe))
+        if ee.day and es.day and ee.day < es.day:
+            found.append(_end_before_start(line, names[F.ELIGIBILITY_END_DATE], "Eligibility", es, ee))
+
+        starts_on = ps.day or es.day
+        if year:
+            year, code, message = normalise_academic_year(year)
+            if code:
+                found.append(error(line, names[F.ACADEMIC_YEAR], code, message or "bad academic year"))
+            elif starts_on is not None:
+                mismatch = academic_year_mismatch(year, starts_on, self.first_month)
+                if mismatch:
+                    found.append(warning(line, names[F.ACADEMIC_YEAR], "academic_year_mismatch", mismatch))
+        elif self.derive_year and starts_on is not None:
+            year = self.years.get(starts_on) or self._derive_year(starts_on)
+
+        if found and any(f.severity == "error" for f in found):
+            return RowResult(Outcome.REJECTED, findings=tuple(found))
+        values = (sid, ssid, last, first, middle, born.text, program, es.text, ee.text, ps.text, pe.text,
+                  year, elig_code, exit_code, site)  # fmt: skip
+        ordered = [values[i] for i in self.order]
+        text, cleaned = render_line(ordered)
+        if cleaned:
+            ordered = text.split("\t")
+            found.append(
+                warning(
+                    line,
+                    None,
+                    "line_break_in_value",
+                    "a value held a tab or line break; it was replaced by a space (programs.txt cannot quote)",
+                )
+            )
+        return RowResult(Outcome.WRITTEN, text, record_key(ordered, self.layout), tuple(found))
+
+    def _derive_year(self, day: date) -> str:
+        if len(self.years) > 10_000:
+            self.years.clear()
+        year = self.years[day] = academic_year_for(day, self.first_month)
+        return year
+
+    def _lengths(self, line: int, *values: str) -> list[Finding]:
+        fields = (F := Field).IMPORT_STUDENT_ID, F.STATE_STUDENT_ID, F.LAST_NAME, F.FIRST_NAME, F.MIDDLE_NAME
+        out = []
+        for field, value in zip(fields, values, strict=True):
+            column = COLUMN_BY_FIELD[field]
+            if column.max_length is not None and len(value) > column.max_length:
+                out.append(_too_long(line, self.names[field], column.label, column.max_length))
+        return out
+
+    def _check_code(self, line: int, program: str, source_program: str) -> list[Finding]:
+        table = self.code_table
+        assert table is not None
+        column = self.names[Field.PROGRAM_ID]
+        if program not in table:
+            return [
+                error(
+                    line,
+                    column,
+                    "unknown_program",
+                    f"Program ID '{program}' is not a code key in the district's Student Programs code table: "
+                    "use the code key (not the program name), or add a values.program_id entry to the mapping",
+                )
+            ]
+        if program in self.checked_504:
+            return []
+        self.checked_504.add(program)
+        code_504 = table.code_504
+        if program != code_504 and table.looks_like_504(program, source_program):
+            where = (
+                f"code '{code_504}'" if code_504 else "a code with system key 504_plan (none in the table)"
+            )
+            return [
+                warning(
+                    line,
+                    column,
+                    "not_504_system_code",
+                    f"Program ID '{program}' looks like a 504 plan but is not {where}: Illuminate's 504 alert "
+                    "in the student ribbon will not show for it (said once for all rows with this code)",
+                )
+            ]
+        return []
+
+    def _check_birth(self, line: int, born: date) -> Finding:
+        column = self.names[Field.BIRTH_DATE]
+        if born > self.today:
+            return error(
+                line, column, "birth_date_future", "Birth Date is in the future; correct it in the SIS"
+            )
+        return warning(
+            line,
+            column,
+            "birth_date_implausible",
+            f"Birth Date makes the student older than {_OLDEST_PLAUSIBLE_AGE}; check it in the SIS",
+        )
+
+
+def _required(line: int, column: str, label: str) -> Finding:
+    return error(line, column, "required", f"{label} is empty: Illuminate requires it; fill it in the SIS")
+
+
+def _too_long(line: int, column: str, label: str, limit: int) -> Finding:
+    return error(line, column, "too_long", f"{label} is longer than Illuminate's limit of {limit} characters")
+
+
+def _scientific(line: int, column: str, label: str, *, fatal: bool) -> Finding:
+    consequence = (
+        "the row is left out because the ID cannot be recovered"
+        if fatal
+        else "the value is left empty in programs.txt"
+    )
+    return (error if fatal else warning)(
+        line,
+        column,
+        "excel_scientific_id",
+        f"{label} is in scientific notation (like 1.23457E+11): Excel rewrote it and the digits are lost; "
+        f"{consequence}. Re-export from the SIS without opening the file in Excel",
+    )
+
+
+def _birth_message(result: DateResult) -> str:
+    """Like the date parser's message, without quoting the birth date itself (personal data)."""
+    if result.code == "excel_serial_date":
+        return (
+            "Birth Date is an Excel serial number, not a date: the file was re-saved by Excel; re-export it"
+        )
+    if result.code == "impossible_date":
+        return "Birth Date is not a real calendar date; correct it in the SIS"
+    return "Birth Date is not a date in a form we read (e.g. MM/DD/YYYY or YYYY-MM-DD); correct it in the SIS"
+
+
+def _end_before_start(line: int, column: str, what: str, start: DateResult, end: DateResult) -> Finding:
+    return error(
+        line,
+        column,
+        "end_before_start",
+        f"{what} End Date {end.text} is before {what} Start Date {start.text}; correct one of them in the SIS",
+    )
