@@ -63,9 +63,7 @@ def test_an_empty_value_is_empty_not_an_error(raw: str) -> None:
         ("20250304", DateOrder.DMY, date(2025, 3, 4)),
     ],
 )
-def test_the_date_order_decides_only_ambiguous_numeric_forms(
-    raw: str, order: DateOrder, expected: date
-) -> None:
+def test_the_date_order_decides_only_ambiguous_numeric_forms(raw: str, order: DateOrder, expected: date) -> None:
     assert parse_date(raw, order).day == expected
 
 

@@ -1,6 +1,6 @@
 """Read the dates an SIS export actually contains and write them the one way Illuminate wants: ``MM/DD/YYYY``.
 
-Why this module is strict about spelling but lenient about form: Program Start Date is part of
+Lenient about what comes in, strict about what goes out, because Program Start Date is part of
 Illuminate's record key, so the same day must come out as the same text on every nightly run, whatever
 mix of ``1/5/2024``, ``2024-01-05T00:00:00`` or ``05-JAN-24`` the export used.  A value that cannot be
 read with certainty is reported (``code`` + a clerk-facing ``message``), never guessed.
@@ -76,25 +76,37 @@ _EXCEL_EPOCH = date(1899, 12, 30)
 _EXCEL_FIRST = (date(1930, 1, 1) - _EXCEL_EPOCH).days
 _EXCEL_LAST = (date(2079, 12, 31) - _EXCEL_EPOCH).days
 
-_EXAMPLE = "08/05/2014"
-_WHAT_TO_SEND = f"send dates as MM/DD/YYYY (for example {_EXAMPLE}), or leave the field empty"
+_WHAT_TO_SEND = "send dates as MM/DD/YYYY (for example 08/05/2014), or leave the field empty"
 
 _TIME = (
     r"(?:(?:T|\s+)\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:[.,]\d{1,9})?)?"
     r"(?:\s*[AP]\.?M\.?)?(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?)?"
 )
 _NUMERIC = re.compile(rf"(\d{{1,4}})([/.-])(\d{{1,2}})\2(\d{{1,4}}){_TIME}", re.ASCII | re.IGNORECASE)
-_NAMED_MONTH = re.compile(
-    rf"(\d{{1,2}})([-\s])([a-z]{{3,9}})\2(\d{{4}}|\d{{2}}){_TIME}", re.ASCII | re.IGNORECASE
-)
+_NAMED_MONTH = re.compile(rf"(\d{{1,2}})([-\s])([a-z]{{3,9}})\2(\d{{4}}|\d{{2}}){_TIME}", re.ASCII | re.IGNORECASE)
 _COMPACT = re.compile(r"((?:19|20)\d{2})(\d{2})(\d{2})", re.ASCII)
 _EXCEL_SERIAL = re.compile(r"(\d{1,5})(?:\.\d+)?", re.ASCII)
 _WORD = re.compile(r"[^\W\d_]{3,}")
 
+# English on purpose: ``calendar.month_name`` follows the process locale, SIS exports do not.
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 _MONTHS: dict[str, int] = {
-    name.lower(): number
-    for number in range(1, 13)
-    for name in (calendar.month_name[number], calendar.month_abbr[number])
+    spelling: number
+    for number, name in enumerate(_MONTH_NAMES, start=1)
+    for spelling in (name.lower(), name[:3].lower())
 } | {"sept": 9}
 
 
@@ -166,7 +178,7 @@ def _calendar_problem(year: int, month: int, day: int) -> str | None:
         return f"there is no month {month}"
     length = calendar.monthrange(year, month)[1]
     if not 1 <= day <= length:
-        return f"{calendar.month_name[month]} {year} has {length} days"
+        return f"{_MONTH_NAMES[month - 1]} {year} has {length} days"
     return None
 
 
@@ -192,18 +204,14 @@ class _Said(NamedTuple):
         hint = ""
         if other_order is not None and _calendar_problem(year, day, month) is None:
             first = "day" if other_order is DateOrder.DMY else "month"
-            hint = (
-                f"; if this file writes the {first} first, set the date order to {other_order} in the mapping"
-            )
+            hint = f"; if this file writes the {first} first, set the date order to {other_order} in the mapping"
         why = f" ({problem})" if self.quote else ""  # the reason names the year and month
         message = f"{self.subject} is not a calendar date{why}: correct it in the SIS and re-export{hint}"
         return DateResult("", None, IMPOSSIBLE_DATE, message)
 
     def excel_serial(self, serial: int) -> DateResult:
         meant = excel_serial_day(serial)
-        subject, meaning = (
-            (f"'{self.value}'", f" (it means {format_date(meant)})") if self.quote else ("The value", "")
-        )
+        subject, meaning = (f"'{self.value}'", f" (it means {format_date(meant)})") if self.quote else ("The value", "")
         message = (
             f"{subject} is an Excel serial number, not a date{meaning}: the file was opened and saved "
             "in Excel; re-export it from the SIS or format the column as a date before saving"
@@ -260,9 +268,7 @@ class DateParser:
         """The result for ``raw``; hot path, one dict lookup when the value was seen before."""
         result = self._cache.get(raw)
         if result is None:
-            result = self._remember(
-                self._cache, raw, parse_date(raw, self.order, quote_values=self.quote_values)
-            )
+            result = self._remember(self._cache, raw, parse_date(raw, self.order, quote_values=self.quote_values))
         return result
 
     def parse_end(self, raw: str) -> DateResult:
