@@ -1,0 +1,294 @@
+"""Convert one export into programs.txt: read, map, validate, de-duplicate, apply the reject policy.
+
+The output is staged next to its destination and only moved into place when the file as a whole is
+accepted, so a rejected run never leaves a partial or stale-looking programs.txt behind, and a reader of the
+destination never sees half a file.  Memory stays flat with the file's size: rows stream through, findings
+spool to disk (``finding_log.py``), duplicate keys are found with a fixed-size bitset (``dedupe.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from programs_bridge.codetable import CodeTable
+from programs_bridge.dedupe import DuplicateFinder
+from programs_bridge.finding_log import FindingLog
+from programs_bridge.findings import info, warning
+from programs_bridge.headers import ColumnMatch, match_columns
+from programs_bridge.layout import COLUMN_BY_FIELD, Field
+from programs_bridge.mapping import Mapping
+from programs_bridge.profiles import PROFILES, closest_profile, detect_profile
+from programs_bridge.reader import ExportError, ExportInfo, ExportReader
+from programs_bridge.render import OutputFormat, render_header
+from programs_bridge.rows import Outcome, RowConverter
+
+DEFAULT_MAX_REJECT_SHARE = 0.05
+_PROGRESS_EVERY = 50_000
+
+
+class Status(StrEnum):
+    OK = "ok"
+    """Every row made it into programs.txt (warnings allowed)."""
+    PARTIAL = "partial"
+    """programs.txt was written; some rows were left out and are listed in the report."""
+    REJECTED = "rejected"
+    """Nothing was written: the file as a whole is not fit to send."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    output: OutputFormat = field(default_factory=OutputFormat)
+    mapping: Mapping | None = None
+    """None: detect a built-in profile from the header."""
+    code_table: CodeTable | None = None
+    max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+    delimiter: str | None = None
+    encoding: str | None = None
+    today: date = field(default_factory=date.today)
+
+
+@dataclass
+class Conversion:
+    """What happened to one export; ``report.py`` turns it into the JSON report and the summary."""
+
+    source: str
+    status: Status = Status.REJECTED
+    reason: str | None = None
+    profile: str | None = None
+    profile_detected: bool = False
+    info: ExportInfo | None = None
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    rows_merged: int = 0
+    findings: FindingLog = field(default_factory=FindingLog)
+    output: Path | None = None
+
+    def reject(self, reason: str) -> Conversion:
+        self.status, self.reason, self.rows_written = Status.REJECTED, reason, 0
+        return self
+
+
+Progress = Callable[[int], None]
+
+
+def convert_export(
+    source: Path,
+    destination: Path | None,
+    options: ConvertOptions,
+    progress: Progress | None = None,
+) -> Conversion:
+    """Convert ``source``; write programs.txt to ``destination`` when given and the file is accepted."""
+    result = Conversion(str(source), options=options)
+    try:
+        with ExportReader(source, delimiter=options.delimiter, encoding=options.encoding) as reader:
+            result.info = reader.info
+            result.findings.extend(reader.findings)
+            chosen = _choose_mapping(reader.header, options.mapping, result)
+            if chosen is None:
+                return result
+            mapping, match = chosen
+            converter = RowConverter(
+                mapping, match, reader.header, options.output.layout, today=options.today,
+                code_table=options.code_table,
+            )  # fmt: skip
+            staging_dir = destination.parent if destination is not None else None
+            with _Staging(staging_dir, options.output) as staged:
+                _first_pass(reader.rows(), converter, staged, result, progress)
+                _second_pass(staged, result)
+                _apply_reject_policy(result)
+                if result.status is not Status.REJECTED and destination is not None:
+                    staged.publish(destination)
+                    result.output = destination
+    except ExportError as exc:
+        return result.reject(str(exc))
+    return result
+
+
+def _choose_mapping(
+    header: list[str], mapping: Mapping | None, result: Conversion
+) -> tuple[Mapping, ColumnMatch] | None:
+    if mapping is not None:
+        match = match_columns(mapping, header)
+        result.profile = mapping.name
+        if not match.usable:
+            result.reject(_unusable_header(mapping, match))
+            return None
+    else:
+        detection = detect_profile(header)
+        if detection is None:
+            nearest, nearest_match = closest_profile(header)
+            lacking = ", ".join(_labels(nearest_match.missing_required))
+            result.reject(
+                "the header matches no known program export (profiles: "
+                f"{', '.join(PROFILES)}); the closest, {nearest.name}, lacks {lacking}. "
+                "Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+            )
+            return None
+        mapping, match = detection.mapping, detection.match
+        result.profile, result.profile_detected = mapping.name, True
+    for column in match.unmatched_skip_columns:
+        result.findings.add(
+            info(
+                1,
+                column,
+                "skip_column_absent",
+                f"no column '{column}' in this file: its skip rule does nothing",
+            )
+        )
+    return mapping, match
+
+
+def _labels(fields: tuple[Field, ...]) -> list[str]:
+    return [COLUMN_BY_FIELD[f].label for f in fields]
+
+
+def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
+    parts = []
+    if match.missing_required:
+        wanted = "; ".join(
+            f"{COLUMN_BY_FIELD[f].label} ({' or '.join(mapping.sources(f)) or 'not mapped'})"
+            for f in match.missing_required
+        )
+        parts.append(f"the file has no column for {wanted}")
+    for target, names in match.ambiguous.items():
+        parts.append(f"{target.value} matches several columns ({', '.join(names)}); name one exactly")
+    return f"mapping '{mapping.name}' does not fit this file: " + "; ".join(parts)
+
+
+def _first_pass(
+    rows: Iterator[tuple[int, list[str]]],
+    converter: RowConverter,
+    staged: _Staging,
+    result: Conversion,
+    progress: Progress | None,
+) -> None:
+    write, add_key, findings = staged.file.write, staged.duplicates.add, result.findings
+    newline = staged.newline
+    read = written = rejected = skipped = 0
+    for line, fields in rows:
+        read += 1
+        outcome = converter.convert(line, fields)
+        if outcome.findings:
+            findings.extend(outcome.findings)
+        if outcome.outcome is Outcome.WRITTEN:
+            write(outcome.line + newline)
+            add_key(outcome.key, line)
+            written += 1
+        elif outcome.outcome is Outcome.REJECTED:
+            rejected += 1
+        else:
+            skipped += 1
+        if progress is not None and read % _PROGRESS_EVERY == 0:
+            progress(read)
+    result.rows_read, result.rows_written = read, written
+    result.rows_rejected, result.rows_skipped = rejected, skipped
+    if converter.zeros_restored:
+        result.findings.add(
+            warning(
+                converter.first_zero_restored_line,
+                None,
+                "leading_zeros_restored",
+                f"{converter.zeros_restored} Import Student ID(s) were shorter than {converter.id_width} digits "
+                "(Excel strips leading zeros) and were padded back; check one against the SIS",
+            )
+        )
+
+
+def _second_pass(staged: _Staging, result: Conversion) -> None:
+    verdict = staged.duplicates.resolve(staged.rows(), result.options.output.layout)
+    if not verdict.drop:
+        return
+    result.findings.extend(verdict.findings)
+    result.rows_merged += verdict.merged
+    result.rows_rejected += verdict.rejected
+    result.rows_written -= len(verdict.drop)
+    staged.drop(verdict.drop)
+
+
+def _apply_reject_policy(result: Conversion) -> None:
+    considered = result.rows_read - result.rows_skipped
+    if considered == 0:
+        result.reject("the file has a header but no data rows")
+    elif result.rows_written == 0:
+        result.reject(f"none of the {considered} rows is valid; nothing would reach Illuminate")
+    elif result.rows_rejected / considered > result.options.max_reject_share:
+        share = result.rows_rejected / considered
+        result.reject(
+            f"{result.rows_rejected} of {considered} rows ({share:.1%}) have errors, more than the "
+            f"{result.options.max_reject_share:.0%} allowed: the export looks damaged, so nothing was sent. "
+            "Fix the rows listed in the report, or raise the limit if this is expected"
+        )
+    elif result.rows_rejected:
+        result.status = Status.PARTIAL
+    else:
+        result.status = Status.OK
+
+
+class _Staging:
+    """programs.txt rows written to a temporary file beside the destination, published by an atomic rename."""
+
+    def __init__(self, directory: Path | None, output: OutputFormat) -> None:
+        self.newline = output.newline
+        self._header = render_header(output) if output.header else ""
+        self._dir = directory
+        self._file: IO[str] | None = None
+        self.duplicates = DuplicateFinder()
+
+    def __enter__(self) -> _Staging:
+        fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        self._file.write(self._header)
+        return self
+
+    @property
+    def file(self) -> IO[str]:
+        assert self._file is not None
+        return self._file
+
+    def __exit__(self, *_: object) -> None:
+        if self._file is not None:
+            self._file.close()
+        self.duplicates.close()
+        self.path.unlink(missing_ok=True)
+
+    def rows(self) -> Iterator[str]:
+        """The staged rows without header and line ends, in order."""
+        assert self._file is not None
+        self._file.flush()
+        with self.path.open(encoding="utf-8", newline="") as staged:
+            if self._header:
+                staged.readline()
+            for line in staged:
+                yield line[: -len(self.newline)]
+
+    def drop(self, indices: set[int]) -> None:
+        """Rewrite the staged file without the rows at ``indices`` (0-based, header not counted)."""
+        assert self._file is not None
+        self._file.flush()
+        fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as kept:
+            kept.write(self._header)
+            for index, row in enumerate(self.rows()):
+                if index not in indices:
+                    kept.write(row + self.newline)
+        self._file.close()
+        Path(name).replace(self.path)
+        self._file = self.path.open("a", encoding="utf-8", newline="")
+
+    def publish(self, destination: Path) -> None:
+        """Move the staged file into place; staged beside the destination, so the rename is atomic."""
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        self.path.replace(destination)

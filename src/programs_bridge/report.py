@@ -1,0 +1,106 @@
+"""The run report: JSON for machines and the audit trail, a short summary for the person at the terminal.
+
+The JSON is written as a stream: the head is built in memory, the findings are copied line by line from the
+finding log's spool, so a report with 50,000 findings costs no more memory than one with five.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from programs_bridge.convert import Conversion, Status
+
+REPORT_VERSION = 1
+DELIMITER_NAMES = {",": "comma", "\t": "tab", "|": "pipe", ";": "semicolon"}
+_SUMMARY_FINDINGS = 10
+
+
+def report_head(conversion: Conversion) -> dict[str, Any]:
+    """Everything in the report except the findings themselves."""
+    info = conversion.info
+    layout = conversion.options.output.layout
+    return {
+        "report_version": REPORT_VERSION,
+        "source": conversion.source,
+        "status": conversion.status.value,
+        "reason": conversion.reason,
+        "profile": conversion.profile,
+        "profile_detected": conversion.profile_detected,
+        "encoding": info.encoding if info else None,
+        "delimiter": info.delimiter if info else None,
+        "delimiter_name": DELIMITER_NAMES.get(info.delimiter) if info else None,
+        "line_ending": info.line_ending if info else None,
+        "compressed": info.compressed if info else None,
+        "layout": {"name": layout.name, "columns": layout.header},
+        "output": str(conversion.output) if conversion.output else None,
+        "rows_read": conversion.rows_read,
+        "rows_written": conversion.rows_written,
+        "rows_rejected": conversion.rows_rejected,
+        "rows_skipped": conversion.rows_skipped,
+        "rows_merged": conversion.rows_merged,
+        "findings_by_severity": dict(conversion.findings.by_severity),
+        "findings_by_code": dict(sorted(conversion.findings.by_code.items())),
+    }
+
+
+def write_report(conversion: Conversion, stream: IO[str], extra: dict[str, Any] | None = None) -> None:
+    """Write the full JSON report (head, ``extra`` sections, then ``issues``) to ``stream``."""
+    head = {**report_head(conversion), **(extra or {})}
+    stream.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2])
+    stream.write(',\n  "issues": [')
+    for n, line in enumerate(conversion.findings.json_lines()):
+        stream.write(",\n    " if n else "\n    ")
+        stream.write(line)
+    stream.write("\n  ]\n}\n" if len(conversion.findings) else "]\n}\n")
+
+
+def save_report(conversion: Conversion, path: Path, extra: dict[str, Any] | None = None) -> None:
+    with path.open("w", encoding="utf-8") as stream:
+        write_report(conversion, stream, extra)
+
+
+def summary(conversion: Conversion, report_path: Path | None = None) -> str:
+    """A few lines for a human: what was read, what was written, the first findings, where the rest is."""
+    info = conversion.info
+    lines = [f"{conversion.source}: {_verdict(conversion)}"]
+    if conversion.reason:
+        lines.append(f"  reason: {conversion.reason}")
+    if info is not None and conversion.profile:
+        how = "detected from the header" if conversion.profile_detected else "as asked"
+        lines.append(
+            f"  read as {conversion.profile} ({how}); {info.encoding}, "
+            f"{DELIMITER_NAMES.get(info.delimiter, repr(info.delimiter))}-delimited, {info.line_ending}"
+            + (", gzip" if info.compressed else "")
+        )
+    if conversion.rows_read:
+        lines.append(
+            f"  rows: {conversion.rows_read:,} read, {conversion.rows_written:,} written, "
+            f"{conversion.rows_rejected:,} rejected, {conversion.rows_skipped:,} skipped, "
+            f"{conversion.rows_merged:,} merged duplicates"
+        )
+    shown = conversion.findings.first[:_SUMMARY_FINDINGS]
+    if shown:
+        lines.append(f"  findings: {len(conversion.findings):,} ({_by_severity(conversion)}); first ones:")
+        for finding in shown:
+            where = f"line {finding.line}" if finding.line else "file"
+            column = f", {finding.column}" if finding.column else ""
+            lines.append(f"    {where}{column}: {finding.severity.value} {finding.code}: {finding.message}")
+    if report_path is not None:
+        lines.append(f"  full report: {report_path}")
+    return "\n".join(lines)
+
+
+def _verdict(conversion: Conversion) -> str:
+    if conversion.status is Status.REJECTED:
+        return "REJECTED, nothing written"
+    target = f" to {conversion.output}" if conversion.output else ""
+    if conversion.status is Status.PARTIAL:
+        return f"written{target} without the {conversion.rows_rejected:,} rejected row(s)"
+    return f"all rows valid, written{target}" if conversion.output else "all rows valid"
+
+
+def _by_severity(conversion: Conversion) -> str:
+    counts = conversion.findings.by_severity
+    return ", ".join(f"{counts[s]:,} {s}" for s in ("error", "warning", "info") if counts[s])
