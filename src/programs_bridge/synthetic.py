@@ -812,6 +812,8 @@ def write_samples(directory: Path) -> None:
         "the converter must refuse it as not a program export (exit code 2, one line, no traceback)."
     )
     (directory / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The damaged samples' CRLF and BOM are the point: git must never "normalise" them on checkout.
+    (directory / ".gitattributes").write_text("* -text\n", encoding="utf-8")
 
 
 # --- command line -------------------------------------------------------------------------------------
