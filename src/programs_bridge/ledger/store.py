@@ -1,0 +1,389 @@
+"""The DynamoDB adapter: table schema, sharded parallel reads, batched writes, run and feed items.
+
+Table design (one table, on-demand; see docs/ledger.md for the access patterns and why):
+
+===========================  ==================  ==================================================
+pk                           sk                  item
+===========================  ==================  ==================================================
+``{feed}#records#{NN}``      record key          one program record sent (NN = shard 00..15)
+``{feed}#run``               run id              one processed file
+``{feed}#feed``              ``head``            the run that last committed to the feed
+===========================  ==================  ==================================================
+
+Records spread over ``SHARDS`` partitions by a CRC-32 of the key, so a feed's million records are read by
+16 paginated Queries in parallel and written across 16 partition keys instead of one hot one.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from programs_bridge.ledger.snapshot import LedgerSnapshot
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+#: Record partitions per feed.  Part of the table's data layout: changing it strands existing records.
+SHARDS = 16
+#: DynamoDB's limit on one BatchWriteItem request.
+BATCH_SIZE = 25
+#: Read and write unit sizes from DynamoDB's pricing rules, for the estimated figures.
+READ_UNIT_BYTES = 4096
+WRITE_UNIT_BYTES = 1024
+
+Item = dict[str, Any]  # a DynamoDB item in the low-level wire format: {"name": {"S": "value"}}
+
+
+class LedgerError(Exception):
+    """The ledger could not be read or written; messages carry counts and run ids, never record keys."""
+
+
+class StaleLedgerError(LedgerError):
+    """Another run committed to the feed after this plan read it: planning again is the only safe move."""
+
+
+@dataclass
+class Usage:
+    """Requests and capacity a ledger operation cost, for the run report.
+
+    ``consumed_units`` is what DynamoDB reported through ReturnConsumedCapacity.  ``estimated_units`` applies
+    DynamoDB's published sizing rules to the bytes actually moved; it is there because local emulators (moto)
+    report a flat figure per request, and it is what the cost targets are checked against.
+    """
+
+    requests: int = 0
+    items: int = 0
+    consumed_units: float = 0.0
+    estimated_units: float = 0.0
+    retries: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.requests += other.requests
+        self.items += other.items
+        self.consumed_units += other.consumed_units
+        self.estimated_units += other.estimated_units
+        self.retries += other.retries
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the ledger keeps about one processed file."""
+
+    run_id: str
+    source_key: str
+    source_version: str
+    sha256: str
+    report_location: str
+    counts: Mapping[str, int]
+
+
+def create_table(name: str, client: DynamoDBClient | None = None) -> None:
+    """Create the ledger table (on-demand) and wait until it is usable.  For set-up scripts and tests;
+    deployments create it from the SAM template with the same schema."""
+    client = client or _client()
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=name)
+
+
+def shard_of(key_text: str) -> int:
+    return zlib.crc32(key_text.encode()) % SHARDS
+
+
+def records_pk(feed: str, shard: int) -> str:
+    return f"{feed}#records#{shard:02d}"
+
+
+def item_size(item: Item) -> int:
+    """DynamoDB's size of an item of string attributes: UTF-8 bytes of every name and value."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        size += sum(len(str(v).encode()) for v in value.values())
+    return size
+
+
+def chunks(items: Iterable[Item], size: int = BATCH_SIZE) -> Iterator[list[Item]]:
+    """Items in lists of at most ``size``; an item whose key is already in the current list starts a new
+    one, because BatchWriteItem rejects a request naming one key twice (later items still win, in order)."""
+    chunk: list[Item] = []
+    keys: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item["pk"]["S"], item["sk"]["S"])
+        if len(chunk) == size or key in keys:
+            yield chunk
+            chunk, keys = [], set()
+        chunk.append(item)
+        keys.add(key)
+    if chunk:
+        yield chunk
+
+
+def backoff_delay(attempt: int, base: float, cap: float, draw: Callable[[], float]) -> float:
+    """Capped exponential backoff with full jitter: a uniform draw in [0, min(cap, base * 2**attempt)).
+
+    Full jitter spreads concurrent retriers apart, which is what un-sticks a throttled partition.
+    """
+    return draw() * min(cap, base * 2.0**attempt)
+
+
+def _client() -> DynamoDBClient:
+    # One pooled connection per shard reader; botocore's standard mode retries throttling errors itself.
+    config = Config(max_pool_connections=SHARDS + 4, retries={"mode": "standard", "max_attempts": 8})
+    return boto3.client("dynamodb", config=config)
+
+
+def _capacity(response: Mapping[str, Any]) -> float:
+    consumed = response.get("ConsumedCapacity")
+    if consumed is None:
+        return 0.0
+    entries = consumed if isinstance(consumed, list) else [consumed]
+    return sum(float(entry.get("CapacityUnits", 0.0)) for entry in entries)
+
+
+@dataclass(frozen=True)
+class _Page:
+    items: list[Item]
+    usage: Usage
+
+
+class LedgerStore:
+    """One ledger table.  Thread-safe for reads; one commit at a time per feed (the feed head enforces it)."""
+
+    def __init__(
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        *,
+        max_attempts: int = 8,
+        backoff_base: float = 0.05,
+        backoff_cap: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.table = table
+        self.client = client or _client()
+        self._max_attempts = max_attempts
+        self._backoff = (backoff_base, backoff_cap)
+        self._sleep = sleep
+        self._draw = draw
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def read_snapshot(self, feed: str) -> tuple[LedgerSnapshot, Usage]:
+        """Every record of ``feed``: 16 shard Queries paged 1 MB at a time, run in parallel threads.
+
+        Pages flow through a bounded queue into one builder, so memory holds the compact snapshot plus a
+        few raw pages, never a shard's worth of raw items.
+        """
+        usage = Usage()
+        snapshot = LedgerSnapshot(head_run=self._head(feed, usage))
+        pages: queue.Queue[_Page | BaseException | None] = queue.Queue(maxsize=2 * SHARDS)
+        stop = threading.Event()
+
+        def reader(shard: int) -> None:
+            try:
+                for page in self._query_pages(records_pk(feed, shard)):
+                    while not stop.is_set():
+                        try:
+                            pages.put(page, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                pages.put(None)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                pages.put(exc)
+
+        with ThreadPoolExecutor(max_workers=SHARDS, thread_name_prefix="ledger-read") as pool:
+            for shard in range(SHARDS):
+                pool.submit(reader, shard)
+            try:
+                finished = 0
+                while finished < SHARDS:
+                    page = pages.get()
+                    if page is None:
+                        finished += 1
+                    elif isinstance(page, BaseException):
+                        raise LedgerError("reading the ledger failed") from page
+                    else:
+                        usage.add(page.usage)
+                        for item in page.items:
+                            snapshot.add(
+                                item["sk"]["S"],
+                                int(item["fields_hash"]["S"], 16),
+                                item["state"]["S"] == "open",
+                                item["first_run"]["S"],
+                            )
+            finally:
+                stop.set()
+        return snapshot, usage
+
+    def _query_pages(self, pk: str) -> Iterator[_Page]:
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": pk}},
+                "ReturnConsumedCapacity": "TOTAL",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self.client.query(**kwargs)
+            items: list[Item] = list(response.get("Items", []))
+            page_bytes = sum(item_size(item) for item in items)
+            # Eventually consistent: half a unit per 4 KB of the page, rounded up per request.
+            estimated = 0.5 * math.ceil(page_bytes / READ_UNIT_BYTES)
+            yield _Page(items, Usage(1, len(items), _capacity(response), estimated))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def _head(self, feed: str, usage: Usage) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"{feed}#feed"}, "sk": {"S": "head"}},
+            ConsistentRead=True,
+            ReturnConsumedCapacity="TOTAL",
+        )
+        usage.add(Usage(requests=1, consumed_units=_capacity(response), estimated_units=1.0))
+        head = response.get("Item", {}).get("head_run")
+        return head["S"] if head else None
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def write_items(self, items: Iterable[Item]) -> Usage:
+        """Put ``items`` with BatchWriteItem, 25 a request, retrying unprocessed items with backoff."""
+        usage = Usage()
+        for chunk in chunks(items):
+            self._write_chunk(chunk, usage)
+        return usage
+
+    def _write_chunk(self, chunk: list[Item], usage: Usage) -> None:
+        usage.items += len(chunk)
+        usage.estimated_units += sum(math.ceil(item_size(item) / WRITE_UNIT_BYTES) for item in chunk)
+        requests: list[Any] = [{"PutRequest": {"Item": item}} for item in chunk]
+        attempt = 0
+        while True:
+            response = self.client.batch_write_item(RequestItems={self.table: requests}, ReturnConsumedCapacity="TOTAL")
+            usage.requests += 1
+            usage.consumed_units += _capacity(response)
+            requests = list(response.get("UnprocessedItems", {}).get(self.table, []))
+            if not requests:
+                return
+            attempt += 1
+            if attempt >= self._max_attempts:
+                raise LedgerError(
+                    f"{len(requests)} ledger item(s) still unprocessed after {attempt} attempts; "
+                    "the commit can be retried safely"
+                )
+            usage.retries += 1
+            self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
+
+    # -- runs and the feed head ------------------------------------------------------------------------
+
+    def run_status(self, feed: str, run_id: str) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=_run_key(feed, run_id),
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        )
+        status = response.get("Item", {}).get("status")
+        return status["S"] if status else None
+
+    def claim(self, feed: str, run: RunRecord, expected_head: str | None) -> None:
+        """Atomically make ``run`` the feed's head and mark it ``committing``.
+
+        Fails with StaleLedgerError when another run became head after the plan's snapshot was read.  The
+        run's plan-time facts are set only if absent, so a retried commit keeps the first attempt's figures.
+        """
+        head_condition = "attribute_not_exists(head_run) OR head_run = :run"
+        values: dict[str, Any] = {":run": {"S": run.run_id}}
+        if expected_head is not None:
+            head_condition += " OR head_run = :expected"
+            values[":expected"] = {"S": expected_head}
+        counts = {name: {"N": str(value)} for name, value in run.counts.items()}
+        facts = {
+            "source_key": run.source_key,
+            "source_version": run.source_version,
+            "sha256": run.sha256,
+            "report_location": run.report_location,
+        }
+        run_values: dict[str, Any] = {f":{name}": {"S": value} for name, value in facts.items()}
+        run_values |= {":counts": {"M": counts}, ":committing": {"S": "committing"}, ":committed": {"S": "committed"}}
+        sets = ", ".join(f"{name} = if_not_exists({name}, :{name})" for name in [*facts, "counts"])
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": {"S": f"{feed}#feed"}, "sk": {"S": "head"}},
+                            "UpdateExpression": "SET head_run = :run",
+                            "ConditionExpression": head_condition,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _run_key(feed, run.run_id),
+                            "UpdateExpression": f"SET #s = :committing, {sets}",
+                            "ConditionExpression": "attribute_not_exists(#s) OR #s <> :committed",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": run_values,
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            raise StaleLedgerError(
+                f"feed {feed!r} was committed by another run after this plan read it; plan again"
+            ) from exc
+
+    def mark_committed(self, feed: str, run_id: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_run_key(feed, run_id),
+            UpdateExpression="SET #s = :committed",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":committed": {"S": "committed"}},
+        )
+
+    def run_item(self, feed: str, run_id: str) -> Item | None:
+        response = self.client.get_item(TableName=self.table, Key=_run_key(feed, run_id), ConsistentRead=True)
+        item = response.get("Item")
+        return dict(item) if item is not None else None
+
+
+def _run_key(feed: str, run_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{feed}#run"}, "sk": {"S": run_id}}
