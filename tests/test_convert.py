@@ -110,7 +110,7 @@ def test_every_row_read_is_accounted_for(tmp_path: Path) -> None:
     conversion, _ = run(tmp_path, rows, max_reject_share=1.0)
     assert conversion.rows_read == 6
     assert conversion.rows_read == (
-        conversion.rows_written + conversion.rows_rejected + conversion.rows_skipped + conversion.rows_merged
+        conversion.rows_valid + conversion.rows_rejected + conversion.rows_skipped + conversion.rows_merged
     )
     assert (conversion.rows_written, conversion.rows_rejected, conversion.rows_merged) == (3, 2, 1)
 

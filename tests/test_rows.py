@@ -55,9 +55,7 @@ def test_the_legacy_layout_stops_after_academic_year_and_keys_without_site() -> 
 def test_a_custom_column_order_is_followed() -> None:
     layout = custom_layout(["program_id", "import_student_id", "last_name", "first_name", "birth_date",
                             "program_start_date"])  # fmt: skip
-    assert (
-        converter(layout=layout).convert(2, row()).line == "144\t004521\tO'Brien\tZoë\t03/04/2012\t08/15/2025"
-    )
+    assert converter(layout=layout).convert(2, row()).line == "144\t004521\tO'Brien\tZoë\t03/04/2012\t08/15/2025"
 
 
 @pytest.mark.parametrize(
@@ -154,9 +152,7 @@ def test_stripped_leading_zeros_are_restored_to_the_configured_width() -> None:
 
 
 def test_day_first_order_reads_ambiguous_dates_day_first() -> None:
-    line = (
-        converter(custom(dates={"order": "DMY"})).convert(2, row(DOB="3/4/2012", Enter_Date="15/8/2025")).line
-    )
+    line = converter(custom(dates={"order": "DMY"})).convert(2, row(DOB="3/4/2012", Enter_Date="15/8/2025")).line
     assert line.split("\t")[5] == "04/03/2012"
 
 
@@ -189,3 +185,20 @@ def test_a_504_program_off_the_system_code_is_warned_once() -> None:
     assert "code '101'" in first.findings[0].message
     assert again.findings == ()
     assert convert.convert(4, row(ProgramID="101")).findings == ()
+
+
+def test_ids_shorter_than_the_padded_width_are_flagged_as_stripped_zeros() -> None:
+    convert = converter()
+    for line, sid in enumerate(["004521", "104522", "4523", "204524"], start=2):
+        assert convert.convert(line, row(Student_Number=sid)).outcome is Outcome.WRITTEN
+    finding = convert.id_shape.finding("Student_Number")
+    assert finding is not None and finding.code == "leading_zeros_stripped"
+    assert "1 Import Student ID(s) are shorter than the 6 digits" in finding.message
+    assert "lines 4" in finding.message
+
+
+def test_unpadded_ids_of_mixed_widths_are_not_suspected() -> None:
+    convert = converter()
+    for line, sid in enumerate(["4521", "104522", "99"], start=2):
+        convert.convert(line, row(Student_Number=sid))
+    assert convert.id_shape.finding("Student_Number") is None

@@ -66,6 +66,8 @@ class Conversion:
     info: ExportInfo | None = None
     options: ConvertOptions = field(default_factory=ConvertOptions)
     rows_read: int = 0
+    rows_valid: int = 0
+    """Rows that passed every check (written unless the file as a whole was rejected)."""
     rows_written: int = 0
     rows_rejected: int = 0
     rows_skipped: int = 0
@@ -190,8 +192,11 @@ def _first_pass(
             skipped += 1
         if progress is not None and read % _PROGRESS_EVERY == 0:
             progress(read)
-    result.rows_read, result.rows_written = read, written
+    result.rows_read, result.rows_valid, result.rows_written = read, written, written
     result.rows_rejected, result.rows_skipped = rejected, skipped
+    stripped = converter.id_shape.finding(converter.names[Field.IMPORT_STUDENT_ID])
+    if stripped is not None:
+        result.findings.add(stripped)
     if converter.zeros_restored:
         result.findings.add(
             warning(
@@ -212,6 +217,7 @@ def _second_pass(staged: _Staging, result: Conversion) -> None:
     result.rows_merged += verdict.merged
     result.rows_rejected += verdict.rejected
     result.rows_written -= len(verdict.drop)
+    result.rows_valid -= len(verdict.drop)
     staged.drop(verdict.drop)
 
 

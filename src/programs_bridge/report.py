@@ -36,6 +36,7 @@ def report_head(conversion: Conversion) -> dict[str, Any]:
         "layout": {"name": layout.name, "columns": layout.header},
         "output": str(conversion.output) if conversion.output else None,
         "rows_read": conversion.rows_read,
+        "rows_valid": conversion.rows_valid,
         "rows_written": conversion.rows_written,
         "rows_rejected": conversion.rows_rejected,
         "rows_skipped": conversion.rows_skipped,

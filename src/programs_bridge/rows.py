@@ -20,6 +20,7 @@ from programs_bridge.codetable import CodeTable
 from programs_bridge.dates import DateParser, DateResult
 from programs_bridge.findings import Finding, error, warning
 from programs_bridge.headers import ColumnMatch
+from programs_bridge.id_shape import IdShape
 from programs_bridge.layout import COLUMN_BY_FIELD, COLUMNS, Field, Layout, record_key
 from programs_bridge.mapping import Mapping
 from programs_bridge.render import render_line
@@ -69,13 +70,10 @@ class RowConverter:
         self.plan = [(match.positions.get(c.field, -1), mapping.constants.get(c.field, "")) for c in COLUMNS]
         self.order = [[c.field for c in COLUMNS].index(f) for f in layout.fields]
         self.names = {
-            c.field: header[match.positions[c.field]] if c.field in match.positions else c.label
-            for c in COLUMNS
+            c.field: header[match.positions[c.field]] if c.field in match.positions else c.label for c in COLUMNS
         }
         self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates)
-        self.program_values = {
-            k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()
-        }
+        self.program_values = {k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()}
         self.site_values = {k.strip().casefold(): v for k, v in mapping.values.get("site_id", {}).items()}
         self.id_width = mapping.ids.import_student_id_width
         self.state_id_width = mapping.ids.state_student_id_width
@@ -85,6 +83,7 @@ class RowConverter:
         self.checked_504: set[str] = set()
         self.years: dict[date, str] = {}
         self.zeros_restored = 0
+        self.id_shape = IdShape()
         self.first_zero_restored_line: int | None = None
 
     def convert(self, line: int, fields: list[str]) -> RowResult:
@@ -115,11 +114,14 @@ class RowConverter:
             found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
         elif "+" in sid and _SCIENTIFIC.match(sid):
             found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
-        elif self.id_width and len(sid) < self.id_width and sid.isdigit():
-            sid = sid.zfill(self.id_width)
-            self.zeros_restored += 1
-            if self.first_zero_restored_line is None:
-                self.first_zero_restored_line = line
+        elif sid.isdigit():
+            if self.id_width and len(sid) < self.id_width:
+                sid = sid.zfill(self.id_width)
+                self.zeros_restored += 1
+                if self.first_zero_restored_line is None:
+                    self.first_zero_restored_line = line
+            else:
+                self.id_shape.add(sid, line)
         if ssid:
             if "+" in ssid and _SCIENTIFIC.match(ssid):
                 found.append(_scientific(line, names[F.STATE_STUDENT_ID], "State Student ID", fatal=False))
@@ -251,9 +253,7 @@ class RowConverter:
         self.checked_504.add(program)
         code_504 = table.code_504
         if program != code_504 and table.looks_like_504(program, source_program):
-            where = (
-                f"code '{code_504}'" if code_504 else "a code with system key 504_plan (none in the table)"
-            )
+            where = f"code '{code_504}'" if code_504 else "a code with system key 504_plan (none in the table)"
             return [
                 warning(
                     line,
@@ -268,9 +268,7 @@ class RowConverter:
     def _check_birth(self, line: int, born: date) -> Finding:
         column = self.names[Field.BIRTH_DATE]
         if born > self.today:
-            return error(
-                line, column, "birth_date_future", "Birth Date is in the future; correct it in the SIS"
-            )
+            return error(line, column, "birth_date_future", "Birth Date is in the future; correct it in the SIS")
         return warning(
             line,
             column,
@@ -289,9 +287,7 @@ def _too_long(line: int, column: str, label: str, limit: int) -> Finding:
 
 def _scientific(line: int, column: str, label: str, *, fatal: bool) -> Finding:
     consequence = (
-        "the row is left out because the ID cannot be recovered"
-        if fatal
-        else "the value is left empty in programs.txt"
+        "the row is left out because the ID cannot be recovered" if fatal else "the value is left empty in programs.txt"
     )
     return (error if fatal else warning)(
         line,
@@ -305,9 +301,7 @@ def _scientific(line: int, column: str, label: str, *, fatal: bool) -> Finding:
 def _birth_message(result: DateResult) -> str:
     """Like the date parser's message, without quoting the birth date itself (personal data)."""
     if result.code == "excel_serial_date":
-        return (
-            "Birth Date is an Excel serial number, not a date: the file was re-saved by Excel; re-export it"
-        )
+        return "Birth Date is an Excel serial number, not a date: the file was re-saved by Excel; re-export it"
     if result.code == "impossible_date":
         return "Birth Date is not a real calendar date; correct it in the SIS"
     return "Birth Date is not a date in a form we read (e.g. MM/DD/YYYY or YYYY-MM-DD); correct it in the SIS"
