@@ -45,8 +45,15 @@ bench: system-deps $(STAMP)
 samples: $(STAMP)
 	$(BIN)/python -m programs_bridge.synthetic --samples samples
 
+# Until the end-to-end pipeline demo lands (issue 5): the converter on three bundled samples.
+DEMO_SAMPLES := samples/powerschool.csv samples/damaged-excel.csv samples/wrong-file-course-roster.csv
 demo: $(STAMP)
-	$(BIN)/python -m programs_bridge.demo
+	@mkdir -p out
+	@for f in $(DEMO_SAMPLES); do \
+	  name=$$(basename $$f); echo; echo "== programs-bridge convert $$f"; \
+	  $(BIN)/programs-bridge convert $$f -o out/$$name.programs.txt --report out/$$name.report.json; \
+	  echo "   (exit code $$?)"; \
+	done; echo; echo "results in out/"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
