@@ -1,0 +1,41 @@
+"""Deliver programs.txt to a district's Illuminate SFTP server: pinned host keys, secrets from
+Secrets Manager, atomic verified uploads, bounded retries.
+
+Importing this package is cheap: paramiko is loaded only when a delivery actually connects.
+"""
+
+from programs_bridge.delivery.credentials import SftpCredentials, load_credentials
+from programs_bridge.delivery.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    DeliveryConfigError,
+    DeliveryError,
+    HostKeyRejected,
+    RemoteDirectoryMissing,
+    RemoteOperationFailed,
+    RemotePermissionDenied,
+    RenameRefused,
+    TransferIncomplete,
+)
+from programs_bridge.delivery.retry import RetryPolicy
+from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget, Timeouts, deliver
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConnectionFailed",
+    "DeliveryConfigError",
+    "DeliveryError",
+    "DeliveryReceipt",
+    "HostKeyRejected",
+    "RemoteDirectoryMissing",
+    "RemoteOperationFailed",
+    "RemotePermissionDenied",
+    "RenameRefused",
+    "RetryPolicy",
+    "SftpCredentials",
+    "SftpTarget",
+    "Timeouts",
+    "TransferIncomplete",
+    "deliver",
+    "load_credentials",
+]
