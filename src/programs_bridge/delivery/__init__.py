@@ -4,6 +4,8 @@ Secrets Manager, atomic verified uploads, bounded retries.
 Importing this package is cheap: paramiko is loaded only when a delivery actually connects.
 """
 
+import logging
+
 from programs_bridge.delivery.credentials import SftpCredentials, load_credentials
 from programs_bridge.delivery.errors import (
     AuthenticationFailed,
@@ -19,6 +21,10 @@ from programs_bridge.delivery.errors import (
 )
 from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget, Timeouts, deliver
+
+# A library logs; the application (Lambda handler, CLI) decides where to.  Without this, Python's
+# last-resort handler would print retry warnings under the CLI's single error line.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AuthenticationFailed",
