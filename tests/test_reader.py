@@ -226,6 +226,16 @@ def test_blank_lines_and_excel_leftovers_are_skipped_but_keep_their_line_numbers
     assert rows == [(4, ["1", "101"]), (8, ["2", "102"])]
 
 
+def test_leftovers_before_the_header_do_not_sway_the_delimiter(tmp_path: Path) -> None:
+    text = "\r\n,,,,,\r\nID;Program;Last\r\n1;101;Núñez\r\n"
+
+    reader, rows = read(write(tmp_path, codecs.BOM_UTF16_LE + text.encode("utf-16-le")))
+
+    assert reader.info.delimiter == ";"
+    assert reader.header == ["ID", "Program", "Last"]
+    assert rows == [(4, ["1", "101", "Núñez"])]
+
+
 def test_ragged_rows_are_yielded_as_they_are(tmp_path: Path) -> None:
     data = b"ID,Last,Program\n1,Lee\n2,Kim,101,extra\n3,Ray,102\n"
 

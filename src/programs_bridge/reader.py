@@ -34,7 +34,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, Self
@@ -72,6 +72,7 @@ _NOT_TEXT: Final = (
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "this looks like an old Excel workbook (.xls), not a text export"),
     (b"%PDF-", "this is a PDF document, not a text export"),
 )
+_ONLY_BLANK: Final = "the file has no header line: it holds only blank lines"
 _SAVE_AS: Final = ": open it in Excel and save it as 'CSV UTF-8', then send that file"
 
 _BOMS: Final = (
@@ -146,23 +147,26 @@ class ExportReader:
 
     def _start(self, encoding: str, compressed: bool, delimiter: str | None) -> None:
         """Read up to the first data row: sniff the delimiter, parse the header, make sure data follows."""
-        head = _header_lines(self._text)
+        blank, head = _header_lines(self._text)
         if not head:
-            raise ExportError("the file has no header line: it holds only blank lines")
-        head[0] = head[0].lstrip("\ufeff")  # a UTF-16 BOM survives decoding; it must not glue onto a quote
+            raise ExportError(_ONLY_BLANK)
         chosen = delimiter or _sniff_delimiter("".join(head))
         if chosen is None:
             raise ExportError(
-                "the first line has no comma, tab, semicolon or pipe between column names, "
+                "the header line has no comma, tab, semicolon or pipe between column names, "
                 "so this does not look like a delimited export"
             )
-        reader = csv.reader(chain(head, self._text), delimiter=chosen, quotechar='"', strict=True)
+        # Blank lines before the header go in as empty lines: they count for line numbers, and cannot turn into
+        # a header (",,,," is one non-empty field in a semicolon file).
+        lines = chain(repeat("\n", blank), head, self._text)
+        reader = csv.reader(lines, delimiter=chosen, quotechar='"', strict=True)
         records = _records(reader, chosen)
-        _, header = next(records, (0, []))
-        first = next(records, None)
+        found, first = next(records, None), next(records, None)
+        if found is None:
+            raise ExportError(_ONLY_BLANK)
         if first is None:
             raise ExportError("the file has a header but no data rows")
-        self.header = [name.lstrip("\ufeff").strip() for name in header]
+        self.header = [name.lstrip("\ufeff").strip() for name in found[1]]
         self.info = ExportInfo(encoding, chosen, compressed, _line_ending(head[-1]))
         self._rows: Iterator[tuple[int, list[str]]] | None = chain((first,), records)
 
@@ -217,25 +221,29 @@ def _csv_damage(detail: str, line: int, delimiter: str) -> ExportError:
     return ExportError(f"the row starting on line {line} cannot be read ({detail})")
 
 
-def _header_lines(text: Iterable[str]) -> list[str]:
-    """The physical lines up to the end of the header record: any leading blank lines, the header line, and
-    the lines a quoted header label spans (bounded, so a runaway quote cannot pull the file into memory)."""
-    lines: list[str] = []
-    quotes = size = 0
+def _header_lines(text: Iterable[str]) -> tuple[int, list[str]]:
+    """The physical lines up to the end of the header record: how many blank lines precede it, and the
+    header's own lines (more than one when a quoted label spans lines; bounded, so a runaway quote cannot
+    pull the file into memory).  The header is empty when the file holds nothing but blank lines."""
+    head: list[str] = []
+    blank = quotes = size = 0
     for line in text:
-        lines.append(line)
-        if not quotes and _is_blank(line):
+        if not blank and not head:  # the first line: a UTF-16 BOM survives decoding and would glue onto a quote
+            line = line.lstrip("\ufeff")
+        if not head and _is_blank(line):
+            blank += 1
             continue
+        head.append(line)
         quotes += line.count('"')
         size += len(line)
         if quotes % 2 == 0 or size > csv.field_size_limit():
-            return lines
-    return lines if quotes else []
+            break
+    return blank, head
 
 
 def _is_blank(line: str) -> bool:
     """A line with nothing but whitespace, quotes and delimiters (Excel's ``,,,,`` leftovers)."""
-    return not line.strip(' \t\r\n",;|')
+    return not "".join(line.split()).strip('",;|')
 
 
 def _sniff_delimiter(header: str) -> str | None:
@@ -369,10 +377,10 @@ def _utf_scan(chunks: Iterable[bytes], encoding: str) -> _Trouble | None:
     scan_as = "utf-8" if encoding == "utf-8-sig" else encoding  # keep the BOM as a character: offsets agree
     decoder = codecs.getincrementaldecoder(scan_as)("strict")
     seen = 0
-    for chunk, final in chain(((chunk, False) for chunk in chunks), ((b"", True),)):
+    for chunk in chain(chunks, (b"",)):  # chunks are never empty, so the b"" marks the end: flush the decoder
         pending = decoder.getstate()[0]
         try:
-            text = decoder.decode(chunk, final)
+            text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
             good = (pending + chunk)[: exc.start]
             return _Trouble("undecodable", seen + len(good.decode(scan_as, "replace")))
