@@ -23,12 +23,11 @@ class IdShape:
     def add(self, student_id: str, line: int) -> None:
         """Tally one Import Student ID (call only for all-digit IDs)."""
         width = len(student_id)
-        self.by_width[width] = self.by_width.get(width, 0) + 1
+        seen = self.by_width[width] = self.by_width.get(width, 0) + 1
         if student_id[0] == "0":
             self.padded_widths.add(width)
-        examples = self.examples.setdefault(width, [])
-        if len(examples) < _EXAMPLE_LINES:
-            examples.append(line)
+        if seen <= _EXAMPLE_LINES:
+            self.examples.setdefault(width, []).append(line)
 
     def finding(self, column: str) -> Finding | None:
         """A warning when the file shows padded IDs of one width and shorter ones beside them."""

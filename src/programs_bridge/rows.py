@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import date
 from enum import IntEnum
+from operator import itemgetter
 from typing import NamedTuple
 
 from programs_bridge.academic_year import academic_year_for, academic_year_mismatch, normalise_academic_year
@@ -67,7 +68,10 @@ class RowConverter:
         self.oldest_birth = today.replace(year=today.year - _OLDEST_PLAUSIBLE_AGE - 1, month=1, day=1)
         self.code_table = code_table
         self.skip = match.skip
-        self.plan = [(match.positions.get(c.field, -1), mapping.constants.get(c.field, "")) for c in COLUMNS]
+        # Unmapped columns read from constants appended after the row's own fields, so one C-level
+        # itemgetter call picks all fifteen values.
+        self.constants = [mapping.constants.get(c.field, "") for c in COLUMNS]
+        self.pick = itemgetter(*(match.positions.get(c.field, self.width + n) for n, c in enumerate(COLUMNS)))
         self.order = [[c.field for c in COLUMNS].index(f) for f in layout.fields]
         self.names = {
             c.field: header[match.positions[c.field]] if c.field in match.positions else c.label for c in COLUMNS
@@ -84,6 +88,7 @@ class RowConverter:
         self.years: dict[date, str] = {}
         self.zeros_restored = 0
         self.id_shape = IdShape()
+        self.id_shape_add = self.id_shape.add
         self.first_zero_restored_line: int | None = None
 
     def convert(self, line: int, fields: list[str]) -> RowResult:
@@ -104,7 +109,7 @@ class RowConverter:
             if fields[position].strip().casefold() in skip_values:
                 return SKIPPED
         (sid, ssid, last, first, middle, birth, program, elig_start, elig_end, start, end, year, elig_code,
-         exit_code, site) = [fields[p].strip() if p >= 0 else c for p, c in self.plan]  # fmt: skip
+         exit_code, site) = map(str.strip, self.pick(fields + self.constants))  # fmt: skip
         found: list[Finding] = []
         names = self.names
         F = Field
@@ -121,7 +126,7 @@ class RowConverter:
                 if self.first_zero_restored_line is None:
                     self.first_zero_restored_line = line
             else:
-                self.id_shape.add(sid, line)
+                self.id_shape_add(sid, line)
         if ssid:
             if "+" in ssid and _SCIENTIFIC.match(ssid):
                 found.append(_scientific(line, names[F.STATE_STUDENT_ID], "State Student ID", fatal=False))
