@@ -155,6 +155,12 @@ def test_a_file_declared_utf8_with_broken_bytes_names_the_line(tmp_path: Path) -
     assert "not valid UTF-8" in message
 
 
+def test_an_explicit_utf8_that_does_not_fit_names_the_line(tmp_path: Path) -> None:
+    message = refusal(tmp_path, export([HEADER, *ROWS]).encode("cp1252"), encoding="utf-8")
+
+    assert message.startswith("line 2 has bytes that are not valid UTF-8")
+
+
 # --- delimiters and quoting -----------------------------------------------------------------------------
 
 
@@ -296,6 +302,14 @@ def test_a_nul_byte_names_its_line(tmp_path: Path) -> None:
     message = refusal(tmp_path, data)
 
     assert "line 3 contains a NUL byte" in message
+
+
+def test_a_nul_far_into_a_crlf_file_names_its_exact_line(tmp_path: Path) -> None:
+    # 17-byte header + 12-byte lines: the CRLF ending line 21845 straddles the scanner's 256 KiB chunk boundary.
+    lines = b"".join(b"%06d,101\r\n" % n for n in range(40_000))
+    data = b"Student,Program\r\n" + lines + b"999999,1\x0001\r\n"
+
+    assert "line 40002 contains a NUL byte" in refusal(tmp_path, data)
 
 
 def test_a_nul_in_a_utf16_file_names_its_line(tmp_path: Path) -> None:
