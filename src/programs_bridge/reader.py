@@ -10,11 +10,12 @@ How, and why this way:
 * **Two passes over the bytes.**  Whether a BOM-less file is UTF-8 can only be known by decoding all of it
   (a cp1252 ``é`` may first appear on the last line), and it must be known before the first row is handed
   out.  The first pass decodes in large chunks with an incremental decoder (memory stays flat, and C does
-  the work); it also finds NUL bytes, which the ``csv`` module of Python 3.11+ would silently keep.  File-level
-  damage is therefore reported when the reader is opened, never after half the rows were processed.
+  the work); it also finds NUL bytes, which the ``csv`` module of Python 3.11+ would silently keep.  Bad
+  bytes are therefore reported when the reader is opened, never after half the rows were processed; only
+  broken quoting, which the csv parser alone sees, surfaces part-way (as ExportError naming the line).
 * **The second pass is stdlib C all the way down**: ``gzip`` -> ``io.TextIOWrapper(newline="")`` -> ``csv``.
-  The per-row Python work is one blank-row test and a line-number addition, because a 1M-row conversion must stay
-  within 2.5x of a bare ``csv.reader`` -> ``csv.writer`` round trip.
+  The per-row Python work is one blank-row test and a line-number addition, because a 1M-row conversion
+  must stay within 2.5x of a bare ``csv.reader`` -> ``csv.writer`` round trip.
 * **Line numbers are physical lines**, as a clerk sees them in an editor: ``csv.reader.line_num`` counts the
   lines the text layer split (CR, LF and CRLF all end a line), so a quoted value spanning lines moves every
   later row's number on correctly.
@@ -359,7 +360,7 @@ def _bom_encoding(head: bytes) -> str | None:
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
-    """UTF-16 of mostly-ASCII text has a NUL in every other byte, and never two NULs side by side."""
+    """UTF-16 of mostly-ASCII text has a NUL in most odd (LE) or even (BE) bytes and none in the others."""
     sample = head[:4096]
     half = len(sample) // 2
     even, odd = sample[0::2].count(0), sample[1::2].count(0)
@@ -374,7 +375,7 @@ def _utf16_without_bom(head: bytes) -> str | None:
 
 def _utf_scan(chunks: Iterable[bytes], encoding: str) -> _Trouble | None:
     """Decode everything with an incremental decoder; the first NUL or undecodable sequence, if any."""
-    scan_as = "utf-8" if encoding == "utf-8-sig" else encoding  # keep the BOM as a character: offsets agree
+    scan_as = _counting_codec(encoding)
     decoder = codecs.getincrementaldecoder(scan_as)("strict")
     seen = 0
     for chunk in chain(chunks, (b"",)):  # chunks are never empty, so the b"" marks the end: flush the decoder
@@ -434,9 +435,15 @@ def _decoding_damage(trouble: _Trouble, encoding: str, open_chunks: Callable[[],
     )
 
 
+def _counting_codec(encoding: str) -> str:
+    """The codec the scanner and the line counter share: plain UTF-8 keeps a BOM as one character, so the
+    offsets one finds are the offsets the other counts."""
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
 def _decoded(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
     """The text of ``chunks`` for counting lines, never failing: undecodable bytes become U+FFFD."""
-    scan_as = "utf-8" if encoding == "utf-8-sig" else encoding
+    scan_as = _counting_codec(encoding)
     decoder = codecs.getincrementaldecoder(scan_as)(_CP1252_ERRORS if scan_as == "cp1252" else "replace")
     for chunk in chunks:
         yield decoder.decode(chunk)
