@@ -164,9 +164,14 @@ def _capacity(response: Mapping[str, Any]) -> float:
     return sum(float(entry.get("CapacityUnits", 0.0)) for entry in entries)
 
 
+#: One ledger record as a reader thread hands it over: key text, fields hash, open, first run.  Raw
+#: boto3 items are ~10x larger; converting in the reader keeps in-flight pages small.
+_Compact = tuple[str, int, bool, str]
+
+
 @dataclass(frozen=True)
 class _Page:
-    items: list[Item]
+    records: list[_Compact]
     usage: Usage
 
 
@@ -196,8 +201,8 @@ class LedgerStore:
     def read_snapshot(self, feed: str) -> tuple[LedgerSnapshot, Usage]:
         """Every record of ``feed``: 16 shard Queries paged 1 MB at a time, run in parallel threads.
 
-        Pages flow through a bounded queue into one builder, so memory holds the compact snapshot plus a
-        few raw pages, never a shard's worth of raw items.
+        Pages, already compacted by the reader threads, flow through a bounded queue into one builder, so
+        memory holds the snapshot plus a few pages in flight, never a shard's worth of raw items.
         """
         usage = Usage()
         snapshot = LedgerSnapshot(head_run=self._head(feed, usage))
@@ -232,13 +237,8 @@ class LedgerStore:
                         raise LedgerError("reading the ledger failed") from page
                     else:
                         usage.add(page.usage)
-                        for item in page.items:
-                            snapshot.add(
-                                item["sk"]["S"],
-                                int(item["fields_hash"]["S"], 16),
-                                item["state"]["S"] == "open",
-                                item["first_run"]["S"],
-                            )
+                        for record in page.records:
+                            snapshot.add(*record)
             finally:
                 stop.set()
         return snapshot, usage
@@ -259,7 +259,16 @@ class LedgerStore:
             page_bytes = sum(item_size(item) for item in items)
             # Eventually consistent: half a unit per 4 KB of the page, rounded up per request.
             estimated = 0.5 * math.ceil(page_bytes / READ_UNIT_BYTES)
-            yield _Page(items, Usage(1, len(items), _capacity(response), estimated))
+            records = [
+                (
+                    item["sk"]["S"],
+                    int(item["fields_hash"]["S"], 16),
+                    item["state"]["S"] == "open",
+                    item["first_run"]["S"],
+                )
+                for item in items
+            ]
+            yield _Page(records, Usage(1, len(items), _capacity(response), estimated))
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
@@ -319,17 +328,33 @@ class LedgerStore:
         return status["S"] if status else None
 
     def claim(self, feed: str, run: RunRecord, expected_head: str | None) -> None:
-        """Atomically make ``run`` the feed's head and mark it ``committing``.
+        """Make ``run`` the feed's head, then mark it ``committing``; two conditional writes, in that order.
 
-        Fails with StaleLedgerError when another run became head after the plan's snapshot was read.  The
-        run's plan-time facts are set only if absent, so a retried commit keeps the first attempt's figures.
+        The head moves only from the run the plan saw (or from this run itself, on a retry); otherwise
+        StaleLedgerError, and nothing is written.  A crash between the two writes is harmless: the retry
+        passes the head condition as this run.  The run's plan-time facts are set only if absent, so a retry
+        keeps the first attempt's figures.  (Not one TransactWriteItems: that costs double and moto deep-copies
+        the whole table for each one.)
         """
         head_condition = "attribute_not_exists(head_run) OR head_run = :run"
         values: dict[str, Any] = {":run": {"S": run.run_id}}
         if expected_head is not None:
             head_condition += " OR head_run = :expected"
             values[":expected"] = {"S": expected_head}
-        counts = {name: {"N": str(value)} for name, value in run.counts.items()}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"{feed}#feed"}, "sk": {"S": "head"}},
+                UpdateExpression="SET head_run = :run",
+                ConditionExpression=head_condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raise StaleLedgerError(
+                f"feed {feed!r} was committed by another run after this plan read it; plan again"
+            ) from exc
         facts = {
             "source_key": run.source_key,
             "source_version": run.source_version,
@@ -337,38 +362,16 @@ class LedgerStore:
             "report_location": run.report_location,
         }
         run_values: dict[str, Any] = {f":{name}": {"S": value} for name, value in facts.items()}
-        run_values |= {":counts": {"M": counts}, ":committing": {"S": "committing"}, ":committed": {"S": "committed"}}
+        counts = {name: {"N": str(value)} for name, value in run.counts.items()}
+        run_values |= {":counts": {"M": counts}, ":committing": {"S": "committing"}}
         sets = ", ".join(f"{name} = if_not_exists({name}, :{name})" for name in [*facts, "counts"])
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {"pk": {"S": f"{feed}#feed"}, "sk": {"S": "head"}},
-                            "UpdateExpression": "SET head_run = :run",
-                            "ConditionExpression": head_condition,
-                            "ExpressionAttributeValues": values,
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _run_key(feed, run.run_id),
-                            "UpdateExpression": f"SET #s = :committing, {sets}",
-                            "ConditionExpression": "attribute_not_exists(#s) OR #s <> :committed",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": run_values,
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            raise StaleLedgerError(
-                f"feed {feed!r} was committed by another run after this plan read it; plan again"
-            ) from exc
+        self.client.update_item(
+            TableName=self.table,
+            Key=_run_key(feed, run.run_id),
+            UpdateExpression=f"SET #s = :committing, {sets}",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=run_values,
+        )
 
     def mark_committed(self, feed: str, run_id: str) -> None:
         self.client.update_item(
