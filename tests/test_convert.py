@@ -4,7 +4,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from programs_bridge.convert import Conversion, ConvertOptions, Status, convert_export
+from programs_bridge.convert import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.render import OutputFormat
 from programs_bridge.report import save_report
 
@@ -132,3 +132,14 @@ def test_the_json_report_lists_every_finding_with_its_place(tmp_path: Path) -> N
     }
     assert "has 3 fields but the header has 11" in issue["message"]
     assert report["findings_by_code"] == {"field_count": 1}
+
+
+def test_the_written_rows_can_be_read_back_with_their_export_lines(tmp_path: Path) -> None:
+    changed = ROWS[0].replace(",,,101", ",6/1/2026,E2,101")
+    many = [f"{n:06d},,Doe,Sam,,1/1/2012,144,8/15/2025,,,101" for n in range(100, 160)]
+    conversion, _ = run(tmp_path, [*ROWS, ROWS[1], *many, changed], keep_source_lines=True)
+    rows = list(converted_rows(conversion))
+    assert [line for line, _ in rows] == [3, 4, *range(6, 66)]  # 2 and 67 conflict, 5 repeats 3
+    assert rows[0][1][:3] == ["004522", "1234567891", "García, Jr."]
+    assert len(rows) == conversion.rows_written
+    assert list(converted_rows(conversion)) == rows  # walkable again

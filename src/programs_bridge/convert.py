@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from array import array
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -31,6 +33,7 @@ from programs_bridge.rows import Outcome, RowConverter
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
 _PROGRESS_EVERY = 50_000
+_LINE_CHUNK = 1 << 16
 
 
 class Status(StrEnum):
@@ -52,6 +55,8 @@ class ConvertOptions:
     delimiter: str | None = None
     encoding: str | None = None
     today: date = field(default_factory=date.today)
+    keep_source_lines: bool = False
+    """Also write ``Conversion.source_lines``: which export line each programs.txt row came from."""
 
 
 @dataclass
@@ -74,6 +79,8 @@ class Conversion:
     rows_merged: int = 0
     findings: FindingLog = field(default_factory=FindingLog)
     output: Path | None = None
+    source_lines: Path | None = None
+    """With ``keep_source_lines``: int32 export line numbers, one per written row; the caller deletes it."""
 
     def reject(self, reason: str) -> Conversion:
         self.status, self.reason, self.rows_written = Status.REJECTED, reason, 0
@@ -109,6 +116,8 @@ def convert_export(
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
                 if result.status is not Status.REJECTED and destination is not None:
+                    if options.keep_source_lines:
+                        result.source_lines = staged.save_source_lines(destination)
                     staged.publish(destination)
                     result.output = destination
     except ExportError as exc:
@@ -221,6 +230,27 @@ def _second_pass(staged: _Staging, result: Conversion) -> None:
     staged.drop(verdict.drop)
 
 
+def converted_rows(conversion: Conversion) -> Iterator[tuple[int, list[str]]]:
+    """The written programs.txt read back as ``(export line, fields)``: what the ledger plans and commits.
+
+    Needs a conversion made with ``keep_source_lines``; walk it as often as needed.
+    """
+    if conversion.output is None or conversion.source_lines is None:
+        raise ValueError("the conversion wrote no programs.txt with source lines")
+    header = conversion.options.output.header
+    newline = conversion.options.output.newline
+    with conversion.output.open(encoding="utf-8", newline="") as rows, conversion.source_lines.open("rb") as lines:
+        if header:
+            rows.readline()
+        numbers = array("i")
+        for text in rows:
+            if not numbers:
+                with suppress(EOFError):
+                    numbers.fromfile(lines, _LINE_CHUNK)
+                numbers.reverse()
+            yield numbers.pop(), text[: -len(newline)].split("\t")
+
+
 def _apply_reject_policy(result: Conversion) -> None:
     considered = result.rows_read - result.rows_skipped
     if considered == 0:
@@ -249,6 +279,7 @@ class _Staging:
         self._dir = directory
         self._file: IO[str] | None = None
         self.duplicates = DuplicateFinder()
+        self.dropped: set[int] = set()
 
     def __enter__(self) -> _Staging:
         fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
@@ -278,6 +309,20 @@ class _Staging:
             for line in staged:
                 yield line[: -len(self.newline)]
 
+    def save_source_lines(self, destination: Path) -> Path:
+        """The export line of every row still staged, beside ``destination`` (see ``converted_rows``)."""
+        fd, name = tempfile.mkstemp(prefix=f".{destination.name}-", suffix=".lines", dir=destination.parent)
+        with os.fdopen(fd, "wb") as out:
+            chunk = array("i")
+            for index, (_, line) in enumerate(self.duplicates.entries()):
+                if index not in self.dropped:
+                    chunk.append(line)
+                if len(chunk) >= _LINE_CHUNK:
+                    chunk.tofile(out)
+                    del chunk[:]
+            chunk.tofile(out)
+        return Path(name)
+
     def drop(self, indices: set[int]) -> None:
         """Rewrite the staged file without the rows at ``indices`` (0-based, header not counted)."""
         assert self._file is not None
@@ -290,6 +335,7 @@ class _Staging:
                     kept.write(row + self.newline)
         self._file.close()
         Path(name).replace(self.path)
+        self.dropped = indices
         self._file = self.path.open("a", encoding="utf-8", newline="")
 
     def publish(self, destination: Path) -> None:

@@ -60,7 +60,8 @@ class DuplicateFinder:
             pending.tofile(self._spool)
             del pending[:]
 
-    def _hashes(self) -> Iterator[tuple[int, int]]:
+    def entries(self) -> Iterator[tuple[int, int]]:
+        """(key hash, source line) of every row added, in order; read back from the spool."""
         self._pending.tofile(self._spool)
         del self._pending[:]
         self._spool.seek(0)
@@ -79,7 +80,7 @@ class DuplicateFinder:
             return verdict
         groups: dict[tuple[str, ...], list[tuple[int, int, str]]] = {}
         suspects = self.suspects
-        for index, ((digest, source_line), text) in enumerate(zip(self._hashes(), staged_rows, strict=True)):
+        for index, ((digest, source_line), text) in enumerate(zip(self.entries(), staged_rows, strict=True)):
             if digest in suspects:
                 key = record_key(text.split("\t"), layout)
                 groups.setdefault(key, []).append((index, source_line, text))
