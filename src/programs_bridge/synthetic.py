@@ -280,7 +280,6 @@ class Profile:
     #: (start, end) columns for participation-dated and eligibility-dated programs.
     participation: tuple[int, int]
     eligibility: tuple[int, int]
-    extension: str
 
     def period(self, enrollment: Enrollment) -> tuple[int, int]:
         return self.eligibility if enrollment.program.eligibility_dated else self.participation
@@ -369,7 +368,6 @@ PROFILES: dict[str, Profile] = {
             exit_code=10,
             participation=(8, 9),
             eligibility=(8, 9),
-            extension="csv",
         ),
         Profile(
             name="aeries",
@@ -398,7 +396,6 @@ PROFILES: dict[str, Profile] = {
             exit_code=None,
             participation=(9, 10),
             eligibility=(7, 8),
-            extension="csv",
         ),
         Profile(
             name="infinite-campus",
@@ -425,7 +422,6 @@ PROFILES: dict[str, Profile] = {
             exit_code=None,
             participation=(8, 9),
             eligibility=(8, 9),
-            extension="tsv",
         ),
         Profile(
             name="illuminate",
@@ -440,7 +436,6 @@ PROFILES: dict[str, Profile] = {
             exit_code=13,
             participation=(9, 10),
             eligibility=(7, 8),
-            extension="txt",
         ),
     )
 }
