@@ -128,15 +128,16 @@ def plan_and_commit_unchanged(rows: int) -> dict[str, Any]:
 
 
 def converter_seconds_per_row() -> float | None:
-    """The converter's own figure from its benchmark, if that has run on this machine."""
+    """The converter's own time per row at its largest size, from ``bench/results/convert.json`` if the
+    convert benchmark has run on this machine (it writes ``{"convert": {"<rows>": {"seconds": ...}}}``)."""
     path = HERE / "results" / "convert.json"
     if not path.exists():
         return None
-    data = json.loads(path.read_text())
-    for case in data.get("cases", []) if isinstance(data, dict) else []:
-        if case.get("rows") and case.get("convert_seconds"):
-            return float(case["convert_seconds"]) / float(case["rows"])
-    return None
+    runs = json.loads(path.read_text()).get("convert", {})
+    if not runs:
+        return None
+    rows = max(runs, key=int)
+    return float(runs[rows]["seconds"]) / int(rows)
 
 
 def run() -> bool:
