@@ -18,7 +18,11 @@ EXIT_USAGE = 64
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.  Each has
 #: ``add_command(subparsers)`` which adds a parser whose default ``handler`` returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("programs_bridge.conversion_cli", "programs_bridge.delivery.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "programs_bridge.conversion_cli",
+    "programs_bridge.plan_cli",
+    "programs_bridge.delivery.cli",
+)
 
 
 class UsageError(Exception):
