@@ -85,7 +85,8 @@ class SshdOptions:
 
     #: Allow password authentication (needs root; see the module docstring).
     password_auth: bool = False
-    #: sftp-server requests to refuse (``-P``), e.g. ``("rename", "posix-rename@openssh.com")``.
+    #: sftp-server requests to refuse (``-P``), named as ``sftp-server -Q requests`` lists them,
+    #: e.g. ``("rename", "posix-rename")``.
     denied_requests: tuple[str, ...] = ()
     #: Host key types the server offers, in order.
     host_key_types: tuple[str, ...] = ("ed25519",)
@@ -211,7 +212,7 @@ class SshdServer:
             "MaxAuthTries 6",
             "MaxStartups 100:30:200",
             # DEBUG1 logs each "userauth-request", which is how tests prove no credential was sent.
-            "LogLevel DEBUG1",
+            "LogLevel DEBUG2",
             f"Subsystem sftp {sftp}",
             f"ForceCommand {sftp}",
         ]

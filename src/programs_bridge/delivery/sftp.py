@@ -193,9 +193,15 @@ def _deliver_once(
 
 
 def _is_sftp_status(exc: BaseException) -> bool:
-    """paramiko reports SFTP status replies as a bare ``IOError`` (errno ENOENT, EACCES or none);
-    socket failures are ``OSError`` subclasses or carry other errno values."""
-    return type(exc) is OSError and exc.errno in (None, errno.ENOENT, errno.EACCES)
+    """paramiko reports an SFTP status reply as ``IOError`` with errno ENOENT, EACCES or none (Python
+    turns the first two into FileNotFoundError and PermissionError); socket failures are other
+    ``OSError`` subclasses or carry other errno values.  The one ambiguity, a bare "Socket is closed",
+    is settled in :func:`_session`, which knows whether the connection is still up."""
+    return (
+        isinstance(exc, OSError)
+        and not isinstance(exc, (ConnectionError, TimeoutError))
+        and exc.errno in (None, errno.ENOENT, errno.EACCES)
+    )
 
 
 def _translate(exc: BaseException, action: str, missing: type[DeliveryError]) -> DeliveryError:
@@ -263,7 +269,14 @@ def _session(
             channel = client.get_channel()
             if channel is not None:
                 channel.settimeout(timeouts.io)
-        yield client
+        try:
+            yield client
+        except RemoteOperationFailed as exc:
+            # A request that failed because the connection died is transient, whatever it looked like.
+            channel = client.get_channel()
+            if transport.is_active() and channel is not None and not channel.closed:
+                raise
+            raise ConnectionFailed(f"connection to {where} lost: {exc}") from exc
     finally:
         transport.close()
 
