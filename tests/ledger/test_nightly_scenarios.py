@@ -11,7 +11,7 @@ import pytest
 
 from programs_bridge.layout import STANDARD, Field
 from programs_bridge.ledger.commit import commit, commit_plan
-from programs_bridge.ledger.model import ExportKind, Policy
+from programs_bridge.ledger.model import Decision, ExportKind, Policy
 from programs_bridge.ledger.plan import make_plan, summary_lines
 from programs_bridge.ledger.store import StaleLedgerError
 
@@ -98,6 +98,8 @@ def test_a_transfer_done_right_is_an_exit_and_a_new_record_not_a_duplicate_risk(
         [enrolment("7", "144", "01/12/2026", "14"), enrolment("7", "144", "08/15/2025", "12", end="01/09/2026")]
     )
     assert (night.counts["new"], night.counts["exit"], night.counts["duplicate_risk"]) == (1, 1, 0)
+    decisions = [night.plan.classification.decision(row) for row in range(2)]
+    assert decisions == [Decision.NEW, Decision.EXIT]
     assert len(night.sent) == 2
     assert attr(ledger.record(("7", "144", "01/12/2026", "14")), "state") == "open"
     assert attr(ledger.record(("7", "144", "08/15/2025", "12")), "state") == "closed"

@@ -382,11 +382,6 @@ class LedgerStore:
             ExpressionAttributeValues={":committed": {"S": "committed"}},
         )
 
-    def run_item(self, feed: str, run_id: str) -> Item | None:
-        response = self.client.get_item(TableName=self.table, Key=_run_key(feed, run_id), ConsistentRead=True)
-        item = response.get("Item")
-        return dict(item) if item is not None else None
-
 
 def _run_key(feed: str, run_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"{feed}#run"}, "sk": {"S": run_id}}
