@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,7 +91,7 @@ def known_hosts_line(host: str, port: int, key_type: str, public_key: bytes) -> 
 def local_sftp(
     root: Path, username: str = "illuminate", *, password: str | None = None, startup_timeout: float = 30.0
 ) -> Iterator[LocalSftp]:
-    """Serve ``root`` over SFTP on a free 127.0.0.1 port until the block ends.
+    """Serve ``root`` (an existing folder) over SFTP on a free 127.0.0.1 port until the block ends.
 
     On exit every client is disconnected, the listening socket is closed (the port is free again) and the
     server thread is joined.  Keys exist only in memory and in the returned :class:`LocalSftp`.
@@ -100,12 +101,8 @@ def local_sftp(
     host_key = asyncssh.generate_private_key(KEY_TYPE)
     client_key = asyncssh.generate_private_key(KEY_TYPE)
     access = Access(username, client_key.public_data, password)
-    chroot = Path(root).resolve(strict=True)
-
-    def listen(connections: set[SSHServerConnection]) -> Awaitable[SSHAcceptor]:
-        return _listen(access, chroot, host_key, connections)
-
-    with _serving_in_thread(listen, startup_timeout) as port:
+    chroot = root.resolve(strict=True)
+    with _serving_in_thread(partial(_listen, access, chroot, host_key), startup_timeout) as port:
         yield LocalSftp(
             host=HOST,
             port=port,
@@ -178,6 +175,10 @@ class _Running:
     stop: asyncio.Event
     port: int
 
+    def stop_soon(self) -> None:
+        """Ask the server thread to shut down; safe to call from any thread."""
+        self.loop.call_soon_threadsafe(self.stop.set)
+
 
 @contextmanager
 def _serving_in_thread(listen: Listen, startup_timeout: float) -> Iterator[int]:
@@ -187,15 +188,20 @@ def _serving_in_thread(listen: Listen, startup_timeout: float) -> Iterator[int]:
     thread.start()
     try:
         running = started.result(timeout=startup_timeout)
-    except BaseException:
-        thread.join(startup_timeout)
+    except TimeoutError:
+        started.add_done_callback(_stop_late_start)  # a server that comes up after all must not linger
         raise
     thread.name = f"local-sftp-{running.port}"
     try:
         yield running.port
     finally:
-        running.loop.call_soon_threadsafe(running.stop.set)
+        running.stop_soon()
         thread.join()
+
+
+def _stop_late_start(started: Future[_Running]) -> None:
+    if started.exception() is None:
+        started.result().stop_soon()
 
 
 async def _serve(listen: Listen, started: Future[_Running]) -> None:
