@@ -88,7 +88,7 @@ _BOMS: Final = (
 # does (WHATWG "windows-1252"): each to the C1 control character with the same number, so nothing is lost
 # or crashes, and say so in a finding.
 _CP1252_ERRORS: Final = "programs_bridge.cp1252_c1"
-_CP1252_UNDEFINED: Final = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+_CP1252_UNDEFINED: Final = b"\x81\x8d\x8f\x90\x9d"
 
 
 def _cp1252_c1(exc: UnicodeError) -> tuple[str, int]:
@@ -401,7 +401,7 @@ def _cp1252_scan(chunks: Iterable[bytes], open_chunks: Callable[[], Iterator[byt
         nul = chunk.find(b"\x00")
         if nul >= 0:
             raise _decoding_damage(_Trouble("nul", seen + nul), "cp1252", open_chunks)
-        count = sum(map(chunk.count, _CP1252_UNDEFINED))
+        count = len(chunk) - len(chunk.translate(None, _CP1252_UNDEFINED))  # one pass, unlike five count()s
         if count and first_undefined is None:
             first_undefined = seen + min(i for i in map(chunk.find, _CP1252_UNDEFINED) if i >= 0)
         undefined += count
