@@ -213,6 +213,13 @@ def test_a_quoted_newline_moves_the_line_numbers_of_later_rows(tmp_path: Path) -
     ]
 
 
+def test_a_header_label_spanning_lines_is_one_header(tmp_path: Path) -> None:
+    reader, rows = read(write(tmp_path, b'"Student\nNumber",Program\n00123,101\n'))
+
+    assert reader.header == ["Student\nNumber", "Program"]
+    assert rows == [(3, ["00123", "101"])]
+
+
 @pytest.mark.parametrize(("newline", "name"), [("\n", "LF"), ("\r\n", "CRLF"), ("\r", "CR")])
 def test_every_line_ending_gives_the_same_rows_and_is_reported(tmp_path: Path, newline: str, name: str) -> None:
     data = export([HEADER, *ROWS, [], []], newline=newline).encode()
