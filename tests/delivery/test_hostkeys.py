@@ -73,6 +73,7 @@ def test_hashed_wildcard_and_negated_host_patterns(keys: dict[str, tuple[str, st
         ("host ssh-dss AAAAB3NzaC1kc3MAAACBAP", "unsupported key type 'ssh-dss'"),
         ("host ssh-ed25519 not*base64", "not valid base64"),
         ("@cert-authority *.example ssh-ed25519 AAAA", "markers"),
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIom user@laptop", r"public key \(\.pub\) line"),
     ],
 )
 def test_malformed_known_hosts_lines_are_configuration_errors(line: str, problem: str) -> None:

@@ -67,8 +67,13 @@ def parse_known_hosts(text: str | Iterable[str]) -> list[PinnedKey]:
         if len(fields) < 3:
             raise DeliveryConfigError(f"known_hosts line {number}: expected 'host key-type base64-key'")
         hosts, key_type, encoded = fields[:3]
+        if hosts in ALGORITHMS_FOR_KEY_TYPE:
+            raise DeliveryConfigError(
+                f"known_hosts line {number}: this is a public key (.pub) line; a known_hosts line starts with "
+                "the host name, as ssh-keyscan prints it"
+            )
         if key_type not in ALGORITHMS_FOR_KEY_TYPE:
-            raise DeliveryConfigError(f"known_hosts line {number}: unsupported key type {key_type!r}")
+            raise DeliveryConfigError(f"known_hosts line {number}: unsupported key type {key_type[:40]!r}")
         try:
             blob = base64.b64decode(encoded, validate=True)
         except binascii.Error:
