@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from programs_bridge.delivery import (
     RetryPolicy,
     SftpCredentials,
     SftpTarget,
+    Timeouts,
     deliver,
     load_credentials,
 )
@@ -178,6 +180,39 @@ def test_server_killed_mid_transfer_then_restarted_the_retry_delivers_a_complete
     assert receipt.stale_temps_removed == 1  # the crashed attempt's temporary file
     assert (sshd.sftp_root / "programs.txt").read_bytes() == big.read_bytes()
     assert _files(sshd) == ["programs.txt"]
+
+
+def test_a_server_that_hangs_mid_transfer_times_out_and_the_retry_delivers(
+    sshd: SshdServer, make_target: MakeTarget, client_key: KeyPair, tmp_path: Path
+) -> None:
+    big = tmp_path / "programs.txt"
+    big.write_bytes(os.urandom(24 * 1024 * 1024 + 7))
+    frozen: list[bool] = []
+
+    def hang_once(done: int, total: int) -> None:
+        if not frozen and done > total // 3:
+            sshd.freeze_sessions()
+            frozen.append(True)
+
+    target = make_target(timeouts=Timeouts(io=1.0))
+    receipt = deliver(big, target, key_credentials(sshd, client_key), retry=QUICK_RETRY, progress=hang_once)
+    assert receipt.attempts == 2
+    assert (sshd.sftp_root / "programs.txt").read_bytes() == big.read_bytes()
+
+
+def test_a_server_that_never_sends_its_banner_times_out(client_key: KeyPair, programs_txt: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        target = SftpTarget(
+            host="127.0.0.1",
+            port=port,
+            known_hosts=f"[127.0.0.1]:{port} {client_key.public_line}",
+            timeouts=Timeouts(banner=0.5, handshake=0.5),
+        )
+        credentials = SftpCredentials.model_validate({"username": "u", "private_key": client_key.private_text})
+        with pytest.raises(ConnectionFailed, match="SSH handshake") as caught:
+            deliver(programs_txt, target, credentials, retry=RetryPolicy(attempts=2), sleep=lambda _: None)
+    assert caught.value.attempts == 2
 
 
 def test_connection_refused_is_retried_then_reported(client_key: KeyPair, programs_txt: Path) -> None:

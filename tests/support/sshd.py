@@ -248,6 +248,16 @@ class SshdServer:
         self._process.wait()
         self._process = None
 
+    def freeze_sessions(self) -> None:
+        """SIGSTOP every open connection (the listener keeps accepting): a server that hangs mid-transfer.
+
+        :meth:`kill` (and so the end of :func:`running_sshd`) still removes the frozen processes.
+        """
+        if self._process is not None:
+            for pid in _descendants(self._process.pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+
     def restart(self) -> None:
         self.kill()
         self.start()

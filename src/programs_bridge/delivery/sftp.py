@@ -31,6 +31,7 @@ from programs_bridge.delivery.credentials import SftpCredentials
 from programs_bridge.delivery.errors import (
     AuthenticationFailed,
     ConnectionFailed,
+    DeliveryConfigError,
     DeliveryError,
     RemoteDirectoryMissing,
     RemoteOperationFailed,
@@ -93,10 +94,11 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class SftpTarget:
-    """Where one feed's file goes.  ``known_hosts`` holds the pinned host key line(s)."""
+    """Where one feed's file goes.  ``known_hosts`` holds the pinned host key line(s): a tuple of lines,
+    or one string with a line per key."""
 
     host: str
-    known_hosts: tuple[str, ...]
+    known_hosts: tuple[str, ...] | str
     port: int = 22
     remote_dir: str = "."
     remote_name: str = "programs.txt"
@@ -152,7 +154,10 @@ def deliver(
         if credentials.private_key is not None
         else None
     )
-    size = local_file.stat().st_size
+    try:
+        size = local_file.stat().st_size
+    except OSError as exc:
+        raise DeliveryConfigError(f"cannot read the file to deliver: {exc.strerror}") from None
     final = remote_path(target.remote_dir, target.remote_name)
 
     def attempt(number: int) -> DeliveryReceipt:
@@ -259,6 +264,9 @@ def _session(
         transport.get_security_options().key_types = preferred_algorithms(pins, offered)
         with _translating(f"SSH handshake with {where}"):
             transport.start_client(timeout=timeouts.handshake)
+        if not (transport.is_active() and transport.initial_kex_done):
+            # start_client returns quietly when its timeout expires mid-negotiation.
+            raise ConnectionFailed(f"SSH handshake with {where}: no answer within {timeouts.handshake:g} s")
         server_key = transport.get_remote_server_key()
         check_offered_key(pins, target.host, target.port, server_key.get_name(), server_key.asbytes())
         _authenticate(transport, credentials, key, where)
