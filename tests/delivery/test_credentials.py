@@ -10,6 +10,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from programs_bridge.delivery.credentials import SftpCredentials, load_credentials, parse_credentials
 from programs_bridge.delivery.errors import DeliveryConfigError
@@ -93,3 +95,15 @@ def test_importing_the_package_does_not_load_paramiko() -> None:
     code = "import sys, programs_bridge.delivery, programs_bridge.delivery.cli; print('paramiko' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_pkcs8_pem_ed25519_key_loads_although_paramiko_reads_only_openssh_ed25519() -> None:
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse"),
+    )
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    key = load_private_key(pem.decode(), "correct horse")
+    assert f"{key.get_name()} {key.get_base64()}" == public.decode()
