@@ -220,7 +220,8 @@ class SshdServer:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start sshd and wait until it listens (it logs ``Server listening on ...``)."""
-        PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+        if os.geteuid() == 0:  # only a root sshd chroots its unprivileged half there
+            PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         check = subprocess.run([str(SSHD), "-t", "-f", str(self.config_path)], capture_output=True, text=True)
         if check.returncode != 0:
             raise SshdUnavailable(f"sshd rejected its test configuration: {check.stderr.strip()}")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeGuard, cast
 
 from programs_bridge.delivery.credentials import SftpCredentials
 from programs_bridge.delivery.errors import (
@@ -197,7 +197,7 @@ def _deliver_once(
         return removed
 
 
-def _is_sftp_status(exc: BaseException) -> bool:
+def _is_sftp_status(exc: BaseException) -> TypeGuard[OSError]:
     """paramiko reports an SFTP status reply as ``IOError`` with errno ENOENT, EACCES or none (Python
     turns the first two into FileNotFoundError and PermissionError); socket failures are other
     ``OSError`` subclasses or carry other errno values.  The one ambiguity, a bare "Socket is closed",
@@ -219,7 +219,6 @@ def _translate(exc: BaseException, action: str, missing: type[DeliveryError]) ->
     if isinstance(exc, AuthenticationException):
         return AuthenticationFailed(f"{action}: the server refused authentication")
     if _is_sftp_status(exc):
-        assert isinstance(exc, OSError)
         reason = exc.strerror or (str(exc.args[0]) if exc.args else "failure")
         if exc.errno == errno.ENOENT:
             return missing(f"{action}: no such file or directory")
@@ -254,7 +253,11 @@ def _session(
     timeouts = target.timeouts
     with _translating(f"connecting to {where}"):
         sock = socket.create_connection((target.host, target.port), timeout=timeouts.connect)
-    transport = paramiko.Transport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
+    try:
+        transport = paramiko.Transport(sock, disabled_algorithms=DISABLED_ALGORITHMS)
+    except BaseException:
+        sock.close()
+        raise
     try:
         transport.banner_timeout = timeouts.banner
         transport.handshake_timeout = timeouts.handshake
