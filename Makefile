@@ -6,13 +6,24 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help demo test lint bench system-deps install clean samples
+.PHONY: help demo test lint bench system-deps install clean samples build deploy lint-template
+
+# The deployment tools (SAM CLI, checkov, cfn-lint) live in their own virtualenv so that their pins never
+# fight the project's; `make test` and `make demo` do not need them.
+TOOLS_VENV  ?= .venv-tools
+TOOLS_BIN   := $(TOOLS_VENV)/bin
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+# This Makefile's directory: `sam build` runs build-PipelineFunction from a scratch copy of src/.
+ROOT        := $(dir $(abspath $(firstword $(MAKEFILE_LIST))))
+SAM         := SAM_CLI_TELEMETRY=0 $(TOOLS_BIN)/sam
 
 help:
 	@echo "make demo   - run the pipeline locally on the bundled samples"
 	@echo "make test   - install everything (system packages included) and run the test suite"
 	@echo "make lint   - ruff, mypy and cfn-lint"
 	@echo "make bench  - the performance benchmarks (not part of make test)"
+	@echo "make build  - sam build: the Lambda package for python3.13 on arm64 (docs/deploy.md)"
+	@echo "make deploy - sam deploy --guided: create or update the stack in your AWS account"
 
 # OpenSSH's sshd is what the delivery tests talk to; Debian ships it as openssh-server.
 system-deps:
@@ -37,7 +48,38 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	@if [ -f template.yaml ]; then $(BIN)/cfn-lint template.yaml; fi
+	@$(MAKE) --no-print-directory lint-template
+
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_BIN)/pip install -q --upgrade pip
+	$(TOOLS_BIN)/pip install -q 'aws-sam-cli>=1.170' 'checkov>=3.2' 'cfn-lint>=1.0'
+	@touch $@
+
+# cfn-lint, SAM's own validation (it needs a region but no credentials) and checkov's security checks;
+# checkov findings are either fixed or skipped in template.yaml with the reason next to them.
+lint-template: $(TOOLS_STAMP)
+	$(TOOLS_BIN)/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(SAM) validate --lint
+	$(TOOLS_BIN)/checkov -f template.yaml --framework cloudformation --skip-download --quiet --compact
+
+build: $(TOOLS_STAMP)
+	$(SAM) build
+
+# Called by `sam build` (template.yaml: BuildMethod makefile), in a scratch copy of src/ with ARTIFACTS_DIR
+# set.  pip fetches the wheels of the Lambda runtime (CPython 3.13 on arm64) itself, so the build needs
+# neither a local Python 3.13 nor Docker.
+LAMBDA_PLATFORMS := manylinux_2_34_aarch64 manylinux_2_28_aarch64 manylinux2014_aarch64
+build-PipelineFunction:
+	$(ROOT)$(TOOLS_BIN)/pip install -q --target "$(ARTIFACTS_DIR)" --implementation cp --python-version 3.13 \
+	  --only-binary=:all: $(addprefix --platform ,$(LAMBDA_PLATFORMS)) -r requirements.txt
+	cp -R programs_bridge "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+deploy: build
+	@echo "sam deploy --guided: asks for the stack name, region and parameters, shows the change set,"
+	@echo "and saves your answers in samconfig.toml (then plain 'sam deploy' repeats them). docs/deploy.md"
+	$(SAM) deploy --guided
 
 bench: system-deps $(STAMP)
 	$(BIN)/python -m bench
