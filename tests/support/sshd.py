@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from programs_bridge.local.moto_server import free_port
 
@@ -160,7 +161,7 @@ class SshdServer:
     host_keys: list[KeyPair] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = None
 
-    host = HOST
+    host: ClassVar[str] = HOST
 
     @property
     def log_path(self) -> Path:
@@ -211,7 +212,8 @@ class SshdServer:
             "PermitTTY no",
             "MaxAuthTries 6",
             "MaxStartups 100:30:200",
-            # DEBUG1 logs each "userauth-request", which is how tests prove no credential was sent.
+            # DEBUG1 logs each "userauth-request" (how tests prove no credential was sent); DEBUG2 adds the
+            # signature algorithm of each accepted key ("authenticated 1 pkalg rsa-sha2-512").
             "LogLevel DEBUG2",
             f"Subsystem sftp {sftp}",
             f"ForceCommand {sftp}",
