@@ -186,16 +186,17 @@ def _first_pass(
     write, add_key, findings = staged.file.write, staged.duplicates.add, result.findings
     newline = staged.newline
     read = written = rejected = skipped = 0
+    convert = converter.convert
     for line, fields in rows:
         read += 1
-        outcome = converter.convert(line, fields)
-        if outcome.findings:
-            findings.extend(outcome.findings)
-        if outcome.outcome is Outcome.WRITTEN:
-            write(outcome.line + newline)
-            add_key(outcome.key, line)
+        outcome, text, key, found = convert(line, fields)
+        if found:
+            findings.extend(found)
+        if outcome is Outcome.WRITTEN:
+            write(text + newline)
+            add_key(key, line)
             written += 1
-        elif outcome.outcome is Outcome.REJECTED:
+        elif outcome is Outcome.REJECTED:
             rejected += 1
         else:
             skipped += 1

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import NamedTuple
@@ -263,6 +263,17 @@ class DateParser:
                 self._open_days.add(result.day)
             else:
                 self._open_words.add(sentinel.strip().casefold())
+
+    @property
+    def cached(self) -> Callable[[str], DateResult | None]:
+        """The cache's own ``dict.get``: a hot loop calls it first (a C call, no Python frame) and falls
+        back to :meth:`parse` on a miss.  Stays valid when the cache is cleared."""
+        return self._cache.get
+
+    @property
+    def cached_end(self) -> Callable[[str], DateResult | None]:
+        """Like :attr:`cached`, for :meth:`parse_end`."""
+        return self._end_cache.get
 
     def parse(self, raw: str) -> DateResult:
         """The result for ``raw``; hot path, one dict lookup when the value was seen before."""

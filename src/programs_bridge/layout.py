@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from enum import StrEnum
+from functools import cache
 
 
 class Field(StrEnum):
@@ -130,7 +130,9 @@ def custom_layout(names: Sequence[str]) -> Layout:
 
 
 @cache
-def _key_positions(layout: Layout) -> tuple[int, int, int, int, int]:
+def key_positions(layout: Layout) -> tuple[int, int, int, int, int]:
+    """Where student, program, program start, eligibility start and site sit in a row (-1: not in it)."""
+
     def at(field: Field) -> int:
         position = layout.index(field)
         return -1 if position is None else position
@@ -149,8 +151,8 @@ def record_key(row: Sequence[str], layout: Layout) -> tuple[str, str, str, str]:
 
     The start date falls back to Eligibility Start Date when Program Start Date is empty (Illuminate's
     documented behaviour); a column the layout leaves out counts as empty, as Illuminate would see it.
-    Called once per row, so the positions are worked out once per layout.
+    Hot loops look ``key_positions`` up once and index the row themselves.
     """
-    student, program, start, eligibility_start, site = _key_positions(layout)
+    student, program, start, eligibility_start, site = key_positions(layout)
     start_date = (row[start] if start >= 0 else "") or (row[eligibility_start] if eligibility_start >= 0 else "")
     return (row[student], row[program], start_date, row[site] if site >= 0 else "")

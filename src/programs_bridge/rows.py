@@ -21,8 +21,8 @@ from programs_bridge.codetable import CodeTable
 from programs_bridge.dates import DateParser, DateResult
 from programs_bridge.findings import Finding, error, warning
 from programs_bridge.headers import ColumnMatch
-from programs_bridge.id_shape import IdShape
-from programs_bridge.layout import COLUMN_BY_FIELD, COLUMNS, Field, Layout, record_key
+from programs_bridge.id_shape import EXAMPLE_LINES, IdShape
+from programs_bridge.layout import COLUMN_BY_FIELD, COLUMNS, Field, Layout, key_positions
 from programs_bridge.mapping import Mapping
 from programs_bridge.render import render_line
 
@@ -47,6 +47,9 @@ class RowResult(NamedTuple):
 
 
 SKIPPED = RowResult(Outcome.SKIPPED)
+WRITTEN = Outcome.WRITTEN
+#: ``tuple.__new__`` builds a RowResult without the Python-level ``__new__`` that NamedTuple generates.
+_new_result = tuple.__new__
 
 
 class RowConverter:
@@ -72,7 +75,8 @@ class RowConverter:
         # itemgetter call picks all fifteen values.
         self.constants = [mapping.constants.get(c.field, "") for c in COLUMNS]
         self.pick = itemgetter(*(match.positions.get(c.field, self.width + n) for n, c in enumerate(COLUMNS)))
-        self.order = [[c.field for c in COLUMNS].index(f) for f in layout.fields]
+        canonical = [c.field for c in COLUMNS]
+        self.arrange = itemgetter(*(canonical.index(f) for f in layout.fields))
         self.names = {
             c.field: header[match.positions[c.field]] if c.field in match.positions else c.label for c in COLUMNS
         }
@@ -88,7 +92,10 @@ class RowConverter:
         self.years: dict[date, str] = {}
         self.zeros_restored = 0
         self.id_shape = IdShape()
-        self.id_shape_add = self.id_shape.add
+        self.parse_date, self.parse_end_date = self.dates.parse, self.dates.parse_end
+        self.cached, self.cached_end = self.dates.cached, self.dates.cached_end
+        self.key_at = key_positions(layout)
+        self.tabs = len(layout.fields) - 1
         self.first_zero_restored_line: int | None = None
 
     def convert(self, line: int, fields: list[str]) -> RowResult:
@@ -120,13 +127,19 @@ class RowConverter:
         elif "+" in sid and _SCIENTIFIC.match(sid):
             found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
         elif sid.isdigit():
-            if self.id_width and len(sid) < self.id_width:
+            width = len(sid)
+            if self.id_width and width < self.id_width:
                 sid = sid.zfill(self.id_width)
                 self.zeros_restored += 1
                 if self.first_zero_restored_line is None:
                     self.first_zero_restored_line = line
-            else:
-                self.id_shape_add(sid, line)
+            elif width <= 30:  # longer is rejected below; IdShape.add, inlined for the hot loop
+                shape = self.id_shape
+                shape.by_width[width] += 1
+                if sid[0] == "0":
+                    shape.padded[width] = True
+                if shape.by_width[width] <= EXAMPLE_LINES:
+                    shape.examples[width].append(line)
         if ssid:
             if "+" in ssid and _SCIENTIFIC.match(ssid):
                 found.append(_scientific(line, names[F.STATE_STUDENT_ID], "State Student ID", fatal=False))
@@ -165,15 +178,18 @@ class RowConverter:
             )
 
         # Dates.
-        parse, parse_end = self.dates.parse, self.dates.parse_end
-        born = parse(birth)
+        parse, parse_end, cached, cached_end = self.parse_date, self.parse_end_date, self.cached, self.cached_end
+        born = cached(birth) or parse(birth)
         if born.code:
             found.append(error(line, names[F.BIRTH_DATE], born.code, _birth_message(born)))
         elif not born.text:
             found.append(_required(line, names[F.BIRTH_DATE], "Birth Date"))
         elif born.day is not None and (born.day > self.today or born.day < self.oldest_birth):
             found.append(self._check_birth(line, born.day))
-        es, ee, ps, pe = parse(elig_start), parse_end(elig_end), parse(start), parse_end(end)
+        es = cached(elig_start) or parse(elig_start)
+        ee = cached_end(elig_end) or parse_end(elig_end)
+        ps = cached(start) or parse(start)
+        pe = cached_end(end) or parse_end(end)
         if es.code or ee.code or ps.code or pe.code:
             for result, field in ((es, F.ELIGIBILITY_START_DATE), (ee, F.ELIGIBILITY_END_DATE),
                                   (ps, F.PROGRAM_START_DATE), (pe, F.PROGRAM_END_DATE)):  # fmt: skip
@@ -210,10 +226,11 @@ class RowConverter:
             return RowResult(Outcome.REJECTED, findings=tuple(found))
         values = (sid, ssid, last, first, middle, born.text, program, es.text, ee.text, ps.text, pe.text,
                   year, elig_code, exit_code, site)  # fmt: skip
-        ordered = [values[i] for i in self.order]
-        text, cleaned = render_line(ordered)
-        if cleaned:
-            ordered = text.split("\t")
+        ordered = self.arrange(values)
+        text = "\t".join(ordered)
+        if text.count("\t") != self.tabs or "\n" in text or "\r" in text:
+            text, _ = render_line(ordered)
+            ordered = tuple(text.split("\t"))
             found.append(
                 warning(
                     line,
@@ -222,7 +239,14 @@ class RowConverter:
                     "a value held a tab or line break; it was replaced by a space (programs.txt cannot quote)",
                 )
             )
-        return RowResult(Outcome.WRITTEN, text, record_key(ordered, self.layout), tuple(found))
+        student, program_at, start_at, eligibility_at, site_at = self.key_at
+        key = (
+            ordered[student],
+            ordered[program_at],
+            (ordered[start_at] if start_at >= 0 else "") or (ordered[eligibility_at] if eligibility_at >= 0 else ""),
+            ordered[site_at] if site_at >= 0 else "",
+        )
+        return _new_result(RowResult, (WRITTEN, text, key, tuple(found)))
 
     def _derive_year(self, day: date) -> str:
         if len(self.years) > 10_000:
