@@ -91,7 +91,7 @@ class Layout:
     def __post_init__(self) -> None:
         if len(set(self.fields)) != len(self.fields):
             raise ValueError(f"layout {self.name!r} names a column twice")
-        missing = [f.value for f in COLUMNS if f.required and f.field not in self.fields]
+        missing = [c.field.value for c in COLUMNS if c.required and c.field not in self.fields]
         if missing:
             raise ValueError(f"layout {self.name!r} leaves out required column(s): {', '.join(missing)}")
         if Field.PROGRAM_START_DATE not in self.fields and Field.ELIGIBILITY_START_DATE not in self.fields:
