@@ -13,8 +13,9 @@ STAMP  := $(VENV)/.installed
 TOOLS_VENV  ?= .venv-tools
 TOOLS_BIN   := $(TOOLS_VENV)/bin
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
-# This Makefile's directory: `sam build` runs build-PipelineFunction from a scratch copy of src/.
+# `sam build` runs build-PipelineFunction from a scratch copy of src/: find the tools from this Makefile's dir.
 ROOT        := $(dir $(abspath $(firstword $(MAKEFILE_LIST))))
+TOOLS_PIP   := $(if $(filter /%,$(TOOLS_VENV)),,$(ROOT))$(TOOLS_BIN)/pip
 SAM         := SAM_CLI_TELEMETRY=0 $(TOOLS_BIN)/sam
 
 help:
@@ -71,7 +72,7 @@ build: $(TOOLS_STAMP)
 # neither a local Python 3.13 nor Docker.
 LAMBDA_PLATFORMS := manylinux_2_34_aarch64 manylinux_2_28_aarch64 manylinux2014_aarch64
 build-PipelineFunction:
-	$(ROOT)$(TOOLS_BIN)/pip install -q --target "$(ARTIFACTS_DIR)" --implementation cp --python-version 3.13 \
+	$(TOOLS_PIP) install -q --target "$(ARTIFACTS_DIR)" --implementation cp --python-version 3.13 \
 	  --only-binary=:all: $(addprefix --platform ,$(LAMBDA_PLATFORMS)) -r requirements.txt
 	cp -R programs_bridge "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
