@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help demo test lint bench system-deps install clean samples build deploy lint-template
+.PHONY: help demo test lint bench system-deps install clean samples build deploy lint-template build-PipelineFunction
 
 # The deployment tools (SAM CLI, checkov, cfn-lint) live in their own virtualenv so that their pins never
 # fight the project's; `make test` and `make demo` do not need them.
@@ -21,7 +21,7 @@ SAM         := SAM_CLI_TELEMETRY=0 $(TOOLS_BIN)/sam
 help:
 	@echo "make demo   - run the pipeline locally on the bundled samples"
 	@echo "make test   - install everything (system packages included) and run the test suite"
-	@echo "make lint   - ruff, mypy and cfn-lint"
+	@echo "make lint   - ruff, mypy, and the template checks (cfn-lint, sam validate, checkov)"
 	@echo "make bench  - the performance benchmarks (not part of make test)"
 	@echo "make build  - sam build: the Lambda package for python3.13 on arm64 (docs/deploy.md)"
 	@echo "make deploy - sam deploy --guided: create or update the stack in your AWS account"
