@@ -28,6 +28,7 @@ TEMPLATE = ROOT / "template.yaml"
 METRICS = {
     *("RowsRead", "RowsRejected", "RowsSent", "Exits", "DuplicateRisks", "Held", "Missing"),
     *("FilesRejected", "FilesDelivered", "DeliveryFailures", "DeliverySeconds", "RunFailures", "ConfigErrors"),
+    *("FilesRepeated", "FilesSuperseded"),
 }
 DATA_SERVICES = ("s3", "dynamodb", "secretsmanager", "sns", "sqs", "kms")
 
@@ -263,12 +264,13 @@ def test_role_reaches_each_bucket_prefix_only_for_what_the_pipeline_does_there()
     def prefixes(action: str) -> set[str]:
         return {r.removeprefix("${DataBucket.Arn}/") for r in resources_for(action)}
 
-    assert prefixes("s3:GetObject") == prefixes("s3:GetObjectVersion") == {"incoming/*", "config/*"}
+    # Reads: the drops, the configs, and a run's own frozen programs.txt and report when it resumes.
+    assert prefixes("s3:GetObject") == {"incoming/*", "config/*", "processed/*", "reports/*"}
+    assert prefixes("s3:GetObjectVersion") == {"incoming/*"}
     assert prefixes("s3:PutObject") == {"processed/*", "rejected/*", "reports/*"}
     assert prefixes("s3:DeleteObject") == {"incoming/*"}
-    [(_, bucket, condition)] = [g for g in grants() if g[0] == "s3:ListBucket"]
-    assert bucket == "DataBucket.Arn"
-    assert condition == {"StringLike": {"s3:prefix": "incoming/*"}}
+    # The one bucket-level action: listing, which also makes S3 answer 404 rather than 403 for a missing key.
+    assert {(a, r) for a, r, _ in grants() if r == "DataBucket.Arn"} == {("s3:ListBucket", "DataBucket.Arn")}
 
 
 def test_role_reaches_tables_topic_and_secrets_only_by_name() -> None:
