@@ -1,0 +1,267 @@
+"""``programs-bridge demo``: the whole pipeline on a laptop, on an embedded local stack.
+
+Starts moto in server mode (S3, DynamoDB, Secrets Manager, SNS) and a pure-Python SFTP server on 127.0.0.1,
+creates the bucket, tables, secret and feed configuration the SAM template would, then drops each export into
+``incoming/<feed>/`` as the next night and invokes the real Lambda handler with the S3-via-SQS event AWS would
+send.  After each night it prints the run's summary and copies what reached the SFTP server to
+``DIR/NN-programs.txt`` and the run report to ``DIR/NN-report.json``.
+
+With no exports it plays the bundled story: enrolments, then exits, then a re-keyed exit that the ledger holds
+as a duplicate risk, then a course roster dropped by mistake.  Needs the dev extras (moto, asyncssh), which
+``make demo`` installs; nothing here is imported by the Lambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote_plus
+
+import boto3
+
+from programs_bridge.ledger.store import create_table
+from programs_bridge.local.moto_server import MotoServer, moto_server
+from programs_bridge.local.sftp_server import LocalSftp, local_sftp
+
+FEED = "district"
+BUCKET = "programs-bridge-demo"
+LEDGER_TABLE = "programs-bridge-ledger"
+IDEMPOTENCY_TABLE = "programs-bridge-idempotency"
+SECRET_NAME = "programs-bridge/district-sftp"  # noqa: S105 - a name in Secrets Manager, not a secret
+
+
+@dataclass(frozen=True)
+class FakeContext:
+    """The parts of a Lambda context the handler and Powertools read."""
+
+    function_name: str = "programs-bridge-demo"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:programs-bridge-demo"
+    aws_request_id: str = "demo"
+    log_group_name: str = "/aws/lambda/programs-bridge-demo"
+    log_stream_name: str = "demo"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def story(folder: Path) -> list[Path]:
+    """The bundled nights, generated (synthetic, no real students) into ``folder``."""
+    from programs_bridge.synthetic import COURSE_ROSTER_HEADER, course_roster, generate, write_table
+
+    monday = folder / "night1-enrolments.csv"
+    generate(monday, "powerschool", 40, seed=7)
+    with monday.open(encoding="utf-8", newline="") as source:
+        header, *rows = list(csv.reader(source))
+    enter, exit_, code = (header.index(f"SPEnrollments.{c}") for c in ("Enter_Date", "Exit_Date", "ExitCode"))
+    open_rows = [n for n, row in enumerate(rows) if row[exit_] in ("", "1/1/1900")]
+
+    tuesday = [list(row) for row in rows]
+    for n in open_rows[:3]:  # three students leave their program: real exits, keys unchanged
+        tuesday[n][exit_], tuesday[n][code] = "6/5/2026", "EX"
+    wednesday = [list(row) for row in tuesday]
+    rekeyed = open_rows[3]  # the SIS re-keyed one start date, then exited it: Illuminate would duplicate it
+    wednesday[rekeyed][enter] = _shift(wednesday[rekeyed][enter])
+    wednesday[rekeyed][exit_], wednesday[rekeyed][code] = "6/10/2026", "EX"
+
+    nights = [monday, folder / "night2-exits.csv", folder / "night3-rekeyed-exit.csv"]
+    for path, body in ((nights[1], tuesday), (nights[2], wednesday)):
+        with path.open("w", encoding="utf-8", newline="") as out:
+            csv.writer(out, lineterminator="\n").writerows([header, *body])
+    roster = folder / "night4-course-roster.csv"
+    write_table(roster, COURSE_ROSTER_HEADER, course_roster(20, seed=7), delimiter=",")
+    return [*nights, roster]
+
+
+def _shift(us_date: str) -> str:
+    month, day, year = (int(part) for part in us_date.split("/"))
+    return f"{month}/{min(day + 3, 28)}/{year}" if day <= 25 else f"{month}/{day - 3}/{year}"
+
+
+def feed_config(sftp: LocalSftp, profile: str | None, mapping_toml: str | None) -> str:
+    lines = []
+    if profile:
+        lines.append(f'profile = "{profile}"')
+    lines.append('duplicate_policy = "hold"')
+    if mapping_toml:
+        lines.append("[mapping]\n" + mapping_toml)
+    lines += [
+        "[sftp]",
+        f'host = "{sftp.host}"',
+        f"port = {sftp.port}",
+        'remote_dir = "/"',
+        f'secret = "{SECRET_NAME}"',
+        f"known_hosts = [{json.dumps(sftp.known_hosts_line)}]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _provision(sftp: LocalSftp, config_text: str) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=BUCKET, Key=f"config/{FEED}.toml", Body=config_text.encode())
+    dynamodb = boto3.client("dynamodb")
+    create_table(LEDGER_TABLE, dynamodb)  # the ledger's own schema, as the SAM template declares it
+    dynamodb.create_table(
+        TableName=IDEMPOTENCY_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    secret = {"username": sftp.username, "private_key": sftp.client_key_pem}
+    boto3.client("secretsmanager").create_secret(Name=SECRET_NAME, SecretString=json.dumps(secret))
+    topic = boto3.client("sns").create_topic(Name="programs-bridge-demo")["TopicArn"]
+    os.environ.update(
+        LEDGER_TABLE=LEDGER_TABLE,
+        IDEMPOTENCY_TABLE=IDEMPOTENCY_TABLE,
+        NOTIFY_TOPIC_ARN=topic,
+        POWERTOOLS_SERVICE_NAME="programs-bridge",
+        POWERTOOLS_TRACE_DISABLED="true",
+    )
+
+
+def s3_event_via_sqs(bucket: str, key: str, response: dict[str, Any], size: int) -> dict[str, Any]:
+    """The SQS message AWS sends for an S3 ObjectCreated notification (the key URL-encoded, as S3 does)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": size,
+                "eTag": response["ETag"].strip('"'),
+                "versionId": response.get("VersionId", ""),
+                "sequencer": f"{time.time_ns():X}",
+            },
+        },
+    }
+    return {
+        "Records": [
+            {
+                "messageId": f"demo-{time.time_ns()}",
+                "receiptHandle": "demo",
+                "body": json.dumps({"Records": [record]}),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:programs-bridge-demo",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+@contextmanager
+def local_stack(sftp_root: Path) -> Iterator[tuple[MotoServer, LocalSftp]]:
+    with ExitStack() as stack:
+        moto = stack.enter_context(moto_server())
+        os.environ.update(moto.environ)
+        sftp = stack.enter_context(local_sftp(sftp_root))
+        yield moto, sftp
+
+
+def play(exports: Sequence[Path], out: Path, config_text: str | None, profile: str | None,
+         mapping_toml: str | None, log: IO[str]) -> int:  # fmt: skip
+    """Drop each export as the next night; return how many runs failed."""
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with (
+        tempfile.TemporaryDirectory(prefix="programs-bridge-demo-") as scratch,
+        local_stack(Path(scratch)) as (
+            _,
+            sftp,
+        ),
+    ):
+        _provision(sftp, config_text or feed_config(sftp, profile, mapping_toml))
+        os.environ["PROGRAMS_BRIDGE_WORKDIR"] = str(Path(scratch) / "work")
+        with redirect_stdout(log):  # structured logs and EMF metrics go to the log file, summaries to the screen
+            from programs_bridge.pipeline import handler
+        s3 = boto3.client("s3")
+        seen: set[str] = set()
+        for night, export in enumerate(exports, start=1):
+            key = f"incoming/{FEED}/night {night:02d} {export.name}"  # a space, as people name files
+            body = export.read_bytes()
+            response = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+            with redirect_stdout(log):
+                result = handler.lambda_handler(
+                    s3_event_via_sqs(BUCKET, key, dict(response), len(body)),
+                    FakeContext(aws_request_id=f"night-{night}"),
+                )
+            failed = bool(result.get("batchItemFailures"))
+            failures += failed
+            print(_night(night, export, s3, sftp, out, failed, seen))
+    return failures
+
+
+def _night(night: int, export: Path, s3: Any, sftp: LocalSftp, out: Path, failed: bool, seen: set[str]) -> str:
+    reports = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"reports/{FEED}/").get("Contents", [])
+    new = sorted(r["Key"] for r in reports if r["Key"].endswith(".json") and r["Key"] not in seen)
+    seen.update(new)
+    lines = [f"\n=== night {night}: {export.name}" + (" (run FAILED, will be retried)" if failed else "")]
+    if not new:
+        return "\n".join([*lines, "  no report written"])
+    newest = {"Key": new[-1]}
+    report_text = s3.get_object(Bucket=BUCKET, Key=newest["Key"])["Body"].read().decode()
+    (out / f"{night:02d}-report.json").write_text(report_text, encoding="utf-8")
+    summary = s3.get_object(Bucket=BUCKET, Key=newest["Key"].removesuffix(".json") + ".md")["Body"].read().decode()
+    lines += ["  " + line for line in summary.splitlines() if line and not line.startswith("The JSON")]
+    delivered = sftp.root / "programs.txt"
+    if json.loads(report_text)["status"] == "delivered" and delivered.exists():
+        (out / f"{night:02d}-programs.txt").write_bytes(delivered.read_bytes())
+        lines.append(f"  -> what reached the SFTP server: {out / f'{night:02d}-programs.txt'}")
+    lines.append(f"  -> report: {out / f'{night:02d}-report.json'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="programs-bridge demo", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("exports", nargs="*", type=Path, help="exports to drop, one per night, in order")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--profile", help="built-in profile for your exports (default: detect)")
+    source.add_argument("--mapping", type=Path, help="a TOML mapping for your exports")
+    parser.add_argument("--config", type=Path, help="a feed configuration (config/<feed>.toml) to use as is")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where to write NN-programs.txt etc.")
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "handler.log"
+    with log_path.open("w", encoding="utf-8") as log, tempfile.TemporaryDirectory() as generated:
+        exports = list(args.exports) or story(Path(generated))
+        for export in exports:
+            if not export.is_file():
+                print(f"programs-bridge demo: no such file: {export}", file=sys.stderr)
+                return 64
+        mapping = args.mapping.read_text(encoding="utf-8") if args.mapping else None
+        config = args.config.read_text(encoding="utf-8") if args.config else None
+        failures = play(exports, out, config, args.profile, mapping, log)
+    print(f"\n{len(exports)} night(s) in {time.monotonic() - started:.1f}s; handler logs (JSON): {log_path}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

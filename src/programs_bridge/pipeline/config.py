@@ -1,0 +1,112 @@
+"""A feed's settings, read from ``config/<feed>.toml`` in the bucket and validated before any work starts.
+
+An invalid config fails the run with every problem named by its dotted path (``sftp.known_hosts``), raises
+the ConfigErrors alarm, and leaves the export where it was, so fixing the config and re-dropping (or
+re-driving the queue) is all it takes.  Secrets never live here: the config names the Secrets Manager secret.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import Field as Setting
+
+from programs_bridge.codetable import CodeTable
+from programs_bridge.convert import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
+from programs_bridge.delivery.sftp import SftpTarget
+from programs_bridge.layout import LAYOUTS, Layout, custom_layout
+from programs_bridge.ledger.model import ExportKind, Policy
+from programs_bridge.mapping import Mapping
+from programs_bridge.profiles import PROFILES
+from programs_bridge.render import OutputFormat
+
+
+class ConfigError(Exception):
+    """The feed's configuration cannot be used; the message names every problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SftpSettings(_Strict):
+    host: str = Setting(min_length=1)
+    port: Annotated[int, Setting(ge=1, le=65535)] = 22
+    remote_dir: str = "."
+    remote_name: str = "programs.txt"
+    temp_rename: bool = True
+    """Upload to a temporary name and rename (off only for servers that refuse renames)."""
+    secret: str = Setting(min_length=1)
+    """Secrets Manager secret (JSON: username, private_key or password, optional passphrase)."""
+    known_hosts: tuple[str, ...] = Setting(min_length=1)
+    """Pinned host key(s), as known_hosts lines: an unknown key aborts before any credential is sent."""
+
+
+class FeedConfig(_Strict):
+    profile: Literal["powerschool", "aeries", "infinite-campus", "illuminate"] | None = None
+    mapping: Mapping | None = None
+    """An inline mapping (the same settings as a --mapping file); leave out for a profile or detection."""
+    code_table: str | None = None
+    """Key of the code table CSV in the bucket, relative to ``config/``."""
+    export: ExportKind = ExportKind.FULL
+    duplicate_policy: Policy = Policy.HOLD
+    max_reject_share: Annotated[float, Setting(ge=0, le=1)] = DEFAULT_MAX_REJECT_SHARE
+    layout: Literal["standard", "legacy"] = "standard"
+    columns: tuple[str, ...] | None = None
+    line_ending: Literal["lf", "crlf"] = "lf"
+    header: bool = True
+    sftp: SftpSettings
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeedConfig:
+        if self.profile and self.mapping:
+            raise ValueError("give either profile or mapping, not both")
+        if self.columns is not None:
+            custom_layout(self.columns)  # raises ValueError naming the bad column
+        return self
+
+    @property
+    def output_layout(self) -> Layout:
+        return custom_layout(self.columns) if self.columns else LAYOUTS[self.layout]
+
+    def convert_options(self, code_table: CodeTable | None, today: date) -> ConvertOptions:
+        return ConvertOptions(
+            output=OutputFormat(self.output_layout, self.header, "\r\n" if self.line_ending == "crlf" else "\n"),
+            mapping=self.mapping or (PROFILES[self.profile] if self.profile else None),
+            code_table=code_table,
+            max_reject_share=self.max_reject_share,
+            delimiter=self.mapping.delimiter if self.mapping else None,
+            encoding=self.mapping.encoding if self.mapping else None,
+            today=today,
+            keep_source_lines=True,
+        )
+
+    def sftp_target(self) -> SftpTarget:
+        s = self.sftp
+        return SftpTarget(
+            host=s.host,
+            known_hosts=s.known_hosts,
+            port=s.port,
+            remote_dir=s.remote_dir,
+            remote_name=s.remote_name,
+            use_temp_rename=s.temp_rename,
+        )
+
+
+def parse_feed_config(text: str, source: str) -> FeedConfig:
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    try:
+        return FeedConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != '[key]') or 'config'}: "
+            + ("unknown setting" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"{source} is not a valid feed configuration: {problems}") from None

@@ -1,0 +1,95 @@
+"""What S3 told us: the objects to process, from S3 notifications delivered directly or through SQS.
+
+S3 events are at-least-once and unordered, and they carry URL-encoded keys (a space arrives as ``+``, a ``+``
+as ``%2B``).  Everything that is not a new object under ``incoming/<feed>/`` is ignored here, on purpose and
+with a reason the handler logs: S3's ``s3:TestEvent`` sent when a notification is configured, "folder"
+placeholder keys ending in ``/``, objects directly under ``incoming/`` (no feed) and other prefixes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+INCOMING = "incoming/"
+_FEED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One dropped export, as the event named it."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str
+    size: int
+    sequencer: str
+    event_time: str
+
+    @property
+    def version(self) -> str:
+        """The S3 version id, or the ETag on an unversioned bucket: with bucket and key, it names the bytes."""
+        return self.version_id or self.etag
+
+    @property
+    def feed(self) -> str:
+        return self.key[len(INCOMING) :].split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def idempotency_data(self) -> dict[str, str]:
+        return {"bucket": self.bucket, "key": self.key, "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: str
+
+
+def objects_in(event: Mapping[str, Any]) -> Iterator[ObjectRef | Ignored]:
+    """Every S3 record in a direct S3 event or in the bodies of an SQS batch, in event order."""
+    if event.get("Event") == "s3:TestEvent":
+        yield Ignored("s3:TestEvent (sent when the bucket notification is set up)")
+        return
+    for record in event.get("Records", ()):
+        if record.get("eventSource") == "aws:sqs":
+            yield from objects_in(SQSRecord(record).json_body)
+        elif record.get("eventSource") == "aws:s3":
+            yield object_ref(S3EventRecord(record))
+        else:
+            yield Ignored(f"not an S3 record ({record.get('eventSource')!r})")
+
+
+def object_ref(record: S3EventRecord) -> ObjectRef | Ignored:
+    """One S3 notification record as an ``ObjectRef``, or why it is not one to process."""
+    if not record.event_name.startswith("ObjectCreated:"):
+        return Ignored(f"event {record.event_name!r} is not a new object")
+    obj = record.s3.get_object
+    key = unquote_plus(obj.key)
+    if not key.startswith(INCOMING):
+        return Ignored("key is not under incoming/")
+    if key.endswith("/"):
+        return Ignored("a folder placeholder, not a file")
+    feed, _, rest = key[len(INCOMING) :].partition("/")
+    if not rest:
+        return Ignored("a file directly under incoming/: put it under incoming/<feed>/")
+    if not _FEED.match(feed):
+        return Ignored("the feed folder name has characters other than letters, digits, '.', '_' and '-'")
+    return ObjectRef(
+        bucket=record.s3.bucket.name,
+        key=key,
+        version_id=obj.version_id or None,
+        etag=obj.etag,
+        size=obj.size,
+        sequencer=obj.sequencer,
+        event_time=record.event_time,
+    )

@@ -1,0 +1,140 @@
+"""Where each run of the pipeline has got to, so that a retry resumes instead of starting over.
+
+One item per dropped object version (keyed by a hash of bucket, key and version) records the run id and the
+last stage that completed.  Stages before ``planned`` touch nothing outside the function, so a retry simply
+redoes them; from ``planned`` on, the plan is frozen (the programs.txt to send and the report are stored in
+the bucket), and a retry continues from the recorded stage.  A second item per feed remembers the last
+delivered export, to recognise a repeat (same SHA-256) or an export older than one already sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from programs_bridge.pipeline.lease import pipeline_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class Stage(IntEnum):
+    STARTED = 0
+    PLANNED = 1
+    """programs.txt to send and the in-progress report are stored: the plan no longer changes."""
+    DELIVERED = 2
+    COMMITTED = 3
+    FILED = 4
+    FINISHED = 5
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    ref_id: str
+    run_id: str
+    stage: Stage
+    status: str
+    report_key: str
+    sent_key: str
+    layout: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LastDelivered:
+    run_id: str
+    sha256: str
+    source_time: str  # ISO 8601 UTC, comparable as text
+
+
+class Journal:
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self.table = table
+        self.client: DynamoDBClient = client or boto3.client("dynamodb")
+
+    def _key(self, feed: str, sk: str) -> dict[str, Any]:
+        return {"pk": pipeline_pk(feed), "sk": {"S": sk}}
+
+    def begin(self, feed: str, entry: RunEntry) -> RunEntry:
+        """Record a new run, or return the run already recorded for the same object version."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={
+                    **self._key(feed, f"run#{entry.ref_id}"),
+                    "run_id": {"S": entry.run_id},
+                    "stage": {"N": str(int(entry.stage))},
+                    "status": {"S": entry.status},
+                    "report_key": {"S": entry.report_key},
+                    "sent_key": {"S": entry.sent_key},
+                    "layout": {"S": ",".join(entry.layout)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            existing = self.entry(feed, entry.ref_id)
+            assert existing is not None
+            return existing
+        return entry
+
+    def entry(self, feed: str, ref_id: str) -> RunEntry | None:
+        item = self.client.get_item(
+            TableName=self.table, Key=self._key(feed, f"run#{ref_id}"), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        layout = item.get("layout", {}).get("S", "")
+        return RunEntry(
+            ref_id,
+            item["run_id"]["S"],
+            Stage(int(item["stage"]["N"])),
+            item["status"]["S"],
+            item["report_key"]["S"],
+            item["sent_key"]["S"],
+            tuple(layout.split(",")) if layout else (),
+        )
+
+    def advance(self, feed: str, ref_id: str, stage: Stage, status: str, layout: tuple[str, ...] = ()) -> None:
+        """Record that ``stage`` completed (stages only move forward)."""
+        names = {"#stage": "stage", "#status": "status"}
+        values: dict[str, Any] = {":stage": {"N": str(int(stage))}, ":status": {"S": status}}
+        update = "SET #stage = :stage, #status = :status"
+        if layout:
+            update += ", layout = :layout"
+            values[":layout"] = {"S": ",".join(layout)}
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(feed, f"run#{ref_id}"),
+                UpdateExpression=update,
+                ConditionExpression="#stage <= :stage",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def last_delivered(self, feed: str) -> LastDelivered | None:
+        item = self.client.get_item(TableName=self.table, Key=self._key(feed, "delivered"), ConsistentRead=True).get(
+            "Item"
+        )
+        if item is None:
+            return None
+        return LastDelivered(item["run_id"]["S"], item["sha256"]["S"], item["source_time"]["S"])
+
+    def set_delivered(self, feed: str, last: LastDelivered) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                **self._key(feed, "delivered"),
+                "run_id": {"S": last.run_id},
+                "sha256": {"S": last.sha256},
+                "source_time": {"S": last.source_time},
+            },
+        )

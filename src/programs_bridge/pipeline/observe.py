@@ -1,0 +1,82 @@
+"""The trail a run leaves for people: structured logs, per-feed CloudWatch metrics, and SNS notices.
+
+Logs and metrics carry counts, stages, run ids and feed names only: never a name, birth date or student
+ID (those stay in the district's own bucket, in the report).  Metrics are EMF lines on stdout, one batch per
+run with the ``feed`` dimension, so one invocation that drains several feeds still attributes every number.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+SERVICE = "programs-bridge"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ProgramsBridge")
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+#: Run-report count -> metric name (the dashboard and alarms in template.yaml use these names).
+COUNT_METRICS = {
+    "rows_read": "RowsRead",
+    "rows_rejected": "RowsRejected",
+    "rows_sent": "RowsSent",
+    "exits": "Exits",
+    "duplicate_risks": "DuplicateRisks",
+    "held": "Held",
+    "missing": "Missing",
+}
+#: Run status -> the per-file metric it counts towards.
+STATUS_METRICS = {
+    "delivered": "FilesDelivered",
+    "rejected": "FilesRejected",
+    "failed": "RunFailures",
+    "repeat": "FilesRepeated",
+    "superseded": "FilesSuperseded",
+}
+
+
+def emit_run_metrics(
+    feed: str,
+    status: str,
+    counts: Mapping[str, int],
+    *,
+    delivery_seconds: float | None = None,
+    failure: str | None = None,
+) -> None:
+    """One EMF batch for one run of one feed."""
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    metrics.add_dimension(name="feed", value=feed)
+    for count, name in COUNT_METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(count, 0))
+    if status in STATUS_METRICS:
+        metrics.add_metric(name=STATUS_METRICS[status], unit=MetricUnit.Count, value=1)
+    if failure == "config":
+        metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
+    elif failure == "delivery":
+        metrics.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=1)
+    if delivery_seconds is not None:
+        metrics.add_metric(name="DeliverySeconds", unit=MetricUnit.Seconds, value=round(delivery_seconds, 3))
+    metrics.flush_metrics()
+
+
+class Notifier:
+    """SNS notices for what a person must look at: rejected files, failures, duplicate risks."""
+
+    def __init__(self, topic_arn: str | None, client: SNSClient | None = None) -> None:
+        self.topic_arn = topic_arn
+        self._client = client
+
+    def notify(self, subject: str, message: str) -> None:
+        if not self.topic_arn:
+            return
+        client = self._client or boto3.client("sns")
+        client.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
