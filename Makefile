@@ -88,15 +88,10 @@ bench: system-deps $(STAMP)
 samples: $(STAMP)
 	$(BIN)/python -m programs_bridge.synthetic --samples samples
 
-# Until the end-to-end pipeline demo lands (issue 5): the converter on three bundled samples.
-DEMO_SAMPLES := samples/powerschool.csv samples/damaged-excel.csv samples/wrong-file-course-roster.csv
+# The whole pipeline on an embedded local stack (moto server + a pure-Python SFTP server, no root, no AWS):
+# four nights of bundled synthetic exports through the real Lambda handler.  Results in out/demo/.
 demo: $(STAMP)
-	@mkdir -p out
-	@for f in $(DEMO_SAMPLES); do \
-	  name=$$(basename $$f); echo; echo "== programs-bridge convert $$f"; \
-	  $(BIN)/programs-bridge convert $$f -o out/$$name.programs.txt --report out/$$name.report.json; \
-	  echo "   (exit code $$?)"; \
-	done; echo; echo "results in out/"
+	$(BIN)/python -m programs_bridge.demo --out out/demo
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
