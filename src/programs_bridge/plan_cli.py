@@ -13,20 +13,27 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from programs_bridge.conversion_cli import add_converter_options, options_from_args
 from programs_bridge.convert import Status, convert_export, converted_rows
 from programs_bridge.ledger.model import ExportKind, Policy
-from programs_bridge.ledger.plan import Plan, make_plan
-from programs_bridge.ledger.store import LedgerError, LedgerStore
 from programs_bridge.report import summary
-from programs_bridge.run_report import RunStatus, counts, run_report_json
+
+if TYPE_CHECKING:
+    from programs_bridge.ledger.plan import Plan
+    from programs_bridge.run_report import RunStatus
 
 EXIT_LEDGER = 3
 
 
 def _plan(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the ledger pulls in boto3 (~0.1 s), which every other command
+    # (``convert`` on a laptop above all) would otherwise pay for at start-up.
+    from programs_bridge.ledger.plan import make_plan
+    from programs_bridge.ledger.store import LedgerError, LedgerStore
+    from programs_bridge.run_report import RunStatus
+
     options = options_from_args(args)
     options = replace(options, keep_source_lines=True)
     with tempfile.TemporaryDirectory(prefix="programs-bridge-plan-") as work:
@@ -63,6 +70,8 @@ def _plan(args: argparse.Namespace) -> int:
 def _head(
     args: argparse.Namespace, status: RunStatus, reason: str | None, plan: Plan | None, conversion: Any
 ) -> dict[str, Any]:
+    from programs_bridge.run_report import counts  # see _plan: loaded with the ledger
+
     rows_sent = plan.report()["rows_to_send"] if plan is not None else 0
     return {
         "feed": args.feed,
@@ -74,6 +83,8 @@ def _head(
 
 
 def _save(path: Path | None, conversion: Any, head: dict[str, Any]) -> None:
+    from programs_bridge.run_report import run_report_json  # see _plan: loaded with the ledger
+
     if path is not None:
         path.write_text(run_report_json(conversion, head), encoding="utf-8")
 
