@@ -25,12 +25,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from programs_bridge.layout import STANDARD, Layout
 from programs_bridge.ledger.classify import classify
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import LedgerStore, RunRecord, create_table
+from programs_bridge.ledger.store import SHARDS, LedgerStore, RunRecord, create_table
 from programs_bridge.local.moto_server import moto_server
 
 HERE = Path(__file__).resolve().parent
@@ -75,13 +78,21 @@ def synthetic_rows(count: int, layout: Layout = STANDARD) -> Iterator[Row]:
         yield n + 2, [values[field.value] for field in layout.fields]
 
 
+def bench_store() -> LedgerStore:
+    """A store whose client waits long enough for moto: one Query page over a 1M-item table costs moto
+    seconds of CPU, and 16 concurrent ones share its one interpreter, so botocore's 60 s default times out.
+    """
+    config = Config(max_pool_connections=SHARDS + 4, read_timeout=1800, retries={"mode": "standard"})
+    return LedgerStore(TABLE, boto3.client("dynamodb", config=config))
+
+
 def run_record(run_id: str) -> RunRecord:
     return RunRecord(run_id, f"exports/{run_id}.csv", "v1", "0" * 64, f"reports/{run_id}.json", {})
 
 
 def seed(rows: int) -> dict[str, Any]:
     """Commit the export once against an empty ledger: the first night, and the bench's fixture."""
-    store = LedgerStore(TABLE)
+    store = bench_store()
     started = time.perf_counter()
     result = commit(store, run_record("seed"), synthetic_rows(rows), STANDARD, feed=FEED, snapshot=LedgerSnapshot())
     seconds = time.perf_counter() - started
@@ -94,7 +105,7 @@ def seed(rows: int) -> dict[str, Any]:
 
 def plan_and_commit_unchanged(rows: int) -> dict[str, Any]:
     """In a fresh process: read the ledger, classify the unchanged export, commit it; time and memory."""
-    store = LedgerStore(TABLE)
+    store = bench_store()
     started = time.perf_counter()
     snapshot, usage = store.read_snapshot(FEED)
     read_seconds = time.perf_counter() - started
