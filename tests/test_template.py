@@ -160,6 +160,17 @@ def test_environment_names_the_resources_and_powertools_settings() -> None:
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"} and default("LogLevel") == "INFO"
 
 
+def test_sam_cli_settings_let_the_template_build_and_deploy() -> None:
+    """Without these, `sam build` chokes on Fn::ForEach and CloudFormation refuses the transform."""
+    settings = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]
+    for command in ("build", "validate", "package", "deploy", "sync"):
+        assert settings[command]["parameters"]["language_extensions"] is True, command
+    capabilities = settings["deploy"]["parameters"]["capabilities"].split()
+    assert {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"} <= set(capabilities)
+    assert template()["Resources"]["PipelineFunction"]["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-PipelineFunction:" in (ROOT / "Makefile").read_text()
+
+
 # -------------------------------------------------------------------------------------------- event path
 
 
