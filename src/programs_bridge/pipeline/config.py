@@ -16,6 +16,7 @@ from pydantic import Field as Setting
 
 from programs_bridge.codetable import CodeTable
 from programs_bridge.convert import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
+from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import SftpTarget
 from programs_bridge.layout import LAYOUTS, Layout, custom_layout
 from programs_bridge.ledger.model import ExportKind, Policy
@@ -43,6 +44,9 @@ class SftpSettings(_Strict):
     """Secrets Manager secret (JSON: username, private_key or password, optional passphrase)."""
     known_hosts: tuple[str, ...] = Setting(min_length=1)
     """Pinned host key(s), as known_hosts lines: an unknown key aborts before any credential is sent."""
+    attempts: Annotated[int, Setting(ge=1, le=10)] = 5
+    """Connection attempts for transient failures (refused, reset, timeout), with capped backoff."""
+    retry_base_seconds: Annotated[float, Setting(ge=0, le=60)] = 1.0
 
 
 class FeedConfig(_Strict):
@@ -83,6 +87,9 @@ class FeedConfig(_Strict):
             today=today,
             keep_source_lines=True,
         )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.sftp.attempts, base_delay=self.sftp.retry_base_seconds)
 
     def sftp_target(self) -> SftpTarget:
         s = self.sftp

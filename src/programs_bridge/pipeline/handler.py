@@ -38,7 +38,9 @@ from programs_bridge.pipeline.storage import Storage
 
 WORKDIR = Path(os.environ.get("PROGRAMS_BRIDGE_WORKDIR", "/tmp/programs-bridge"))  # noqa: S108 - Lambda's scratch
 _LEASE_MARGIN_SECONDS = 60
-_processor = BatchProcessor(event_type=EventType.SQS)
+#: A batch whose every message failed still answers with its failures (each retried on its own), instead of
+#: failing the invocation as Powertools does by default.
+_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _idempotency = IdempotencyConfig(event_key_jmespath="[bucket, key, version]", expires_after_seconds=7 * 24 * 3600)
 
 
@@ -53,7 +55,7 @@ def services_for(bucket: str) -> Services:
         storage=Storage(bucket),
         ledger=LedgerStore(table),
         journal=Journal(table),
-        deliver=lambda path, target, credentials: deliver(path, target, credentials),
+        deliver=lambda path, target, credentials, retry: deliver(path, target, credentials, retry=retry),
         credentials=load_credentials,
         notifier=Notifier(os.environ.get("NOTIFY_TOPIC_ARN") or None),
         workdir=WORKDIR,

@@ -57,12 +57,13 @@ def emit_run_metrics(
     metrics.add_dimension(name="feed", value=feed)
     for count, name in COUNT_METRICS.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(count, 0))
-    if status in STATUS_METRICS:
-        metrics.add_metric(name=STATUS_METRICS[status], unit=MetricUnit.Count, value=1)
+    # A failure counts once, under its own kind, so each kind raises exactly one alarm.
     if failure == "config":
         metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
     elif failure == "delivery":
         metrics.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=1)
+    elif status in STATUS_METRICS:
+        metrics.add_metric(name=STATUS_METRICS[status], unit=MetricUnit.Count, value=1)
     if delivery_seconds is not None:
         metrics.add_metric(name="DeliverySeconds", unit=MetricUnit.Seconds, value=round(delivery_seconds, 3))
     metrics.flush_metrics()

@@ -28,6 +28,7 @@ from programs_bridge.codetable import CodeTable, CodeTableError, parse_code_tabl
 from programs_bridge.convert import Conversion, Status, convert_export, converted_rows
 from programs_bridge.delivery.credentials import SftpCredentials
 from programs_bridge.delivery.errors import DeliveryError
+from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
 from programs_bridge.layout import Layout, custom_layout
 from programs_bridge.ledger.commit import commit
@@ -41,7 +42,7 @@ from programs_bridge.pipeline.storage import Storage
 from programs_bridge.render import OutputFormat, render_header
 from programs_bridge.run_report import RunStatus, counts, markdown_summary, run_report_json
 
-Deliver = Callable[[Path, SftpTarget, SftpCredentials], DeliveryReceipt]
+Deliver = Callable[[Path, SftpTarget, SftpCredentials, RetryPolicy], DeliveryReceipt]
 LoadCredentials = Callable[[str], SftpCredentials]
 
 
@@ -237,7 +238,7 @@ def _deliver_and_finish(
         try:
             with tracer.provider.in_subsegment("## deliver"):
                 credentials = services.credentials(config.sftp.secret)
-                receipt = services.deliver(to_send, config.sftp_target(), credentials)
+                receipt = services.deliver(to_send, config.sftp_target(), credentials, config.retry_policy())
         except DeliveryError as exc:
             head["delivery"] = {"error": exc.code, "attempts": exc.attempts}
             return _fail(source, entry, services, head, None, str(exc), failure="delivery", stored=True)
