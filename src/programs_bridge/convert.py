@@ -16,8 +16,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from programs_bridge.codetable import CodeTable
 from programs_bridge.dedupe import DuplicateFinder
@@ -220,7 +221,8 @@ def _first_pass(
 
 
 def _second_pass(staged: _Staging, result: Conversion) -> None:
-    verdict = staged.duplicates.resolve(staged.rows(), result.options.output.layout)
+    with staged.rows() as rows:
+        verdict = staged.duplicates.resolve(rows, result.options.output.layout)
     if not verdict.drop:
         return
     result.findings.extend(verdict.findings)
@@ -228,7 +230,7 @@ def _second_pass(staged: _Staging, result: Conversion) -> None:
     result.rows_rejected += verdict.rejected
     result.rows_written -= len(verdict.drop)
     result.rows_valid -= len(verdict.drop)
-    staged.drop(verdict.drop)
+    staged.dropped = verdict.drop
 
 
 def converted_rows(conversion: Conversion) -> Iterator[tuple[int, list[str]]]:
@@ -300,15 +302,17 @@ class _Staging:
         self.duplicates.close()
         self.path.unlink(missing_ok=True)
 
-    def rows(self) -> Iterator[str]:
-        """The staged rows without header and line ends, in order."""
+    def rows(self) -> BinaryIO:
+        """The staged file positioned after the header: its lines are the rows, as UTF-8 with line ends.
+
+        Bytes, not text: pass 2 picks a few suspect rows out of a million, and only those need decoding.
+        """
         assert self._file is not None
         self._file.flush()
-        with self.path.open(encoding="utf-8", newline="") as staged:
-            if self._header:
-                staged.readline()
-            for line in staged:
-                yield line[: -len(self.newline)]
+        staged = self.path.open("rb")
+        if self._header:
+            staged.readline()
+        return staged
 
     def save_source_lines(self, destination: Path) -> Path:
         """The export line of every row still staged, beside ``destination`` (see ``converted_rows``)."""
@@ -324,24 +328,27 @@ class _Staging:
             chunk.tofile(out)
         return Path(name)
 
-    def drop(self, indices: set[int]) -> None:
-        """Rewrite the staged file without the rows at ``indices`` (0-based, header not counted)."""
-        assert self._file is not None
-        self._file.flush()
-        fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as kept:
-            kept.write(self._header)
-            for index, row in enumerate(self.rows()):
-                if index not in indices:
-                    kept.write(row + self.newline)
-        self._file.close()
-        Path(name).replace(self.path)
-        self.dropped = indices
-        self._file = self.path.open("a", encoding="utf-8", newline="")
-
     def publish(self, destination: Path) -> None:
-        """Move the staged file into place; staged beside the destination, so the rename is atomic."""
+        """Move the staged file into place without the ``dropped`` rows; staged beside the destination, so the
+        rename is atomic.  Dropping here rather than when the duplicates are judged copies the file once, and
+        not at all when the file as a whole is rejected."""
         assert self._file is not None
         self._file.close()
         self._file = None
+        if self.dropped:
+            self._copy_without_dropped()
         self.path.replace(destination)
+
+    def _copy_without_dropped(self) -> None:
+        """Rewrite the staged file without the rows in ``dropped``: C-level copying between the dropped rows."""
+        fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as kept, self.path.open("rb") as staged:
+            if self._header:
+                kept.write(staged.readline())
+            position = 0
+            for index in sorted(self.dropped):
+                kept.writelines(islice(staged, index - position))
+                staged.readline()
+                position = index + 1
+            kept.writelines(staged)
+        Path(name).replace(self.path)

@@ -8,15 +8,18 @@ Pass 1 (while converting) sets one bit per key hash in a fixed 16 MiB bitset and
 hash to disk; a row whose bit is already set makes its hash a *suspect*.  Only when there are suspects does
 pass 2 re-read the staged rows, group the suspects by their exact key (so a hash collision can never merge two
 different records) and decide.  A clean file, the nightly norm, costs one hash and a few bit operations a row.
+At a million rows a few thousand false suspects are the norm too, so pass 2 picks the suspect rows out with
+C-level iterators (``itertools.compress``) and only those few reach Python code.
 """
 
 from __future__ import annotations
 
 import tempfile
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
+from itertools import compress, count, islice
 from typing import IO
 
 from programs_bridge.findings import Finding, error, warning
@@ -62,6 +65,11 @@ class DuplicateFinder:
 
     def entries(self) -> Iterator[tuple[int, int]]:
         """(key hash, source line) of every row added, in order; read back from the spool."""
+        for chunk in self._chunks():
+            yield from zip(chunk[0::2], chunk[1::2], strict=True)
+
+    def _chunks(self) -> Iterator[array[int]]:
+        """The spool in chunks of interleaved (key hash, source line) pairs."""
         self._pending.tofile(self._spool)
         del self._pending[:]
         self._spool.seek(0)
@@ -71,22 +79,27 @@ class DuplicateFinder:
                 chunk.fromfile(self._spool, _FLUSH_EVERY)
             if not chunk:
                 return
-            yield from zip(chunk[0::2], chunk[1::2], strict=True)
+            yield chunk
 
-    def resolve(self, staged_rows: Iterator[str], layout: Layout) -> DuplicateVerdict:
-        """Pass 2 over the staged rows (without header or line ends), in the order they were added."""
+    def resolve(self, staged_rows: Iterable[bytes], layout: Layout) -> DuplicateVerdict:
+        """Pass 2 over the staged rows (UTF-8 lines as written, without header), in the order they were added."""
         verdict = DuplicateVerdict()
         if not self.suspects:
             return verdict
         groups: dict[tuple[str, ...], list[tuple[int, int, str]]] = {}
-        suspects = self.suspects
-        for index, ((digest, source_line), text) in enumerate(zip(self.entries(), staged_rows, strict=True)):
-            if digest in suspects:
-                key = record_key(text.split("\t"), layout)
-                groups.setdefault(key, []).append((index, source_line, text))
-        for rows in groups.values():
-            if len(rows) > 1:
-                _judge(rows, verdict)
+        rows = iter(staged_rows)
+        first = 0
+        for chunk in self._chunks():
+            digests = chunk[0::2]
+            # Row number, source line and text of each row whose hash is a suspect, picked in C.
+            numbered = zip(count(first), chunk[1::2], islice(rows, len(digests)), strict=False)  # count is endless
+            for index, source_line, raw in compress(numbered, map(self.suspects.__contains__, digests)):
+                text = raw.decode("utf-8").rstrip("\r\n")
+                groups.setdefault(record_key(text.split("\t"), layout), []).append((index, source_line, text))
+            first += len(digests)
+        for rows_of_key in groups.values():
+            if len(rows_of_key) > 1:
+                _judge(rows_of_key, verdict)
         verdict.findings.sort(key=lambda f: f.line or 0)
         return verdict
 
