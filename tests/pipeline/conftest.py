@@ -113,7 +113,7 @@ def stack(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         "PROGRAMS_BRIDGE_WORKDIR": str(tmp_path / "work"),
     }.items():
         monkeypatch.setenv(name, value)
-    from programs_bridge.pipeline import handler
+    from programs_bridge.pipeline import wiring as handler
 
     monkeypatch.setattr(handler, "WORKDIR", tmp_path / "work")
     handler._persistence.cache_clear()

@@ -19,6 +19,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,7 +140,7 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
     except (ConfigError, CodeTableError) as exc:
         return _fail(source, entry, services, head, None, str(exc), failure="config")
 
-    with tracer.provider.in_subsegment("## fetch"):
+    with _stage(head, "fetch"):
         fetched = services.storage.fetch(source.key, source.version_id, workdir / "export")
     head["source"].update(sha256=fetched.sha256, size=fetched.size)
     logger.info("fetched", extra={"stage": "fetch", "bytes": fetched.size})
@@ -153,7 +154,7 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
             reason = f"older than the export of run {last.run_id}, already delivered: sending it would roll back"
             return _finish_unsent(source, entry, services, head, None, RunStatus.SUPERSEDED, reason, "processed")
 
-    with tracer.provider.in_subsegment("## convert"):
+    with _stage(head, "convert"):
         options = config.convert_options(code_table, today=source.last_modified.date())
         conversion = convert_export(fetched.path, workdir / "converted.txt", options)
     logger.info(
@@ -168,7 +169,7 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
                 source, entry, services, head, conversion, RunStatus.REJECTED, conversion.reason or "", "rejected"
             )
         layout = options.output.layout
-        with tracer.provider.in_subsegment("## plan"):
+        with _stage(head, "plan"):
             plan = make_plan(
                 services.ledger, converted_rows(conversion), layout, feed=source.feed,
                 kind=config.export, policy=config.duplicate_policy,
@@ -236,7 +237,7 @@ def _deliver_and_finish(
     if entry.stage < Stage.DELIVERED:
         began = time.monotonic()
         try:
-            with tracer.provider.in_subsegment("## deliver"):
+            with _stage(head, "deliver"):
                 credentials = services.credentials(config.sftp.secret)
                 receipt = services.deliver(to_send, config.sftp_target(), credentials, config.retry_policy())
         except DeliveryError as exc:
@@ -262,7 +263,7 @@ def _deliver_and_finish(
             report_location=entry.report_key,
             counts=head.get("counts", {}),
         )
-        with tracer.provider.in_subsegment("## commit"):
+        with _stage(head, "commit"):
             rows = _sent_rows(to_send, layout, header=config.header)
             result = commit(services.ledger, record, rows, layout, feed=feed)
         head["commit"] = result.to_json()
@@ -396,6 +397,15 @@ def _save_report(storage: Storage, key: str, head: dict[str, Any], conversion: C
         stored = json.loads(text)
         head.clear()
         head.update(stored)
+
+
+@contextmanager
+def _stage(head: dict[str, Any], name: str) -> Iterator[None]:
+    """One stage: an X-Ray subsegment, and its seconds in the report (``stages``), for the dashboard-less."""
+    began = time.monotonic()
+    with tracer.provider.in_subsegment(f"## {name}"):
+        yield
+    head.setdefault("stages", {})[name] = round(time.monotonic() - began, 3)
 
 
 def _iso(moment: datetime) -> str:
