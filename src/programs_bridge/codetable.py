@@ -42,9 +42,7 @@ class CodeTable:
 
     def looks_like_504(self, code: str, source_value: str = "") -> bool:
         """Whether a row's program is meant as a 504 plan: its description or its SIS value says 504."""
-        return bool(
-            _LOOKS_LIKE_504.search(self.descriptions.get(code, "")) or _LOOKS_LIKE_504.search(source_value)
-        )
+        return bool(_LOOKS_LIKE_504.search(self.descriptions.get(code, "")) or _LOOKS_LIKE_504.search(source_value))
 
 
 def _pick(header: list[str], names: tuple[str, ...]) -> int | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto accepts any credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any credentials
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
@@ -38,7 +38,7 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every resource, so each test starts from an empty account."""
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310 - our loopback URL
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback URL we built
             pass
 
