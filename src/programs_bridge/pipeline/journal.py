@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
+from programs_bridge.pipeline.dynamo import condition_failed
 from programs_bridge.pipeline.lease import pipeline_pk
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class Journal:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
             existing = self.entry(feed, entry.ref_id)
             assert existing is not None
@@ -117,7 +118,7 @@ class Journal:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
 
     def last_delivered(self, feed: str) -> LastDelivered | None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
+from programs_bridge.pipeline.dynamo import condition_failed
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -50,7 +52,7 @@ class FeedLease:
                 ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":owner": {"S": owner}},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise FeedBusy(f"feed {feed!r} is being processed by another invocation") from None
             raise
         try:
@@ -65,5 +67,5 @@ class FeedLease:
                     ExpressionAttributeValues={":owner": {"S": owner}},
                 )
             except ClientError as exc:  # expired and taken over: the new holder's lease stays
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise

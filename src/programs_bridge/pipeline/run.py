@@ -149,10 +149,10 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
     if last is not None and last.run_id != entry.run_id:
         if last.sha256 == fetched.sha256:
             reason = f"the same bytes as run {last.run_id}, already delivered: nothing sent again"
-            return _finish_unsent(source, entry, services, head, None, RunStatus.REPEAT, reason, "processed")
+            return _file_and_report(source, entry, services, head, None, RunStatus.REPEAT, reason, "processed")
         if last.source_time > _iso(source.last_modified):
             reason = f"older than the export of run {last.run_id}, already delivered: sending it would roll back"
-            return _finish_unsent(source, entry, services, head, None, RunStatus.SUPERSEDED, reason, "processed")
+            return _file_and_report(source, entry, services, head, None, RunStatus.SUPERSEDED, reason, "processed")
 
     with _stage(head, "convert"):
         options = config.convert_options(code_table, today=source.last_modified.date())
@@ -165,7 +165,7 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
     try:
         if conversion.status is Status.REJECTED:
             head["counts"] = counts(conversion, None, 0)
-            return _finish_unsent(
+            return _file_and_report(
                 source, entry, services, head, conversion, RunStatus.REJECTED, conversion.reason or "", "rejected"
             )
         layout = options.output.layout
@@ -287,20 +287,6 @@ def _sent_rows(path: Path, layout: Layout, *, header: bool) -> Iterator[Row]:
 
 
 # --- endings -------------------------------------------------------------------------------------------
-
-
-def _finish_unsent(
-    source: Source,
-    entry: RunEntry,
-    services: Services,
-    head: dict[str, Any],
-    conversion: Conversion | None,
-    status: RunStatus,
-    reason: str,
-    folder: str,
-) -> Outcome:
-    head["reason"] = reason
-    return _file_and_report(source, entry, services, head, conversion, status, reason, folder)
 
 
 def _file_and_report(
