@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from programs_bridge.academic_year import academic_year_for, academic_year_mismatch, normalise_academic_year
 from programs_bridge.codetable import CodeTable
-from programs_bridge.dates import DateParser, DateResult
+from programs_bridge.dates import DateParser
 from programs_bridge.findings import Finding, error, warning
 from programs_bridge.headers import ColumnMatch
 from programs_bridge.id_shape import EXAMPLE_LINES, IdShape
@@ -76,7 +76,11 @@ class RowConverter:
         self.constants = [mapping.constants.get(c.field, "") for c in COLUMNS]
         self.pick = itemgetter(*(match.positions.get(c.field, self.width + n) for n, c in enumerate(COLUMNS)))
         canonical = [c.field for c in COLUMNS]
-        self.arrange = itemgetter(*(canonical.index(f) for f in layout.fields))
+        # None for the standard layout, whose order is the canonical one: no reordering, and the record key
+        # can be built from the values at hand.
+        self.arrange = (
+            None if list(layout.fields) == canonical else itemgetter(*(canonical.index(f) for f in layout.fields))
+        )
         self.names = {
             c.field: header[match.positions[c.field]] if c.field in match.positions else c.label for c in COLUMNS
         }
@@ -177,25 +181,27 @@ class RowConverter:
                 )
             )
 
-        # Dates.
+        # Dates, unpacked: a NamedTuple's field access by name is a generic attribute lookup, unpacking is not.
         parse, parse_end, cached, cached_end = self.parse_date, self.parse_end_date, self.cached, self.cached_end
-        born = cached(birth) or parse(birth)
-        if born.code:
-            found.append(error(line, names[F.BIRTH_DATE], born.code, _birth_message(born)))
-        elif not born.text:
+        born_text, born_day, born_code, _ = cached(birth) or parse(birth)
+        if born_code:
+            found.append(error(line, names[F.BIRTH_DATE], born_code, _birth_message(born_code)))
+        elif not born_text:
             found.append(_required(line, names[F.BIRTH_DATE], "Birth Date"))
-        elif born.day is not None and (born.day > self.today or born.day < self.oldest_birth):
-            found.append(self._check_birth(line, born.day))
-        es = cached(elig_start) or parse(elig_start)
-        ee = cached_end(elig_end) or parse_end(elig_end)
-        ps = cached(start) or parse(start)
-        pe = cached_end(end) or parse_end(end)
-        if es.code or ee.code or ps.code or pe.code:
-            for result, field in ((es, F.ELIGIBILITY_START_DATE), (ee, F.ELIGIBILITY_END_DATE),
-                                  (ps, F.PROGRAM_START_DATE), (pe, F.PROGRAM_END_DATE)):  # fmt: skip
-                if result.code:
-                    found.append(error(line, names[field], result.code, result.message or "not a date"))
-        if not ps.text and not es.text and not ps.code and not es.code:
+        elif born_day is not None and not self.oldest_birth <= born_day <= self.today:
+            found.append(self._check_birth(line, born_day))
+        es_text, es_day, es_code, es_message = cached(elig_start) or parse(elig_start)
+        ee_text, ee_day, ee_code, ee_message = cached_end(elig_end) or parse_end(elig_end)
+        ps_text, ps_day, ps_code, ps_message = cached(start) or parse(start)
+        pe_text, pe_day, pe_code, pe_message = cached_end(end) or parse_end(end)
+        if es_code or ee_code or ps_code or pe_code:
+            for code, message, field in ((es_code, es_message, F.ELIGIBILITY_START_DATE),
+                                         (ee_code, ee_message, F.ELIGIBILITY_END_DATE),
+                                         (ps_code, ps_message, F.PROGRAM_START_DATE),
+                                         (pe_code, pe_message, F.PROGRAM_END_DATE)):  # fmt: skip
+                if code:
+                    found.append(error(line, names[field], code, message or "not a date"))
+        if not ps_text and not es_text and not ps_code and not es_code:
             found.append(
                 error(
                     line,
@@ -205,12 +211,12 @@ class RowConverter:
                     "(Program Start Date preferred) and uses it in the record key",
                 )
             )
-        if pe.day and ps.day and pe.day < ps.day:
-            found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program", ps, pe))
-        if ee.day and es.day and ee.day < es.day:
-            found.append(_end_before_start(line, names[F.ELIGIBILITY_END_DATE], "Eligibility", es, ee))
+        if pe_day and ps_day and pe_day < ps_day:
+            found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program", ps_text, pe_text))
+        if ee_day and es_day and ee_day < es_day:
+            found.append(_end_before_start(line, names[F.ELIGIBILITY_END_DATE], "Eligibility", es_text, ee_text))
 
-        starts_on = ps.day or es.day
+        starts_on = ps_day or es_day
         if year:
             year, code, message = normalise_academic_year(year)
             if code:
@@ -224,9 +230,9 @@ class RowConverter:
 
         if found and any(f.severity == "error" for f in found):
             return RowResult(Outcome.REJECTED, findings=tuple(found))
-        values = (sid, ssid, last, first, middle, born.text, program, es.text, ee.text, ps.text, pe.text,
+        values = (sid, ssid, last, first, middle, born_text, program, es_text, ee_text, ps_text, pe_text,
                   year, elig_code, exit_code, site)  # fmt: skip
-        ordered = self.arrange(values)
+        ordered = values if self.arrange is None else self.arrange(values)
         text = "\t".join(ordered)
         if text.count("\t") != self.tabs or "\n" in text or "\r" in text:
             text, _ = render_line(ordered)
@@ -239,14 +245,22 @@ class RowConverter:
                     "a value held a tab or line break; it was replaced by a space (programs.txt cannot quote)",
                 )
             )
+            key = self._record_key(ordered)
+        elif self.arrange is None:
+            key = (sid, program, ps_text or es_text, site)  # the standard layout's record key (layout.record_key)
+        else:
+            key = self._record_key(ordered)
+        return _new_result(RowResult, (WRITTEN, text, key, tuple(found) if found else ()))
+
+    def _record_key(self, ordered: Sequence[str]) -> RecordKey:
+        """``layout.record_key`` with the positions looked up once per file."""
         student, program_at, start_at, eligibility_at, site_at = self.key_at
-        key = (
+        return (
             ordered[student],
             ordered[program_at],
             (ordered[start_at] if start_at >= 0 else "") or (ordered[eligibility_at] if eligibility_at >= 0 else ""),
             ordered[site_at] if site_at >= 0 else "",
         )
-        return _new_result(RowResult, (WRITTEN, text, key, tuple(found)))
 
     def _derive_year(self, day: date) -> str:
         if len(self.years) > 10_000:
@@ -327,19 +341,19 @@ def _scientific(line: int, column: str, label: str, *, fatal: bool) -> Finding:
     )
 
 
-def _birth_message(result: DateResult) -> str:
+def _birth_message(code: str) -> str:
     """Like the date parser's message, without quoting the birth date itself (personal data)."""
-    if result.code == "excel_serial_date":
+    if code == "excel_serial_date":
         return "Birth Date is an Excel serial number, not a date: the file was re-saved by Excel; re-export it"
-    if result.code == "impossible_date":
+    if code == "impossible_date":
         return "Birth Date is not a real calendar date; correct it in the SIS"
     return "Birth Date is not a date in a form we read (e.g. MM/DD/YYYY or YYYY-MM-DD); correct it in the SIS"
 
 
-def _end_before_start(line: int, column: str, what: str, start: DateResult, end: DateResult) -> Finding:
+def _end_before_start(line: int, column: str, what: str, start: str, end: str) -> Finding:
     return error(
         line,
         column,
         "end_before_start",
-        f"{what} End Date {end.text} is before {what} Start Date {start.text}; correct one of them in the SIS",
+        f"{what} End Date {end} is before {what} Start Date {start}; correct one of them in the SIS",
     )
