@@ -1,0 +1,63 @@
+"""config/<feed>.toml: what a district writes, and the errors it gets when it is wrong."""
+
+from datetime import date
+
+import pytest
+
+from programs_bridge.layout import LEGACY, Field
+from programs_bridge.ledger.model import ExportKind, Policy
+from programs_bridge.pipeline.config import ConfigError, parse_feed_config
+
+SFTP = """
+[sftp]
+host = "sftp.illuminate.example"
+secret = "programs-bridge/district/sftp"
+known_hosts = ["sftp.illuminate.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"]
+"""
+
+
+def test_a_minimal_config_detects_the_profile_and_holds_duplicate_risks() -> None:
+    config = parse_feed_config(SFTP, "config/district.toml")
+    assert config.export is ExportKind.FULL and config.duplicate_policy is Policy.HOLD
+    options = config.convert_options(None, date(2026, 9, 1))
+    assert options.mapping is None and options.keep_source_lines
+    target = config.sftp_target()
+    assert (target.host, target.port, target.remote_name, target.use_temp_rename) == (
+        "sftp.illuminate.example", 22, "programs.txt", True,
+    )  # fmt: skip
+
+
+def test_an_inline_mapping_layout_and_line_ending_reach_the_converter() -> None:
+    text = (
+        'layout = "legacy"\nline_ending = "crlf"\nexport = "delta"\nduplicate_policy = "repair"\n'
+        "[mapping]\n[mapping.columns]\nimport_student_id = 'Perm'\nlast_name = 'Last'\nfirst_name = 'First'\n"
+        "birth_date = 'Born'\nprogram_id = 'Program'\nprogram_start_date = 'From'\n" + SFTP
+    )
+    config = parse_feed_config(text, "config/district.toml")
+    options = config.convert_options(None, date(2026, 9, 1))
+    assert options.output.layout == LEGACY and options.output.newline == "\r\n"
+    assert options.mapping is not None and options.mapping.sources(Field.IMPORT_STUDENT_ID) == ("Perm",)
+    assert config.export is ExportKind.DELTA and config.duplicate_policy is Policy.REPAIR
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (SFTP.replace("host =", "hots ="), "sftp.host: Field required; sftp.hots: unknown setting"),
+        (SFTP + 'duplicate_policy = "ignore"', "sftp.duplicate_policy: unknown setting"),
+        ('duplicate_policy = "ignore"\n' + SFTP, "duplicate_policy: Input should be 'hold', 'send' or 'repair'"),
+        ('profile = "sims"\n' + SFTP, "profile: Input should be"),
+        ("max_reject_share = 5\n" + SFTP, "max_reject_share: Input should be less than or equal to 1"),
+        ('columns = ["import_student_id"]\n' + SFTP, "leaves out required column(s)"),
+        (
+            SFTP.replace('known_hosts = ["sftp.illuminate.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"]', ""),
+            "sftp.known_hosts: Field required",
+        ),
+        ("[sftp\n", "is not valid TOML"),
+    ],
+)
+def test_every_problem_is_named_by_its_path(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_feed_config(text, "config/district.toml")
+    assert "config/district.toml" in str(caught.value)
+    assert problem in str(caught.value)
