@@ -125,12 +125,9 @@ class RowConverter:
         names = self.names
         F = Field
 
-        # Import Student ID: the key Illuminate matches on, so damage here must stop the row.
-        if not sid:
-            found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
-        elif "+" in sid and _SCIENTIFIC.match(sid):
-            found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
-        elif sid.isdigit():
+        # Import Student ID: the key Illuminate matches on, so damage here must stop the row.  The usual
+        # all-digit ID is tested first: it is neither empty nor in scientific notation.
+        if sid.isdigit():
             width = len(sid)
             if self.id_width and width < self.id_width:
                 sid = sid.zfill(self.id_width)
@@ -144,6 +141,10 @@ class RowConverter:
                     shape.padded[width] = True
                 if shape.by_width[width] <= EXAMPLE_LINES:
                     shape.examples[width].append(line)
+        elif not sid:
+            found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
+        elif "+" in sid and _SCIENTIFIC.match(sid):
+            found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
         if ssid:
             if "+" in ssid and _SCIENTIFIC.match(ssid):
                 found.append(_scientific(line, names[F.STATE_STUDENT_ID], "State Student ID", fatal=False))
@@ -154,7 +155,8 @@ class RowConverter:
             found.append(_required(line, names[F.LAST_NAME], "Student Last Name"))
         if not first:
             found.append(_required(line, names[F.FIRST_NAME], "Student First Name"))
-        if len(sid) > 30 or len(ssid) > 30 or len(last) > 200 or len(first) > 200 or len(middle) > 200:
+        # Sums: no sum over its limit means no value over it, in fewer operations; _lengths checks each.
+        if len(sid) + len(ssid) > 30 or len(last) + len(first) + len(middle) > 200:
             found.extend(self._lengths(line, sid, ssid, last, first, middle))
 
         # Program ID: a code key of the district's Student Programs code table.
@@ -182,18 +184,18 @@ class RowConverter:
             )
 
         # Dates, unpacked: a NamedTuple's field access by name is a generic attribute lookup, unpacking is not.
-        parse, parse_end, cached, cached_end = self.parse_date, self.parse_end_date, self.cached, self.cached_end
-        born_text, born_day, born_code, _ = cached(birth) or parse(birth)
+        cached, cached_end = self.cached, self.cached_end
+        born_text, born_day, born_code, _ = cached(birth) or self.parse_date(birth)
         if born_code:
             found.append(error(line, names[F.BIRTH_DATE], born_code, _birth_message(born_code)))
         elif not born_text:
             found.append(_required(line, names[F.BIRTH_DATE], "Birth Date"))
         elif born_day is not None and not self.oldest_birth <= born_day <= self.today:
             found.append(self._check_birth(line, born_day))
-        es_text, es_day, es_code, es_message = cached(elig_start) or parse(elig_start)
-        ee_text, ee_day, ee_code, ee_message = cached_end(elig_end) or parse_end(elig_end)
-        ps_text, ps_day, ps_code, ps_message = cached(start) or parse(start)
-        pe_text, pe_day, pe_code, pe_message = cached_end(end) or parse_end(end)
+        es_text, es_day, es_code, es_message = cached(elig_start) or self.parse_date(elig_start)
+        ee_text, ee_day, ee_code, ee_message = cached_end(elig_end) or self.parse_end_date(elig_end)
+        ps_text, ps_day, ps_code, ps_message = cached(start) or self.parse_date(start)
+        pe_text, pe_day, pe_code, pe_message = cached_end(end) or self.parse_end_date(end)
         if es_code or ee_code or ps_code or pe_code:
             for code, message, field in ((es_code, es_message, F.ELIGIBILITY_START_DATE),
                                          (ee_code, ee_message, F.ELIGIBILITY_END_DATE),
