@@ -30,11 +30,12 @@ from programs_bridge.mapping import Mapping
 from programs_bridge.profiles import PROFILES, closest_profile, detect_profile
 from programs_bridge.reader import ExportError, ExportInfo, ExportReader
 from programs_bridge.render import OutputFormat, render_header
-from programs_bridge.rows import Outcome, RowConverter
+from programs_bridge.rows import WRITTEN, Outcome, RecordKey, RowConverter
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
 _PROGRESS_EVERY = 50_000
 _LINE_CHUNK = 1 << 16
+_BATCH = 4096  # written rows staged at a time: enough to make the per-batch calls free, little memory
 
 
 class Status(StrEnum):
@@ -184,25 +185,31 @@ def _first_pass(
     result: Conversion,
     progress: Progress | None,
 ) -> None:
-    write, add_key, findings = staged.file.write, staged.duplicates.add, result.findings
-    newline = staged.newline
-    read = written = rejected = skipped = 0
-    convert = converter.convert
-    for line, fields in rows:
-        read += 1
+    findings, convert = result.findings, converter.convert
+    # Written rows are staged in batches: one write and one duplicate-finder call per batch, not per row.
+    texts: list[str] = []
+    keys: list[RecordKey] = []
+    lines: list[int] = []
+    read = rejected = skipped = 0
+    for read, (line, fields) in enumerate(rows, start=1):  # read: the count after the loop
         outcome, text, key, found = convert(line, fields)
         if found:
             findings.extend(found)
-        if outcome is Outcome.WRITTEN:
-            write(text + newline)
-            add_key(key, line)
-            written += 1
+        if outcome is WRITTEN:
+            texts.append(text)
+            keys.append(key)
+            lines.append(line)
+            if len(texts) == _BATCH:
+                staged.add(texts, keys, lines)
+                texts, keys, lines = [], [], []
         elif outcome is Outcome.REJECTED:
             rejected += 1
         else:
             skipped += 1
         if progress is not None and read % _PROGRESS_EVERY == 0:
             progress(read)
+    staged.add(texts, keys, lines)
+    written = read - rejected - skipped
     result.rows_read, result.rows_valid, result.rows_written = read, written, written
     result.rows_rejected, result.rows_skipped = rejected, skipped
     stripped = converter.id_shape.finding(converter.names[Field.IMPORT_STUDENT_ID])
@@ -291,10 +298,13 @@ class _Staging:
         self._file.write(self._header)
         return self
 
-    @property
-    def file(self) -> IO[str]:
+    def add(self, texts: list[str], keys: list[RecordKey], source_lines: list[int]) -> None:
+        """Stage a batch of written rows: their programs.txt lines, record keys and export lines."""
         assert self._file is not None
-        return self._file
+        if texts:
+            self._file.write(self.newline.join(texts))
+            self._file.write(self.newline)
+        self.duplicates.add(keys, source_lines)
 
     def __exit__(self, *_: object) -> None:
         if self._file is not None:

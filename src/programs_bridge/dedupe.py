@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import compress, count, islice
@@ -26,7 +26,8 @@ from programs_bridge.findings import Finding, error, warning
 from programs_bridge.layout import Layout, record_key
 
 _BITS = 1 << 27  # 16 MiB: ~0.7% false suspects at 1M rows, each costing only a dictionary entry in pass 2
-_FLUSH_EVERY = 1 << 16
+_SLOTS = _BITS - 1  # a hash's slot is its low 27 bits
+_READ_ITEMS = 1 << 16  # spool items per read in pass 2 (even: the spool holds pairs)
 
 
 @dataclass
@@ -43,25 +44,27 @@ class DuplicateFinder:
     def __init__(self) -> None:
         self._bits = bytearray(_BITS >> 3)
         self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self._pending = array("q")
         self.suspects: set[int] = set()
 
-    def add(self, key: tuple[str, ...], source_line: int) -> None:
-        """Record a written row's key (call once per written row, in output order)."""
-        digest = hash(key)
-        slot = digest & (_BITS - 1)
-        mask = 1 << (slot & 7)
-        index = slot >> 3
-        if self._bits[index] & mask:
-            self.suspects.add(digest)
-        else:
-            self._bits[index] |= mask
-        pending = self._pending
-        pending.append(digest)
-        pending.append(source_line)
-        if len(pending) >= _FLUSH_EVERY:
-            pending.tofile(self._spool)
-            del pending[:]
+    def add(self, keys: Sequence[tuple[str, ...]], source_lines: Sequence[int]) -> None:
+        """Record a batch of written rows' keys and export lines (call in output order).
+
+        In batches because hashing and spooling then run in C over the whole batch; only the bit test is
+        Python, and a loop here costs less than a method call per row.
+        """
+        digests = list(map(hash, keys))
+        bits, suspects = self._bits, self.suspects
+        for digest in digests:
+            index = (digest & _SLOTS) >> 3  # the slot's byte ...
+            mask = 1 << (digest & 7)  # ... and its bit in that byte
+            if bits[index] & mask:
+                suspects.add(digest)
+            else:
+                bits[index] |= mask
+        pairs = array("q", bytes(16 * len(digests)))  # the spool interleaves (hash, line), filled in C
+        pairs[0::2] = array("q", digests)
+        pairs[1::2] = array("q", source_lines)
+        pairs.tofile(self._spool)
 
     def entries(self) -> Iterator[tuple[int, int]]:
         """(key hash, source line) of every row added, in order; read back from the spool."""
@@ -70,13 +73,12 @@ class DuplicateFinder:
 
     def _chunks(self) -> Iterator[array[int]]:
         """The spool in chunks of interleaved (key hash, source line) pairs."""
-        self._pending.tofile(self._spool)
-        del self._pending[:]
+        self._spool.flush()
         self._spool.seek(0)
         while True:
             chunk = array("q")
             with suppress(EOFError):  # at the end, fromfile keeps what it could read and raises
-                chunk.fromfile(self._spool, _FLUSH_EVERY)
+                chunk.fromfile(self._spool, _READ_ITEMS)
             if not chunk:
                 return
             yield chunk
