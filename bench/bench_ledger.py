@@ -33,7 +33,7 @@ from programs_bridge.ledger.classify import classify
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import SHARDS, LedgerStore, RunRecord, create_table
+from programs_bridge.ledger.store import READERS, LedgerStore, RunRecord, create_table
 from programs_bridge.local.moto_server import moto_server
 
 HERE = Path(__file__).resolve().parent
@@ -80,9 +80,9 @@ def synthetic_rows(count: int, layout: Layout = STANDARD) -> Iterator[Row]:
 
 def bench_store() -> LedgerStore:
     """A store whose client waits long enough for moto: one Query page over a 1M-item table costs moto
-    seconds of CPU, and 16 concurrent ones share its one interpreter, so botocore's 60 s default times out.
+    seconds of CPU, and concurrent ones share its one interpreter, so botocore's 60 s default times out.
     """
-    config = Config(max_pool_connections=SHARDS + 4, read_timeout=1800, retries={"mode": "standard"})
+    config = Config(max_pool_connections=READERS + 4, read_timeout=1800, retries={"mode": "standard"})
     return LedgerStore(TABLE, boto3.client("dynamodb", config=config))
 
 

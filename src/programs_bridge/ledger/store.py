@@ -11,7 +11,8 @@ pk                           sk                  item
 ===========================  ==================  ==================================================
 
 Records spread over ``SHARDS`` partitions by a CRC-32 of the key, so a feed's million records are read by
-16 paginated Queries in parallel and written across 16 partition keys instead of one hot one.
+16 paginated Queries (``READERS`` at a time, in threads) and written across 16 partition keys instead of
+one hot one.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 
 #: Record partitions per feed.  Part of the table's data layout: changing it strands existing records.
 SHARDS = 16
+#: Shard Queries in flight at once.  Parsing is GIL-bound, so threads only hide network latency, and each
+#: 1 MB page in flight costs ~25 MB of parsed Python objects: 4 readers bound that at ~100 MB.
+READERS = 4
 #: DynamoDB's limit on one BatchWriteItem request.
 BATCH_SIZE = 25
 #: Read and write unit sizes from DynamoDB's pricing rules, for the estimated figures.
@@ -152,7 +156,7 @@ def backoff_delay(attempt: int, base: float, cap: float, draw: Callable[[], floa
 
 def _client() -> DynamoDBClient:
     # One pooled connection per shard reader; botocore's standard mode retries throttling errors itself.
-    config = Config(max_pool_connections=SHARDS + 4, retries={"mode": "standard", "max_attempts": 8})
+    config = Config(max_pool_connections=READERS + 4, retries={"mode": "standard", "max_attempts": 8})
     return boto3.client("dynamodb", config=config)
 
 
@@ -199,32 +203,36 @@ class LedgerStore:
     # -- reading ---------------------------------------------------------------------------------------
 
     def read_snapshot(self, feed: str) -> tuple[LedgerSnapshot, Usage]:
-        """Every record of ``feed``: 16 shard Queries paged 1 MB at a time, run in parallel threads.
+        """Every record of ``feed``: 16 shard Queries paged 1 MB at a time, ``READERS`` at once in threads.
 
         Pages, already compacted by the reader threads, flow through a bounded queue into one builder, so
         memory holds the snapshot plus a few pages in flight, never a shard's worth of raw items.
         """
         usage = Usage()
         snapshot = LedgerSnapshot(head_run=self._head(feed, usage))
-        pages: queue.Queue[_Page | BaseException | None] = queue.Queue(maxsize=2 * SHARDS)
+        pages: queue.Queue[_Page | BaseException | None] = queue.Queue(maxsize=READERS)
         stop = threading.Event()
+
+        def offer(item: _Page | BaseException | None) -> bool:
+            """Hand ``item`` to the consumer; False once the consumer has given up (never block forever)."""
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def reader(shard: int) -> None:
             try:
                 for page in self._query_pages(records_pk(feed, shard)):
-                    while not stop.is_set():
-                        try:
-                            pages.put(page, timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not offer(page):
                         return
-                pages.put(None)
+                offer(None)
             except BaseException as exc:  # handed to the consumer, which re-raises it
-                pages.put(exc)
+                offer(exc)
 
-        with ThreadPoolExecutor(max_workers=SHARDS, thread_name_prefix="ledger-read") as pool:
+        with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="ledger-read") as pool:
             for shard in range(SHARDS):
                 pool.submit(reader, shard)
             try:
