@@ -1,0 +1,71 @@
+"""Reading a feed: every page of every shard, and a failed read that surfaces instead of hanging.
+
+A fake client stands in for DynamoDB here so pages can be small and failures certain; the scenario tests
+read through the moto server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from programs_bridge.ledger.store import SHARDS, LedgerError, LedgerStore
+
+
+def record(shard: int, n: int) -> dict[str, Any]:
+    return {
+        "pk": {"S": f"feed#records#{shard:02d}"},
+        "sk": {"S": f"s{shard}-{n}\t144\t08/15/2025\t12"},
+        "state": {"S": "open" if n % 2 else "closed"},
+        "end_date": {"S": ""},
+        "fields_hash": {"S": f"{n:016x}"},
+        "first_run": {"S": f"run-{n % 3}"},
+        "last_run": {"S": "run-9"},
+    }
+
+
+class PagingClient:
+    """Three pages of two items per shard, chained by LastEvaluatedKey; optionally failing on one shard."""
+
+    def __init__(self, fail_shard: int | None = None) -> None:
+        self.fail_shard = fail_shard
+        self.queries = 0
+
+    def get_item(self, **_: Any) -> dict[str, Any]:
+        return {"Item": {"head_run": {"S": "run-9"}}, "ConsumedCapacity": {"CapacityUnits": 1.0}}
+
+    def query(self, ExpressionAttributeValues: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        self.queries += 1
+        shard = int(ExpressionAttributeValues[":pk"]["S"].rsplit("#", 1)[1])
+        if shard == self.fail_shard:
+            raise RuntimeError("connection reset")
+        page = int(kwargs.get("ExclusiveStartKey", {}).get("page", {}).get("N", "0"))
+        response: dict[str, Any] = {
+            "Items": [record(shard, 2 * page), record(shard, 2 * page + 1)],
+            "ConsumedCapacity": {"CapacityUnits": 0.5},
+        }
+        if page < 2:
+            response["LastEvaluatedKey"] = {"page": {"N": str(page + 1)}}
+        return response
+
+
+def test_every_page_of_every_shard_is_read_and_counted() -> None:
+    client = PagingClient()
+    snapshot, usage = LedgerStore("ledger", cast(Any, client)).read_snapshot("feed")
+    assert len(snapshot) == SHARDS * 6
+    assert snapshot.head_run == "run-9"
+    ordinal = snapshot.find("s3-5\t144\t08/15/2025\t12")
+    assert ordinal is not None
+    assert snapshot.is_open(ordinal)
+    assert snapshot.hashes[ordinal] == 5
+    assert snapshot.first_run(ordinal) == "run-2"
+    assert usage.requests == 1 + SHARDS * 3
+    assert usage.items == SHARDS * 6
+    assert usage.consumed_units == 1.0 + SHARDS * 3 * 0.5
+    assert usage.estimated_units == 1.0 + SHARDS * 3 * 0.5  # two small items: half a unit a page
+
+
+def test_a_failed_shard_read_fails_the_whole_read() -> None:
+    with pytest.raises(LedgerError, match="reading the ledger failed"):
+        LedgerStore("ledger", cast(Any, PagingClient(fail_shard=7))).read_snapshot("feed")
