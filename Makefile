@@ -94,4 +94,4 @@ demo: $(STAMP)
 	$(BIN)/python -m programs_bridge.demo --out out/demo
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam build out .pytest_cache .mypy_cache .ruff_cache
