@@ -16,7 +16,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from itertools import islice
+from itertools import islice, repeat
+from operator import add
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -301,9 +302,8 @@ class _Staging:
     def add(self, texts: list[str], keys: list[RecordKey], source_lines: list[int]) -> None:
         """Stage a batch of written rows: their programs.txt lines, record keys and export lines."""
         assert self._file is not None
-        if texts:
-            self._file.write(self.newline.join(texts))
-            self._file.write(self.newline)
+        # Row by row (in C): joined, one row with a wide character would make the whole batch a wide string.
+        self._file.writelines(map(add, texts, repeat(self.newline)))
         self.duplicates.add(keys, source_lines)
 
     def __exit__(self, *_: object) -> None:

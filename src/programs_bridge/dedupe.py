@@ -4,12 +4,13 @@ Illuminate keys a program record on student + program + start date + site.  Two 
 file either say the same thing (merge them: keep one, warn) or contradict each other (Illuminate would keep
 whichever came last, silently: reject both and let the clerk decide).
 
-Pass 1 (while converting) sets one bit per key hash in a fixed 16 MiB bitset and spools each written row's
-hash to disk; a row whose bit is already set makes its hash a *suspect*.  Only when there are suspects does
-pass 2 re-read the staged rows, group the suspects by their exact key (so a hash collision can never merge two
-different records) and decide.  A clean file, the nightly norm, costs one hash and a few bit operations a row.
-At a million rows a few thousand false suspects are the norm too, so pass 2 picks the suspect rows out with
-C-level iterators (``itertools.compress``) and only those few reach Python code.
+Pass 1 (while converting) sets one bit per key, at its *slot* (the low 27 bits of the key's hash), in a fixed
+16 MiB bitset and spools each written row's slot to disk; a row whose bit is already set makes its slot a
+*suspect*.  Only when there are suspects does pass 2 re-read the staged rows with a suspect slot, group them by
+their exact key (so a collision can never merge two different records) and decide.  A clean file, the nightly
+norm, costs one hash and a few bit operations a row.  At a million rows a few thousand false suspects are the
+norm too, so pass 2 picks the suspect rows out with C-level iterators (``itertools.compress``) and only those
+few reach Python code.  Slots, not whole hashes, because they are small ints: cheap bit operations, 32-bit spool.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import compress, count, islice
+from itertools import compress, count, islice, repeat
+from operator import and_
 from typing import IO
 
 from programs_bridge.findings import Finding, error, warning
 from programs_bridge.layout import Layout, record_key
 
 _BITS = 1 << 27  # 16 MiB: ~0.7% false suspects at 1M rows, each costing only a dictionary entry in pass 2
-_SLOTS = _BITS - 1  # a hash's slot is its low 27 bits
+_SLOTS = _BITS - 1  # mask: a key's slot is the low 27 bits of its hash
 _READ_ITEMS = 1 << 16  # spool items per read in pass 2 (even: the spool holds pairs)
 
 
@@ -52,31 +54,31 @@ class DuplicateFinder:
         In batches because hashing and spooling then run in C over the whole batch; only the bit test is
         Python, and a loop here costs less than a method call per row.
         """
-        digests = list(map(hash, keys))
+        slots = list(map(and_, map(hash, keys), repeat(_SLOTS)))
         bits, suspects = self._bits, self.suspects
-        for digest in digests:
-            index = (digest & _SLOTS) >> 3  # the slot's byte ...
-            mask = 1 << (digest & 7)  # ... and its bit in that byte
+        for slot in slots:
+            index = slot >> 3  # the slot's byte ...
+            mask = 1 << (slot & 7)  # ... and its bit in that byte
             if bits[index] & mask:
-                suspects.add(digest)
+                suspects.add(slot)
             else:
                 bits[index] |= mask
-        pairs = array("q", bytes(16 * len(digests)))  # the spool interleaves (hash, line), filled in C
-        pairs[0::2] = array("q", digests)
-        pairs[1::2] = array("q", source_lines)
+        pairs = array("i", bytes(8 * len(slots)))  # the spool interleaves (slot, line), filled in C
+        pairs[0::2] = array("i", slots)
+        pairs[1::2] = array("i", source_lines)
         pairs.tofile(self._spool)
 
     def entries(self) -> Iterator[tuple[int, int]]:
-        """(key hash, source line) of every row added, in order; read back from the spool."""
+        """(key slot, source line) of every row added, in order; read back from the spool."""
         for chunk in self._chunks():
             yield from zip(chunk[0::2], chunk[1::2], strict=True)
 
     def _chunks(self) -> Iterator[array[int]]:
-        """The spool in chunks of interleaved (key hash, source line) pairs."""
+        """The spool in chunks of interleaved (key slot, source line) pairs."""
         self._spool.flush()
         self._spool.seek(0)
         while True:
-            chunk = array("q")
+            chunk = array("i")
             with suppress(EOFError):  # at the end, fromfile keeps what it could read and raises
                 chunk.fromfile(self._spool, _READ_ITEMS)
             if not chunk:
@@ -92,13 +94,13 @@ class DuplicateFinder:
         rows = iter(staged_rows)
         first = 0
         for chunk in self._chunks():
-            digests = chunk[0::2]
-            # Row number, source line and text of each row whose hash is a suspect, picked in C.
-            numbered = zip(count(first), chunk[1::2], islice(rows, len(digests)), strict=False)  # count is endless
-            for index, source_line, raw in compress(numbered, map(self.suspects.__contains__, digests)):
+            slots = chunk[0::2]
+            # Row number, source line and text of each row whose slot is a suspect, picked in C.
+            numbered = zip(count(first), chunk[1::2], islice(rows, len(slots)), strict=False)  # count is endless
+            for index, source_line, raw in compress(numbered, map(self.suspects.__contains__, slots)):
                 text = raw.decode("utf-8").rstrip("\r\n")
                 groups.setdefault(record_key(text.split("\t"), layout), []).append((index, source_line, text))
-            first += len(digests)
+            first += len(slots)
         for rows_of_key in groups.values():
             if len(rows_of_key) > 1:
                 _judge(rows_of_key, verdict)
