@@ -88,14 +88,17 @@ def _shift(us_date: str) -> str:
     return f"{month}/{min(day + 3, 28)}/{year}" if day <= 25 else f"{month}/{day - 3}/{year}"
 
 
-def feed_config(sftp: LocalSftp, profile: str | None, mapping_toml: str | None) -> str:
-    lines = []
-    if profile:
-        lines.append(f'profile = "{profile}"')
-    lines.append('duplicate_policy = "hold"')
-    if mapping_toml:
-        lines.append("[mapping]\n" + mapping_toml)
-    lines += [
+def feed_config(sftp: LocalSftp, profile: str | None, mapping_toml: str | None, user_config: str | None) -> str:
+    """The feed's config/<feed>.toml: the user's own (its ``[sftp]`` table replaced by the local server's),
+    or one built from ``--profile`` / ``--mapping``."""
+    if user_config is not None:
+        body = _without_table(user_config, "sftp")
+    else:
+        body = f'profile = "{profile}"\n' if profile else ""
+        body += 'duplicate_policy = "hold"\n'
+        if mapping_toml:
+            body += "[mapping]\n" + _nested(mapping_toml, "mapping")
+    sftp_table = [
         "[sftp]",
         f'host = "{sftp.host}"',
         f"port = {sftp.port}",
@@ -103,7 +106,33 @@ def feed_config(sftp: LocalSftp, profile: str | None, mapping_toml: str | None) 
         f'secret = "{SECRET_NAME}"',
         f"known_hosts = [{json.dumps(sftp.known_hosts_line)}]",
     ]
-    return "\n".join(lines) + "\n"
+    return body.rstrip("\n") + "\n\n" + "\n".join(sftp_table) + "\n"
+
+
+def _nested(toml_text: str, table: str) -> str:
+    """A mapping file's TOML moved under ``[table]``: ``[columns]`` becomes ``[table.columns]``."""
+    out = []
+    for line in toml_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[["):
+            line = "[[" + table + "." + stripped[2:]
+        elif stripped.startswith("["):
+            line = "[" + table + "." + stripped[1:]
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _without_table(toml_text: str, table: str) -> str:
+    """``toml_text`` without ``[table]`` and its sub-tables."""
+    out, skipping = [], False
+    for line in toml_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            name = stripped.strip("[]").strip()
+            skipping = name == table or name.startswith(table + ".")
+        if not skipping:
+            out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def _provision(sftp: LocalSftp, config_text: str) -> None:
@@ -181,6 +210,19 @@ def play(exports: Sequence[Path], out: Path, config_text: str | None, profile: s
          mapping_toml: str | None, log: IO[str]) -> int:  # fmt: skip
     """Drop each export as the next night; return how many runs failed."""
     out.mkdir(parents=True, exist_ok=True)
+    saved_environ = dict(os.environ)
+    try:
+        return _play(exports, out, config_text, profile, mapping_toml, log)
+    finally:  # the local stack's endpoint and tables are gone once it stops: leave no trace of them
+        os.environ.clear()
+        os.environ.update(saved_environ)
+
+
+def _play(exports: Sequence[Path], out: Path, config_text: str | None, profile: str | None,
+          mapping_toml: str | None, log: IO[str]) -> int:  # fmt: skip
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]  # each stack has its own SFTP client key behind the same secret name
     failures = 0
     with (
         tempfile.TemporaryDirectory(prefix="programs-bridge-demo-") as scratch,
@@ -189,7 +231,7 @@ def play(exports: Sequence[Path], out: Path, config_text: str | None, profile: s
             sftp,
         ),
     ):
-        _provision(sftp, config_text or feed_config(sftp, profile, mapping_toml))
+        _provision(sftp, feed_config(sftp, profile, mapping_toml, config_text))
         os.environ["PROGRAMS_BRIDGE_WORKDIR"] = str(Path(scratch) / "work")
         with redirect_stdout(log):  # structured logs and EMF metrics go to the log file, summaries to the screen
             from programs_bridge.pipeline import handler
@@ -241,7 +283,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--profile", help="built-in profile for your exports (default: detect)")
     source.add_argument("--mapping", type=Path, help="a TOML mapping for your exports")
-    parser.add_argument("--config", type=Path, help="a feed configuration (config/<feed>.toml) to use as is")
+    parser.add_argument(
+        "--config", type=Path, help="your feed configuration (config/<feed>.toml); its [sftp] table is replaced"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where to write NN-programs.txt etc.")
 
 

@@ -116,7 +116,6 @@ def stack(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     from programs_bridge.pipeline import wiring as handler
 
     monkeypatch.setattr(handler, "WORKDIR", tmp_path / "work")
-    handler._persistence.cache_clear()
     parameters.clear_caches()  # each test has its own client key behind the same secret name
     captured = Captured()
     watched = [logging.getLogger(), logging.getLogger("programs-bridge"), logging.getLogger("programs_bridge")]

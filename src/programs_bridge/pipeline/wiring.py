@@ -46,8 +46,9 @@ _idempotency = IdempotencyConfig(event_key_jmespath="[bucket, key, version]", ex
 
 
 @cache
-def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
+def _persistence(table: str, endpoint: str | None) -> DynamoDBPersistenceLayer:
+    """One persistence layer (and its boto3 client) per table and endpoint, reused across events."""
+    return DynamoDBPersistenceLayer(table_name=table)
 
 
 def services_for(bucket: str) -> Services:
@@ -86,9 +87,11 @@ def _handle_item(item: ObjectRef | Ignored, context: LambdaContext) -> list[dict
         logger.info("event ignored", extra={"reason": item.reason})
         return []
     seconds = context.get_remaining_time_in_millis() / 1000 + _LEASE_MARGIN_SECONDS
-    process = idempotent_function(data_keyword_argument="ref", persistence_store=_persistence(), config=_idempotency)(
-        _process_object
-    )
+    process = idempotent_function(
+        data_keyword_argument="ref",
+        persistence_store=_persistence(os.environ["IDEMPOTENCY_TABLE"], os.environ.get("AWS_ENDPOINT_URL")),
+        config=_idempotency,
+    )(_process_object)
     result: list[dict[str, str]] = process(ref=item.idempotency_data() | _extra(item), lease_seconds=seconds)
     return result
 
