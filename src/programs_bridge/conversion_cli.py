@@ -37,9 +37,7 @@ def add_converter_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--profile", choices=sorted(PROFILES), help="built-in export shape (default: detect)")
     source.add_argument("--mapping", type=Path, metavar="FILE", help="TOML mapping for any other export")
-    parser.add_argument(
-        "--code-table", type=Path, metavar="FILE", help="the district's Student Programs codes"
-    )
+    parser.add_argument("--code-table", type=Path, metavar="FILE", help="the district's Student Programs codes")
     parser.add_argument("--report", type=Path, metavar="R.json", help="write the full JSON report here")
     shape = parser.add_mutually_exclusive_group()
     shape.add_argument("--layout", choices=["standard", "legacy"], default="standard",
@@ -66,11 +64,7 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
     try:
         mapping = load_mapping(args.mapping) if args.mapping else PROFILES.get(args.profile or "")
         code_table = load_code_table(args.code_table) if args.code_table else None
-        layout = (
-            custom_layout([c.strip() for c in args.columns.split(",")])
-            if args.columns
-            else LAYOUTS[args.layout]
-        )
+        layout = custom_layout([c.strip() for c in args.columns.split(",")]) if args.columns else LAYOUTS[args.layout]
     except (MappingError, CodeTableError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     return ConvertOptions(
