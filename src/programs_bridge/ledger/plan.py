@@ -187,31 +187,3 @@ def make_plan(
         ", ".join(f"{decision.value}={counts.get(decision, 0)}" for decision in Decision),
     )
     return plan
-
-
-def summary_lines(report: dict[str, Any]) -> list[str]:
-    """The plan for a person at a terminal: one line per class, then each duplicate risk and what it hit.
-
-    It names record keys, like the report it is made from: print it, never log it.
-    """
-    counts = report["counts"]
-    lines = [f"ledger {report['feed']}: {report['rows']} rows against {report['ledger_records']} records"]
-    lines += [f"  {name:<15}{count:>9}" for name, count in counts.items()]
-    for risk in report["duplicate_risks"]:
-        lines.append(f"  line {risk['line']}: duplicate risk, {risk['action']}: {_key_text(risk['key'])}")
-        lines += [
-            f"    open record {_key_text(match['key'])} ({', '.join(match['differs'])} differ)"
-            for match in risk["open_records"]
-        ]
-        if "reason" in risk:
-            lines.append(f"    {risk['reason']}")
-    if report["missing"]:
-        lines.append(f"  open in the ledger, missing from this full export ({counts['missing']}):")
-        lines += [f"    {_key_text(entry['key'])}" for entry in report["missing"]]
-    if any(report["truncated"].values()):
-        lines.append(f"  (lists stop at {report['listed_limit']}; the JSON report has the counts)")
-    return lines
-
-
-def _key_text(key: dict[str, str]) -> str:
-    return " / ".join(f"{name}={value or '(empty)'}" for name, value in key.items())
