@@ -4,13 +4,12 @@ Illuminate keys a program record on student + program + start date + site.  Two 
 file either say the same thing (merge them: keep one, warn) or contradict each other (Illuminate would keep
 whichever came last, silently: reject both and let the clerk decide).
 
-Pass 1 (while converting) sets one bit per key, at its *slot* (the low 27 bits of the key's hash), in a fixed
-16 MiB bitset and spools each written row's slot to disk; a row whose bit is already set makes its slot a
-*suspect*.  Only when there are suspects does pass 2 re-read the staged rows with a suspect slot, group them by
-their exact key (so a collision can never merge two different records) and decide.  A clean file, the nightly
-norm, costs one hash and a few bit operations a row.  At a million rows a few thousand false suspects are the
-norm too, so pass 2 picks the suspect rows out with C-level iterators (``itertools.compress``) and only those
-few reach Python code.  Slots, not whole hashes, because they are small ints: cheap bit operations, 32-bit spool.
+Pass 1 (while converting) sets one bit per key hash in a fixed 16 MiB bitset and spools each written row's
+hash to disk; a row whose bit is already set makes its hash a *suspect*.  Only when there are suspects does
+pass 2 re-read the staged rows, group the suspects by their exact key (so a hash collision can never merge two
+different records) and decide.  A clean file, the nightly norm, costs one hash and a few bit operations a row.
+At a million rows a few thousand false suspects are the norm too, so pass 2 picks the suspect rows out with
+C-level iterators (``itertools.compress``) and only those few reach Python code.
 """
 
 from __future__ import annotations
@@ -20,15 +19,14 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import compress, count, islice, repeat
-from operator import and_
+from itertools import compress, count, islice
 from typing import IO
 
 from programs_bridge.findings import Finding, error, warning
 from programs_bridge.layout import Layout, record_key
 
 _BITS = 1 << 27  # 16 MiB: ~0.7% false suspects at 1M rows, each costing only a dictionary entry in pass 2
-_SLOTS = _BITS - 1  # mask: a key's slot is the low 27 bits of its hash
+_SLOTS = _BITS - 1  # a hash's slot is its low 27 bits
 _READ_ITEMS = 1 << 16  # spool items per read in pass 2 (even: the spool holds pairs)
 
 
@@ -54,31 +52,31 @@ class DuplicateFinder:
         In batches because hashing and spooling then run in C over the whole batch; only the bit test is
         Python, and a loop here costs less than a method call per row.
         """
-        slots = list(map(and_, map(hash, keys), repeat(_SLOTS)))
+        digests = list(map(hash, keys))
         bits, suspects = self._bits, self.suspects
-        for slot in slots:
-            index = slot >> 3  # the slot's byte ...
-            mask = 1 << (slot & 7)  # ... and its bit in that byte
+        for digest in digests:
+            index = (digest & _SLOTS) >> 3  # the slot's byte ...
+            mask = 1 << (digest & 7)  # ... and its bit in that byte
             if bits[index] & mask:
-                suspects.add(slot)
+                suspects.add(digest)
             else:
                 bits[index] |= mask
-        pairs = array("i", bytes(8 * len(slots)))  # the spool interleaves (slot, line), filled in C
-        pairs[0::2] = array("i", slots)
-        pairs[1::2] = array("i", source_lines)
+        pairs = array("q", bytes(16 * len(digests)))  # the spool interleaves (hash, line), filled in C
+        pairs[0::2] = array("q", digests)
+        pairs[1::2] = array("q", source_lines)
         pairs.tofile(self._spool)
 
     def entries(self) -> Iterator[tuple[int, int]]:
-        """(key slot, source line) of every row added, in order; read back from the spool."""
+        """(key hash, source line) of every row added, in order; read back from the spool."""
         for chunk in self._chunks():
             yield from zip(chunk[0::2], chunk[1::2], strict=True)
 
     def _chunks(self) -> Iterator[array[int]]:
-        """The spool in chunks of interleaved (key slot, source line) pairs."""
+        """The spool in chunks of interleaved (key hash, source line) pairs."""
         self._spool.flush()
         self._spool.seek(0)
         while True:
-            chunk = array("i")
+            chunk = array("q")
             with suppress(EOFError):  # at the end, fromfile keeps what it could read and raises
                 chunk.fromfile(self._spool, _READ_ITEMS)
             if not chunk:
@@ -87,23 +85,31 @@ class DuplicateFinder:
 
     def resolve(self, staged_rows: Iterable[bytes], layout: Layout) -> DuplicateVerdict:
         """Pass 2 over the staged rows (UTF-8 lines as written, without header), in the order they were added."""
-        verdict = DuplicateVerdict()
-        if not self.suspects:
+        verdict, suspects = DuplicateVerdict(), self.suspects
+        if not suspects:
             return verdict
-        groups: dict[tuple[str, ...], list[tuple[int, int, str]]] = {}
+        # Grouped by hash first, as raw bytes: most suspects are alone with their hash, and memory at this
+        # point must stay as flat as in pass 1; only rows sharing a hash are decoded and keyed exactly.
+        groups: dict[int, list[tuple[int, int, bytes]]] = {}
         rows = iter(staged_rows)
         first = 0
         for chunk in self._chunks():
-            slots = chunk[0::2]
-            # Row number, source line and text of each row whose slot is a suspect, picked in C.
-            numbered = zip(count(first), chunk[1::2], islice(rows, len(slots)), strict=False)  # count is endless
-            for index, source_line, raw in compress(numbered, map(self.suspects.__contains__, slots)):
-                text = raw.decode("utf-8").rstrip("\r\n")
-                groups.setdefault(record_key(text.split("\t"), layout), []).append((index, source_line, text))
-            first += len(slots)
-        for rows_of_key in groups.values():
-            if len(rows_of_key) > 1:
-                _judge(rows_of_key, verdict)
+            digests = chunk[0::2]
+            # Row number, source line, hash and bytes of each row whose hash is a suspect, picked in C.
+            numbered = zip(
+                count(first), chunk[1::2], digests, islice(rows, len(digests)), strict=False
+            )  # count: endless
+            for index, source_line, digest, raw in compress(numbered, map(suspects.__contains__, digests)):
+                groups.setdefault(digest, []).append((index, source_line, raw.rstrip(b"\r\n")))
+            first += len(digests)
+        for rows_of_hash in groups.values():
+            if len(rows_of_hash) > 1:
+                by_key: dict[tuple[str, ...], list[tuple[int, int, bytes]]] = {}
+                for row in rows_of_hash:
+                    by_key.setdefault(record_key(row[2].decode("utf-8").split("\t"), layout), []).append(row)
+                for rows_of_key in by_key.values():
+                    if len(rows_of_key) > 1:
+                        _judge(rows_of_key, verdict)
         verdict.findings.sort(key=lambda f: f.line or 0)
         return verdict
 
@@ -111,7 +117,7 @@ class DuplicateFinder:
         self._spool.close()
 
 
-def _judge(rows: list[tuple[int, int, str]], verdict: DuplicateVerdict) -> None:
+def _judge(rows: list[tuple[int, int, bytes]], verdict: DuplicateVerdict) -> None:
     lines = [line for _, line, _ in rows]
     if len({text for _, _, text in rows}) == 1:
         first = lines[0]
