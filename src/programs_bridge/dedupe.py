@@ -6,10 +6,11 @@ whichever came last, silently: reject both and let the clerk decide).
 
 Pass 1 (while converting) sets one bit per key hash in a fixed 16 MiB bitset and spools each written row's
 hash to disk; a row whose bit is already set makes its hash a *suspect*.  Only when there are suspects does
-pass 2 re-read the staged rows, group the suspects by their exact key (so a hash collision can never merge two
-different records) and decide.  A clean file, the nightly norm, costs one hash and a few bit operations a row.
-At a million rows a few thousand false suspects are the norm too, so pass 2 picks the suspect rows out with
-C-level iterators (``itertools.compress``) and only those few reach Python code.
+pass 2 re-read the staged rows, group the rows with a suspect hash by hash and then by their exact key (so a
+hash collision can never merge two different records) and decide.  A clean file, the nightly norm, costs one
+hash and a few bit operations a row.  At a million rows a few thousand false suspects are the norm too, so
+pass 2 picks the suspect rows out with C-level iterators (``itertools.compress``) and only those few reach
+Python code.
 """
 
 from __future__ import annotations
