@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PERSONAL_VALUES
 from programs_bridge.demo import _nested, _without_table, main
 from programs_bridge.local.moto_server import MotoServer
+
+PERSONAL_VALUES.update({"555001", "Fenwick", "Odile", "03/04/2012"})
 
 
 @pytest.fixture
@@ -52,3 +55,17 @@ def test_a_users_config_loses_only_its_sftp_tables() -> None:
 
 def test_a_missing_export_is_a_usage_error(tmp_path: Path, clean_env: None) -> None:
     assert main([str(tmp_path / "nope.csv"), "--out", str(tmp_path)]) == 64
+
+
+def test_your_own_exports_run_as_consecutive_nights_through_the_cli(tmp_path: Path, clean_env: None) -> None:
+    from programs_bridge.cli import main as cli
+
+    header = "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID\n"
+    night1 = tmp_path / "mon.csv"
+    night1.write_text(header + "555001,Fenwick,Odile,3/4/2012,144,8/15/2025,,101\n")
+    night2 = tmp_path / "tue.csv"
+    night2.write_text(header + "555001,Fenwick,Odile,3/4/2012,144,8/15/2025,6/1/2026,101\n")
+    out = tmp_path / "out"
+    assert cli(["demo", str(night1), str(night2), "--profile", "powerschool", "--out", str(out)]) == 0
+    assert json.loads((out / "02-report.json").read_text())["counts"]["exits"] == 1
+    assert "06/01/2026" in (out / "02-programs.txt").read_text()

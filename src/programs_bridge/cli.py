@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "programs_bridge.conversion_cli",
     "programs_bridge.plan_cli",
     "programs_bridge.delivery.cli",
+    "programs_bridge.demo_cli",
 )
 
 

@@ -273,20 +273,12 @@ def _night(night: int, export: Path, s3: Any, sftp: LocalSftp, out: Path, failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m programs_bridge.demo`` (what ``make demo`` runs); the same as ``programs-bridge demo``."""
+    from programs_bridge.demo_cli import add_arguments
+
     parser = argparse.ArgumentParser(prog="programs-bridge demo", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("exports", nargs="*", type=Path, help="exports to drop, one per night, in order")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--profile", help="built-in profile for your exports (default: detect)")
-    source.add_argument("--mapping", type=Path, help="a TOML mapping for your exports")
-    parser.add_argument(
-        "--config", type=Path, help="your feed configuration (config/<feed>.toml); its [sftp] table is replaced"
-    )
-    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where to write NN-programs.txt etc.")
 
 
 def run(args: argparse.Namespace) -> int:
