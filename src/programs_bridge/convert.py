@@ -176,7 +176,11 @@ def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
         parts.append(f"the file has no column for {wanted}")
     for target, names in match.ambiguous.items():
         parts.append(f"{target.value} matches several columns ({', '.join(names)}); name one exactly")
-    return f"mapping '{mapping.name}' does not fit this file: " + "; ".join(parts)
+    return (
+        f"mapping '{mapping.name}' does not fit this file: "
+        + "; ".join(parts)
+        + ". Is this the right file? If it is, fix the mapping's column names"
+    )
 
 
 def _first_pass(
