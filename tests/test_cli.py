@@ -97,3 +97,13 @@ def test_a_custom_mapping_drives_the_conversion(tmp_path: Path) -> None:
     assert (
         out.read_text().splitlines()[1] == "004521\t\tLee\tAnn\t\t03/04/2012\t144\t\t\t08/15/2025\t\t2025-2026\t\t\t12"
     )
+
+
+def test_validate_says_which_rows_would_be_left_out_not_that_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [GOOD.replace("004521", f"{n:06d}") for n in range(30)] + ["9,Lee,,3/4/2012,144,8/15/2025,,101"]
+    assert main(["validate", str(export(tmp_path, *rows))]) == 1
+    err = capsys.readouterr().err
+    assert "1 row(s) have errors and would be left out" in err
+    assert "written" not in err.splitlines()[0]

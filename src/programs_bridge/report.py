@@ -96,10 +96,13 @@ def summary(conversion: Conversion, report_path: Path | None = None) -> str:
 def _verdict(conversion: Conversion) -> str:
     if conversion.status is Status.REJECTED:
         return "REJECTED, nothing written"
-    target = f" to {conversion.output}" if conversion.output else ""
+    if conversion.output is None:  # validate: nothing is ever written
+        if conversion.status is Status.PARTIAL:
+            return f"{conversion.rows_rejected:,} row(s) have errors and would be left out"
+        return "all rows valid"
     if conversion.status is Status.PARTIAL:
-        return f"written{target} without the {conversion.rows_rejected:,} rejected row(s)"
-    return f"all rows valid, written{target}" if conversion.output else "all rows valid"
+        return f"written to {conversion.output} without the {conversion.rows_rejected:,} rejected row(s)"
+    return f"all rows valid, written to {conversion.output}"
 
 
 def _by_severity(conversion: Conversion) -> str:
