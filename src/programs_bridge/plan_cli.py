@@ -72,13 +72,13 @@ def _head(
 ) -> dict[str, Any]:
     from programs_bridge.run_report import counts  # see _plan: loaded with the ledger
 
-    rows_sent = plan.report()["rows_to_send"] if plan is not None else 0
+    ledger = plan.report() if plan is not None else None
     return {
         "feed": args.feed,
         "status": status.value,
         "reason": reason,
-        "counts": counts(conversion, plan, rows_sent),
-        "ledger": plan.report() if plan is not None else None,
+        "counts": counts(conversion, plan, ledger["rows_to_send"] if ledger else 0),
+        "ledger": ledger,
     }
 
 

@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -175,8 +175,7 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
                 kind=config.export, policy=config.duplicate_policy,
             )  # fmt: skip
         to_send = workdir / "programs.txt"
-        sent = _write_programs(to_send, options.output.header, options.output.newline, layout,
-                               plan.rows_to_send(converted_rows(conversion)))  # fmt: skip
+        sent = _write_programs(to_send, options.output, plan.rows_to_send(converted_rows(conversion)))
         head["counts"] = counts(conversion, plan, sent)
         head["ledger"] = plan.report()
         head["sent"] = {"key": entry.sent_key, "rows": sent}
@@ -186,20 +185,20 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
         _save_report(services.storage, entry.report_key, head, conversion)
         layout_names = tuple(f.value for f in layout.fields)
         services.journal.advance(source.feed, entry.ref_id, Stage.PLANNED, RunStatus.IN_PROGRESS.value, layout_names)
-        frozen = RunEntry(entry.ref_id, entry.run_id, Stage.PLANNED, entry.status, entry.report_key,
-                          entry.sent_key, layout_names)  # fmt: skip
+        frozen = replace(entry, stage=Stage.PLANNED, layout=layout_names)
         return _deliver_and_finish(source, frozen, services, workdir, head, to_send, config, started)
     finally:
         conversion.findings.close()
 
 
-def _write_programs(path: Path, header: bool, newline: str, layout: Layout, rows: Iterable[Row]) -> int:
+def _write_programs(path: Path, output: OutputFormat, rows: Iterable[Row]) -> int:
+    """The programs.txt to send: the planned rows after the duplicate policy, in the feed's format."""
     written = 0
     with path.open("w", encoding="utf-8", newline="") as out:
-        if header:
-            out.write(render_header(OutputFormat(layout=layout, header=True, newline=newline)))
+        if output.header:
+            out.write(render_header(output))
         for _, fields in rows:
-            out.write("\t".join(fields) + newline)
+            out.write("\t".join(fields) + output.newline)
             written += 1
     return written
 

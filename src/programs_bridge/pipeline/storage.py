@@ -28,12 +28,6 @@ class Fetched:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    key: str
-    last_modified: datetime
-
-
 class Storage:
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
         self.bucket = bucket
@@ -62,6 +56,11 @@ class Storage:
             raise
         return True
 
+    def version_of(self, key: str) -> tuple[str | None, str, datetime]:
+        """The current version id (None when unversioned), ETag and last-modified time of ``key``."""
+        head = self.client.head_object(Bucket=self.bucket, Key=key)
+        return head.get("VersionId") or None, head.get("ETag", ""), head["LastModified"]
+
     def read_text(self, key: str) -> str | None:
         """A small text object (config, code table, a report), or None when there is none."""
         try:
@@ -78,14 +77,14 @@ class Storage:
     def put_file(self, key: str, path: Path, content_type: str) -> None:
         self.client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
 
-    def listing(self, prefix: str) -> list[Listed]:
-        """Objects under ``prefix``, oldest first (ties broken by key, so the order is stable)."""
-        found: list[Listed] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", ()):
-                if not obj["Key"].endswith("/"):
-                    found.append(Listed(obj["Key"], obj["LastModified"]))
-        return sorted(found, key=lambda o: (o.last_modified, o.key))
+    def listing(self, prefix: str) -> list[str]:
+        """The keys of the files (not folder placeholders) under ``prefix``."""
+        return [
+            obj["Key"]
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for obj in page.get("Contents", ())
+            if not obj["Key"].endswith("/")
+        ]
 
     def file_away(self, key: str, version_id: str | None, destination: str) -> None:
         """Copy ``key`` to ``destination``, then delete the original: never a delete without a copy."""

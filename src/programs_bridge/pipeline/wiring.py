@@ -25,7 +25,6 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from programs_bridge.delivery.credentials import load_credentials
 from programs_bridge.delivery.sftp import deliver
@@ -97,59 +96,38 @@ def _handle_item(item: ObjectRef | Ignored, context: LambdaContext) -> list[dict
 
 
 def _extra(item: ObjectRef) -> dict[str, str]:
-    return {"version_id": item.version_id or "", "etag": item.etag, "event_time": item.event_time}
+    return {"feed": item.feed, "version_id": item.version_id or "", "etag": item.etag, "event_time": item.event_time}
 
 
 def _process_object(ref: dict[str, str], lease_seconds: float) -> list[dict[str, str]]:
     """Drain the object's feed under its lease; the object itself is among the files drained."""
     services = services_for(ref["bucket"])
-    feed = ref["key"][len(INCOMING) :].split("/", 1)[0]
     owner = str(uuid.uuid4())
-    with FeedLease(os.environ["LEDGER_TABLE"]).hold(feed, owner, lease_seconds):
-        outcomes = drain(feed, _source_of(ref, services.storage), services)
+    with FeedLease(os.environ["LEDGER_TABLE"]).hold(ref["feed"], owner, lease_seconds):
+        outcomes = drain(ref["feed"], _trigger(ref), services)
     return [{"run_id": o.run_id, "status": o.status, "report": o.report_key} for o in outcomes]
 
 
-def drain(feed: str, trigger: Source | None, services: Services) -> list[Outcome]:
+def drain(feed: str, trigger: Source, services: Services) -> list[Outcome]:
     """Every export waiting under ``incoming/<feed>/`` (and the one that triggered us), oldest first.
 
     Stops at the first failure so a later file never overtakes an earlier one that is still to be sent.
     """
-    waiting = (_listed_source(feed, key, services.storage) for key in _waiting(feed, services))
-    sources = {(s.key, s.version_id or s.etag): s for s in waiting}
-    if trigger is not None and (trigger.key, trigger.version_id or trigger.etag) not in sources:
-        # Gone from incoming/: either filed by an earlier run (which may still have a report to finish) or
-        # deleted by someone; only the first has a journal entry.
+    storage = services.storage
+    waiting = (Source(feed, key, *storage.version_of(key)) for key in storage.listing(f"{INCOMING}{feed}/"))
+    sources = {source.ref_id: source for source in waiting}
+    if trigger.ref_id not in sources:
+        # Gone from incoming/ (or overwritten by a newer version): either filed by an earlier run, which may
+        # still have a report to finish, or deleted by someone; only the first has a journal entry.
         if services.journal.entry(feed, trigger.ref_id) is not None:
-            sources[(trigger.key, trigger.version_id or trigger.etag)] = trigger
+            sources[trigger.ref_id] = trigger
         else:
             logger.info("object no longer in incoming/ and never seen: nothing to do")
-    outcomes = []
-    for source in sorted(sources.values(), key=lambda s: (s.last_modified, s.key)):
-        outcomes.append(run_source(source, services))
-    return outcomes
+    return [run_source(source, services) for source in sorted(sources.values(), key=lambda s: (s.last_modified, s.key))]
 
 
-def _waiting(feed: str, services: Services) -> list[str]:
-    return [item.key for item in services.storage.listing(f"{INCOMING}{feed}/")]
-
-
-def _listed_source(feed: str, key: str, storage: Storage) -> Source:
-    head = storage.client.head_object(Bucket=storage.bucket, Key=key)
-    return Source(feed, key, head.get("VersionId") or None, head.get("ETag", ""), head["LastModified"])
-
-
-def _source_of(ref: dict[str, str], storage: Storage) -> Source | None:
-    """The triggering object, looked up by version (still readable after filing in a versioned bucket)."""
-    feed = ref["key"][len(INCOMING) :].split("/", 1)[0]
-    try:
-        args: dict[str, str] = {"Bucket": ref["bucket"], "Key": ref["key"]}
-        if ref.get("version_id"):
-            args["VersionId"] = ref["version_id"]
-        head = storage.client.head_object(**args)  # type: ignore[arg-type]
-        modified: datetime = head["LastModified"]
-    except ClientError:
-        if not ref.get("event_time"):
-            return None
-        modified = datetime.fromisoformat(ref["event_time"].replace("Z", "+00:00")).astimezone(UTC)
-    return Source(feed, ref["key"], ref.get("version_id") or None, ref.get("etag", ""), modified)
+def _trigger(ref: dict[str, str]) -> Source:
+    """The triggering object as the event described it.  Used only when it is no longer in incoming/, and
+    then its run is already in the journal, which keeps the run id: the event time is only a stand-in."""
+    modified = datetime.fromisoformat(ref["event_time"].replace("Z", "+00:00")).astimezone(UTC)
+    return Source(ref["feed"], ref["key"], ref["version_id"] or None, ref["etag"], modified)
