@@ -42,6 +42,21 @@ STATUS_METRICS = {
     "repeat": "FilesRepeated",
     "superseded": "FilesSuperseded",
 }
+#: Failure kind -> the metric it counts towards instead of ``RunFailures`` (each kind raises its own alarm).
+#: Every other kind (``aws``, ``timeout``, ``internal``, ...) counts as a ``RunFailures``.
+FAILURE_METRICS = {
+    "config": "ConfigErrors",
+    "delivery": "DeliveryFailures",
+}
+#: A run that stopped at a safe point because the invocation's time was running out, and asked the queue
+#: to bring it back at once (a large first commit spans invocations).  Not a failure: no alarm.
+CONTINUED_METRIC = "RunsContinued"
+DELIVERY_SECONDS_METRIC = "DeliverySeconds"
+#: Every metric name the pipeline emits; the template's dashboard must show each (tests/test_template.py).
+METRIC_NAMES: frozenset[str] = frozenset(
+    {*COUNT_METRICS.values(), *STATUS_METRICS.values(), *FAILURE_METRICS.values(), CONTINUED_METRIC,
+     DELIVERY_SECONDS_METRIC}
+)  # fmt: skip
 
 
 def emit_run_metrics(
@@ -58,14 +73,12 @@ def emit_run_metrics(
     for count, name in COUNT_METRICS.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(count, 0))
     # A failure counts once, under its own kind, so each kind raises exactly one alarm.
-    if failure == "config":
-        metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
-    elif failure == "delivery":
-        metrics.add_metric(name="DeliveryFailures", unit=MetricUnit.Count, value=1)
+    if failure in FAILURE_METRICS:
+        metrics.add_metric(name=FAILURE_METRICS[failure], unit=MetricUnit.Count, value=1)
     elif status in STATUS_METRICS:
         metrics.add_metric(name=STATUS_METRICS[status], unit=MetricUnit.Count, value=1)
     if delivery_seconds is not None:
-        metrics.add_metric(name="DeliverySeconds", unit=MetricUnit.Seconds, value=round(delivery_seconds, 3))
+        metrics.add_metric(name=DELIVERY_SECONDS_METRIC, unit=MetricUnit.Seconds, value=round(delivery_seconds, 3))
     metrics.flush_metrics()
 
 
