@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from programs_bridge.dates import DateParser
+from programs_bridge.layout import Field
 from programs_bridge.local.moto_server import MotoServer, moto_server
+from programs_bridge.profiles import closest_profile
 from programs_bridge.reader import ExportReader
 from programs_bridge.synthetic import FIRST_NAMES, LAST_NAMES
+from support.log_leaks import LeakWatch, leaked
 
 
 @pytest.fixture(scope="session")
@@ -40,29 +41,30 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 PERSONAL_VALUES: set[str] = set()
 
 
-class _EveryLogRecord(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.texts: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = {k: v for k, v in record.__dict__.items() if k not in ("args", "exc_info", "msg")}
-        self.texts.append(f"{record.getMessage()} {json.dumps(fields, default=str)}")
+#: The fields that identify a student: the values the suite-wide check looks for.
+IDENTITY = (
+    Field.IMPORT_STUDENT_ID, Field.STATE_STUDENT_ID, Field.LAST_NAME, Field.FIRST_NAME, Field.MIDDLE_NAME,
+    Field.BIRTH_DATE,
+)  # fmt: skip
 
 
 def _sample_personal_values() -> set[str]:
     """Student IDs, names and birth dates (as written, and as MM/DD/YYYY) of the bundled program exports,
-    and every name of the synthetic pools; values under three characters are too ambiguous to search for."""
+    found by the exports' own headers, and every name of the synthetic pools; values under three characters
+    are too ambiguous to search for."""
     values: set[str] = {*LAST_NAMES, *FIRST_NAMES}
     parse = DateParser().parse
     for sample in sorted(SAMPLES.iterdir()):
         if sample.suffix not in (".csv", ".tsv", ".txt") or "roster" in sample.name:
             continue
         with ExportReader(sample) as reader:
+            _, match = closest_profile(reader.header)
+            columns = [match.positions[f] for f in IDENTITY if f in match.positions]
+            birth = match.positions.get(Field.BIRTH_DATE)
             for _, fields in reader.rows():
-                identity = [value.strip() for value in fields[:6]]
-                values.update(identity)
-                values.add(parse(identity[-1]).text)
+                values.update(fields[i].strip() for i in columns if i < len(fields))
+                if birth is not None and birth < len(fields):
+                    values.add(parse(fields[birth].strip()).text)
     return {value for value in values if len(value) >= 3}
 
 
@@ -70,17 +72,12 @@ def _sample_personal_values() -> set[str]:
 def no_student_data_in_logs() -> Iterator[None]:
     """Every record any logger emits during the suite, checked at the end for student IDs, names and birth
     dates from the samples, the synthetic name pools and the tests' own data (``PERSONAL_VALUES``)."""
-    handler = _EveryLogRecord()
+    handler = LeakWatch()
     watched = [logging.getLogger(), logging.getLogger("programs-bridge")]
     for logger in watched:
         logger.addHandler(handler)
     yield
     for logger in watched:
         logger.removeHandler(handler)
-    text = "\n".join(handler.texts)
-    leaked = sorted(
-        value
-        for value in _sample_personal_values() | PERSONAL_VALUES
-        if re.search(rf"(?<![\w/-]){re.escape(value)}(?![\w/-])", text)
-    )
-    assert not leaked, f"student data reached the logs: {leaked[:10]}"
+    found = leaked(handler.texts, _sample_personal_values() | PERSONAL_VALUES)
+    assert not found, f"student data reached the logs: {found[:10]}"

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities import parameters
 from programs_bridge.demo import FakeContext, s3_event_via_sqs
 from programs_bridge.ledger.store import create_table
 from programs_bridge.local.moto_server import MotoServer
+from support.log_leaks import LeakWatch
 from support.sshd import KeyPair, SshdServer, generate_key, running_sshd
 
 BUCKET = "district-exports"
@@ -26,24 +27,12 @@ IDEMPOTENCY = "pb-idempotency"
 SECRET = "programs-bridge/district"
 
 
-class Captured(logging.Handler):
-    """Every log record, with all its structured fields, as text: to prove no student data is logged."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = {k: v for k, v in record.__dict__.items() if k not in ("args", "exc_info")}
-        self.lines.append(json.dumps(fields, default=str) + " " + record.getMessage())
-
-
 @dataclass
 class Stack:
     moto: MotoServer
     sshd: SshdServer
     client_key: KeyPair
-    logs: Captured
+    logs: LeakWatch
     workdir: Path
     s3: Any = field(default_factory=lambda: boto3.client("s3"))
     nights: int = 0
@@ -117,7 +106,7 @@ def stack(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 
     monkeypatch.setattr(handler, "WORKDIR", tmp_path / "work")
     parameters.clear_caches()  # each test has its own client key behind the same secret name
-    captured = Captured()
+    captured = LeakWatch()
     watched = [logging.getLogger(), logging.getLogger("programs-bridge"), logging.getLogger("programs_bridge")]
     for logger in watched:
         logger.addHandler(captured)

@@ -8,6 +8,7 @@ thread server) keeps the GIL, memory figures and crash behaviour of the code und
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -43,11 +45,40 @@ class MotoServer:
             pass
 
 
+#: Where loopback servers listen when the kernel's ephemeral range leaves room below it.
+_LISTEN_PORTS = range(10000, 32768)
+
+
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+    return range(int(low), int(high) + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port that is free now and that no outgoing connection will take before a server binds it.
+
+    A port from ``bind(("127.0.0.1", 0))`` lies in the kernel's ephemeral range, the same range every client
+    socket (boto3's to moto, paramiko's to sshd) draws its local port from; between "free" and the server's
+    own bind, or while a test restarts a server on the same port, a client connection can take it.  Ports
+    below the ephemeral range are never handed out that way, so only another listener can collide, and the
+    check below sees that one.
+    """
+    ephemeral = _ephemeral_range()
+    candidates = [port for port in _LISTEN_PORTS if port not in ephemeral]
+    for port in random.sample(candidates, min(len(candidates), 64)):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # no room outside the ephemeral range: take the kernel's pick
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 @contextmanager
