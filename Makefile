@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help demo test lint bench system-deps install clean samples build deploy lint-template build-PipelineFunction
+.PHONY: help demo test lint bench system-deps install clean samples build deploy lint-template build-PipelineFunction lock
 
 # The deployment tools (SAM CLI, checkov, cfn-lint) live in their own virtualenv so that their pins never
 # fight the project's; `make test` and `make demo` do not need them.
@@ -24,6 +24,7 @@ help:
 	@echo "make lint   - ruff, mypy, and the template checks (cfn-lint, sam validate, checkov)"
 	@echo "make bench  - the performance benchmarks (not part of make test)"
 	@echo "make build  - sam build: the Lambda package for python3.13 on arm64 (docs/deploy.md)"
+	@echo "make lock   - re-lock src/requirements.txt (the Lambda's dependencies) from pyproject.toml"
 	@echo "make deploy - sam deploy --guided: create or update the stack in your AWS account"
 
 # OpenSSH's sshd is what the delivery tests talk to; Debian ships it as openssh-server.
@@ -57,6 +58,16 @@ $(TOOLS_STAMP):
 	$(TOOLS_BIN)/pip install -q 'aws-sam-cli>=1.170' 'checkov>=3.2' 'cfn-lint>=1.0'
 	@touch $@
 
+# uv writes the Lambda's lock: unlike pip-compile, which resolves for the interpreter running it (here
+# CPython 3.11 on x86_64), `uv pip compile` resolves for a named Python version and platform.  Pinned, in
+# the tools venv only; the stamp names the version, so changing UV_VERSION reinstalls it.
+UV_VERSION := 0.13.9
+UV         := $(TOOLS_BIN)/uv
+UV_STAMP   := $(TOOLS_VENV)/.uv-$(UV_VERSION)
+$(UV_STAMP): | $(TOOLS_STAMP)
+	$(TOOLS_BIN)/pip install -q 'uv==$(UV_VERSION)'
+	@touch $@
+
 # cfn-lint, SAM's own validation (it needs a region but no credentials) and checkov's security checks;
 # checkov findings are either fixed or skipped in template.yaml with the reason next to them.
 lint-template: $(TOOLS_STAMP)
@@ -67,13 +78,30 @@ lint-template: $(TOOLS_STAMP)
 build: $(TOOLS_STAMP)
 	$(SAM) build
 
-# Called by `sam build` (template.yaml: BuildMethod makefile), in a scratch copy of src/ with ARTIFACTS_DIR
-# set.  pip fetches the wheels of the Lambda runtime (CPython 3.13 on arm64) itself, so the build needs
-# neither a local Python 3.13 nor Docker.
+# The Lambda runtime: CPython 3.13 on arm64 (Amazon Linux 2023, glibc 2.34).
+LAMBDA_PYTHON    := 3.13
 LAMBDA_PLATFORMS := manylinux_2_34_aarch64 manylinux_2_28_aarch64 manylinux2014_aarch64
+LOCK             := src/requirements.txt
+
+# The lock of [project].dependencies for the Lambda runtime, with every file's hash.  Run it after changing
+# them in pyproject.toml (tests/test_lambda_lock.py fails until you do); versions already locked are kept
+# unless the new specifiers exclude them (`make lock UPGRADE=1` takes the newest of everything).
+lock: $(UV_STAMP)
+	$(UV) pip compile pyproject.toml --python-version $(LAMBDA_PYTHON) --python-platform aarch64-manylinux_2_34 \
+	  --only-binary :all: --generate-hashes --no-strip-extras $(if $(UPGRADE),--upgrade) -o $(LOCK) --quiet
+	{ echo "# The Lambda's runtime dependencies, [project].dependencies of pyproject.toml locked for CPython"; \
+	  echo "# $(LAMBDA_PYTHON) on manylinux aarch64.  Made by 'make lock' (uv $(UV_VERSION)), with the command below;"; \
+	  echo "# 'make build' installs exactly these (pip --require-hashes --no-deps).  Do not edit by hand."; \
+	  cat $(LOCK); } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
+
+# Called by `sam build` (template.yaml: BuildMethod makefile), in a scratch copy of src/ with ARTIFACTS_DIR
+# set.  pip fetches the wheels of the Lambda runtime itself, so the build needs neither a local Python 3.13
+# nor Docker.  It installs exactly the lock (requirements.txt is src/requirements.txt): every file must match
+# a locked hash, and --no-deps because pip would evaluate the dependencies' environment markers for the
+# Python running it, not for the Lambda's (pypa/pip#11664); the lock was resolved for the Lambda's.
 build-PipelineFunction:
-	$(TOOLS_PIP) install -q --target "$(ARTIFACTS_DIR)" --implementation cp --python-version 3.13 \
-	  --only-binary=:all: $(addprefix --platform ,$(LAMBDA_PLATFORMS)) -r requirements.txt
+	$(TOOLS_PIP) install -q --target "$(ARTIFACTS_DIR)" --implementation cp --python-version $(LAMBDA_PYTHON) \
+	  --only-binary=:all: $(addprefix --platform ,$(LAMBDA_PLATFORMS)) --require-hashes --no-deps -r requirements.txt
 	cp -R programs_bridge "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 
