@@ -9,6 +9,8 @@ code uses (tables, metrics, log fields) are the names the template wires up.
 from __future__ import annotations
 
 import ast
+import fnmatch
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -20,54 +22,240 @@ import pytest
 from cfnlint.api import lint_file  # type: ignore[import-untyped]
 from cfnlint.decode.cfn_yaml import load  # type: ignore[import-untyped]
 
+from programs_bridge.pipeline.observe import METRIC_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 
-#: What the code emits (namespace ProgramsBridge, dimension feed): the dashboard must show every one.
-METRICS = {
-    *("RowsRead", "RowsRejected", "RowsSent", "Exits", "DuplicateRisks", "Held", "Missing"),
-    *("FilesRejected", "FilesDelivered", "DeliveryFailures", "DeliverySeconds", "RunFailures", "ConfigErrors"),
-    *("FilesRepeated", "FilesSuperseded"),
-}
 DATA_SERVICES = ("s3", "dynamodb", "secretsmanager", "sns", "sqs", "kms")
+
+# ------------------------------------------------------------------- the template as the service reads it
+#
+# Lint accepts Fn::ForEach and any Fn::Sub text, but only CloudFormation evaluates them, so both are rendered
+# here as the service documents them; the rest of this file reads the rendered form.
 
 
 @cache
-def template() -> dict[str, Any]:
-    """The template with Fn::ForEach expanded for the parameters' defaults, as CloudFormation would."""
+def expanded(parameters: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """The template with every Fn::ForEach expanded, for the parameters' defaults overridden by ``parameters``.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-foreach.html
+    """
     raw: dict[str, Any] = load(str(TEMPLATE))
+    values = dict(parameters)
     resources: dict[str, Any] = {}
+    loops = [key for key in raw["Resources"] if key.startswith("Fn::ForEach::")]
     for key, value in raw["Resources"].items():
-        if key.startswith("Fn::ForEach::"):
-            resources.update(_for_each(value, raw["Parameters"]))
+        if key in loops:
+            for logical_id, body in _for_each(value, raw["Parameters"], values).items():
+                # A loop's output must not collide with a written resource, nor with another loop's output.
+                assert logical_id not in resources and logical_id not in raw["Resources"], logical_id
+                resources[logical_id] = body
         else:
+            assert key not in resources, key
             resources[key] = value
     return {**raw, "Resources": resources}
 
 
-def _for_each(loop: list[Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    name, collection, fragment = loop
-    if isinstance(collection, dict):  # {"Ref": "Feeds"}: a CommaDelimitedList parameter's default
-        collection = parameters[collection["Ref"]]["Default"].split(",")
-    expanded: dict[str, Any] = {}
-    for value in collection:
-        for key, body in fragment.items():
-            expanded[_substitute(key, name, value)] = _substitute(body, name, value)
-    return expanded
+def template() -> dict[str, Any]:
+    return expanded()
 
 
-def _substitute(node: Any, name: str, value: str) -> Any:
+def parameter_value(name: str, parameters: dict[str, Any], values: dict[str, str]) -> Any:
+    """What Ref returns for a parameter: a CommaDelimitedList splits on commas, each member space-trimmed.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+    """
+    declared = parameters[name]
+    value = values.get(name, declared.get("Default"))
+    assert value is not None, f"parameter {name} has no value"
+    if declared["Type"] == "CommaDelimitedList":
+        return [member.strip() for member in str(value).split(",")]
+    return value
+
+
+def _for_each(loop: list[Any], parameters: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    identifier, collection, fragment = loop
+    assert re.fullmatch(r"[A-Za-z0-9]+", identifier), identifier
+    if isinstance(collection, dict):  # the documented alternative to a literal list: a Ref to a CommaDelimitedList
+        [(function, name)] = collection.items()
+        assert function == "Ref" and parameters[name]["Type"] == "CommaDelimitedList", collection
+        collection = parameter_value(name, parameters, values)
+    assert isinstance(collection, list) and all(isinstance(item, str) for item in collection), collection
+    dollar, ampersand = "${" + identifier + "}", "&{" + identifier + "}"
+    out: dict[str, Any] = {}
+    for key, body in fragment.items():
+        # The OutputKey must name the identifier; &{} (the collection value without its non-alphanumeric
+        # characters) is the form documented for OutputKey, so this template keeps it there.
+        assert dollar in key or ampersand in key, key
+        assert ampersand not in json.dumps(body), f"{key}: &{{}} outside the OutputKey"
+        assert "Fn::ForEach::" not in json.dumps(body), f"{key}: nested loops are not expanded here"
+        for value in collection:
+            logical_id = _substitute(key, identifier, value)
+            assert re.fullmatch(r"[A-Za-z0-9]+", logical_id), f"{logical_id}: logical IDs are alphanumeric"
+            assert logical_id not in out, f"{logical_id}: two collection values give one logical ID"
+            out[logical_id] = _substitute(body, identifier, value)
+    return out
+
+
+def _substitute(node: Any, identifier: str, value: str) -> Any:
+    """Every ${Identifier} becomes the value, every &{Identifier} the value's letters and digits only."""
     if isinstance(node, str):
-        return node.replace("${" + name + "}", value).replace("&{" + name + "}", re.sub(r"[^A-Za-z0-9]", "", value))
+        stripped = re.sub(r"[^A-Za-z0-9]", "", value)
+        return node.replace("${" + identifier + "}", value).replace("&{" + identifier + "}", stripped)
     if isinstance(node, dict):
-        return {_substitute(k, name, value): _substitute(v, name, value) for k, v in node.items()}
+        return {_substitute(k, identifier, value): _substitute(v, identifier, value) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(item, name, value) for item in node]
+        return [_substitute(item, identifier, value) for item in node]
     return node
 
 
-def resources(kind: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template()["Resources"].items() if r["Type"] == kind}
+# Plausible deploy-time values: the pseudo parameters and the physical names CloudFormation would generate.
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+STACK = "programs-bridge-district"
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::StackName": STACK,
+    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/4f2e9a10-8c3b-11f0-9a4e-0a1b2c3d4e5f",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+def generated_name(logical_id: str) -> str:
+    return f"{STACK}-{logical_id}-1A2B3C4D5E6F"
+
+
+def ref(name: str, t: dict[str, Any] | None = None) -> Any:
+    """What Ref returns for a pseudo parameter, a parameter (its default) or a resource (plausibly)."""
+    t = t or template()
+    if name in PSEUDO:
+        return PSEUDO[name]
+    if name in t["Parameters"]:
+        return parameter_value(name, t["Parameters"], {})
+    resource = t["Resources"].get(name)
+    assert resource is not None, f"Ref {name}: no such parameter, pseudo parameter or resource"
+    properties = resource.get("Properties", {})
+    named = {
+        "AWS::S3::Bucket": "BucketName",
+        "AWS::Logs::LogGroup": "LogGroupName",
+        "AWS::CloudWatch::Alarm": "AlarmName",
+        "AWS::CloudWatch::Dashboard": "DashboardName",
+    }
+    kind = resource["Type"]
+    if kind in named and named[kind] in properties:
+        return evaluate(properties[named[kind]], t)
+    generated = {
+        "AWS::SQS::Queue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{generated_name(name)}",
+        "AWS::Serverless::Function": generated_name(name),
+        "AWS::DynamoDB::Table": generated_name(name),
+        "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{generated_name(name)}",
+        "AWS::KMS::Key": "0f6e2d4c-1b3a-4c5d-8e7f-9a0b1c2d3e4f",
+    }
+    assert kind in generated, f"Ref {name}: no plausible value for a {kind}"
+    return generated[kind]
+
+
+def get_att(name: str, attribute: str, t: dict[str, Any] | None = None) -> str:
+    t = t or template()
+    resource = t["Resources"].get(name)
+    assert resource is not None, f"GetAtt {name}.{attribute}: no such resource"
+    kind = resource["Type"]
+    arn = f"arn:aws:{{}}:{REGION}:{ACCOUNT}:{{}}"
+    attributes = {
+        ("AWS::S3::Bucket", "Arn"): lambda: f"arn:aws:s3:::{ref(name, t)}",
+        ("AWS::SQS::Queue", "Arn"): lambda: arn.format("sqs", generated_name(name)),
+        ("AWS::SQS::Queue", "QueueName"): lambda: generated_name(name),
+        ("AWS::DynamoDB::Table", "Arn"): lambda: arn.format("dynamodb", "table/" + generated_name(name)),
+        ("AWS::KMS::Key", "Arn"): lambda: arn.format("kms", "key/" + ref(name, t)),
+        ("AWS::CloudWatch::Alarm", "Arn"): lambda: arn.format("cloudwatch", "alarm:" + ref(name, t)),
+        ("AWS::Logs::LogGroup", "Arn"): lambda: arn.format("logs", "log-group:" + ref(name, t) + ":*"),
+        ("AWS::Serverless::Function", "Arn"): lambda: arn.format("lambda", "function:" + generated_name(name)),
+    }
+    assert (kind, attribute) in attributes, f"GetAtt {name}.{attribute}: no plausible value for a {kind}"
+    return attributes[kind, attribute]()
+
+
+def evaluate(node: Any, t: dict[str, Any] | None = None) -> Any:
+    """The intrinsic functions this template uses, evaluated as CloudFormation documents them."""
+    t = t or template()
+    if isinstance(node, list):
+        return [evaluate(item, t) for item in node]
+    if not isinstance(node, dict):
+        return node
+    [(function, argument)] = node.items()
+    if function == "Ref":
+        return ref(argument, t)
+    if function == "Fn::GetAtt":
+        resource, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+        return get_att(resource, attribute, t)
+    if function == "Fn::Sub":
+        return fn_sub(argument, t)
+    if function == "Fn::Select":
+        index, items = argument
+        return evaluate(items, t)[int(index)]
+    if function == "Fn::Split":
+        delimiter, text_ = argument
+        return evaluate(text_, t).split(delimiter)
+    if function == "Fn::Join":
+        delimiter, items = argument
+        return delimiter.join(evaluate(items, t))
+    raise AssertionError(f"{function} is not evaluated here")
+
+
+def fn_sub(argument: str | list[Any], t: dict[str, Any] | None = None) -> str:
+    """Fn::Sub as documented: ${Var} from the map, else a parameter, pseudo parameter or resource (Ref),
+    ${Resource.Attribute} as GetAtt, ${!Text} written out as ${Text}; any other variable fails the deploy.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-sub.html
+    """
+    t = t or template()
+    if isinstance(argument, str):
+        pattern, variables = argument, {}
+    else:
+        pattern, mapping = argument
+        variables = {name: evaluate(value, t) for name, value in mapping.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match[1]
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name in variables:
+            value = variables[name]
+        elif name in PSEUDO or name in t["Parameters"] or name in t["Resources"]:
+            value = ref(name, t)
+        elif (dotted := name.partition("."))[1] and dotted[0] in t["Resources"]:
+            value = get_att(dotted[0], dotted[2], t)
+        else:
+            raise AssertionError(f"Fn::Sub: ${{{name}}} is no parameter, pseudo parameter, resource or attribute")
+        assert isinstance(value, str | int), f"Fn::Sub: ${{{name}}} is a {type(value).__name__}, not a string"
+        return str(value)
+
+    return re.sub(r"\$\{([^}]*)\}", replace, pattern)
+
+
+def arn_like(arn: str, pattern: str) -> bool:
+    """IAM's ArnLike: each of the ARN's six colon-separated parts matched on its own, * and ? as wildcards."""
+    parts, wanted = arn.split(":", 5), pattern.split(":", 5)
+    return len(parts) == len(wanted) == 6 and all(map(fnmatch.fnmatchcase, parts, wanted))
+
+
+def intrinsics(node: Any, function: str) -> Iterator[Any]:
+    """Every argument of ``function`` anywhere under ``node``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == function:
+                yield value
+            yield from intrinsics(value, function)
+    elif isinstance(node, list):
+        for item in node:
+            yield from intrinsics(item, function)
+
+
+def resources(kind: str, t: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in (t or template())["Resources"].items() if r["Type"] == kind}
 
 
 def props(name: str) -> dict[str, Any]:
@@ -290,8 +478,8 @@ def test_role_reaches_tables_topic_and_secrets_only_by_name() -> None:
 # ---------------------------------------------------------------------------------- alerts and alarms
 
 
-def alarms() -> dict[str, dict[str, Any]]:
-    return {name: r["Properties"] for name, r in resources("AWS::CloudWatch::Alarm").items()}
+def alarms(t: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in resources("AWS::CloudWatch::Alarm", t).items()}
 
 
 def test_every_alarm_notifies_the_topic() -> None:
@@ -338,6 +526,40 @@ def test_each_listed_feed_has_an_alarm_for_a_night_without_delivery() -> None:
     assert template()["Parameters"]["MaxHoursWithoutDelivery"]["MaxValue"] <= 168
 
 
+def test_feed_names_with_punctuation_and_spaces_after_commas_each_get_their_alarm() -> None:
+    """Feeds is a CommaDelimitedList (members space-trimmed) and feed names may hold '-', '.' and '_': the
+    logical ID takes &{Feed} (letters and digits only), the metric dimension and the alarm's name ${Feed}."""
+    t = expanded((("Feeds", "district-123, north.k12,south_high"),))
+    silent = {n: a for n, a in alarms(t).items() if a.get("MetricName") == "FilesDelivered"}
+    assert set(silent) == {"NoDeliverydistrict123Alarm", "NoDeliverynorthk12Alarm", "NoDeliverysouthhighAlarm"}
+    feed_of = {n: {d["Name"]: d["Value"] for d in a["Dimensions"]}["feed"] for n, a in silent.items()}
+    assert feed_of["NoDeliverynorthk12Alarm"] == "north.k12"
+    assert sorted(feed_of.values()) == ["district-123", "north.k12", "south_high"]
+    for name, alarm in silent.items():
+        assert fn_sub(alarm["AlarmName"]["Fn::Sub"], t) == f"{STACK}-no-delivery-{feed_of[name]}"
+        assert f"reached incoming/{feed_of[name]}/" in fn_sub(alarm["AlarmDescription"]["Fn::Sub"], t)
+
+
+def test_failure_alarms_are_one_per_metric_from_a_literal_collection() -> None:
+    names = {n for n, a in alarms().items() if "Metrics" in a}
+    assert names == {f"{m}Alarm" for m in ("RunFailures", "ConfigErrors", "FilesRejected", "DeliveryFailures")}
+    for name in names:
+        metric = name.removesuffix("Alarm")
+        alarm = alarms()[name]
+        assert fn_sub(alarm["AlarmName"]["Fn::Sub"]) == f"{STACK}-{metric}"
+        assert alarm["AlarmDescription"].startswith(f"A feed reported {metric} in the last 5 minutes")
+
+
+def test_every_sub_in_the_template_names_only_what_cloudformation_can_substitute() -> None:
+    rendered = [fn_sub(argument) for argument in intrinsics(template()["Resources"], "Fn::Sub")]
+    rendered += [fn_sub(argument) for argument in intrinsics(template()["Outputs"], "Fn::Sub")]
+    assert len(rendered) > 20
+    # The bucket policy rebuilds the bucket's name (a Ref would be a cycle): the very same name, rendered.
+    [statement] = props("DropQueuePolicy")["PolicyDocument"]["Statement"]
+    source_arn = evaluate(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert source_arn == get_att("DataBucket", "Arn") == f"arn:aws:s3:::programs-bridge-{ACCOUNT}-4f2e9a10"
+
+
 def test_alarms_can_publish_to_the_encrypted_topic_and_email_is_optional() -> None:
     assert props("NotifyTopic")["KmsMasterKeyId"] == {"Ref": "ObservabilityKey"}
     key = props("ObservabilityKey")
@@ -380,26 +602,63 @@ def test_saved_queries_find_last_runs_errors_and_duplicate_risks() -> None:
         assert re.search(rf"\bfields\b.*\b{re.escape(field)}\b", last_runs), field
 
 
+def dashboard() -> dict[str, Any]:
+    """The dashboard body as CloudWatch receives it: the template's Fn::Sub rendered, then parsed as JSON."""
+    [resource] = resources("AWS::CloudWatch::Dashboard").values()
+    body = resource["Properties"]["DashboardBody"]
+    assert set(body) == {"Fn::Sub"} and isinstance(body["Fn::Sub"], str)  # JSON text, no variable map
+    parsed: dict[str, Any] = json.loads(fn_sub(body["Fn::Sub"]))
+    return parsed
+
+
+def test_dashboard_body_is_the_json_cloudwatch_expects() -> None:
+    assert not list(intrinsics(load(str(TEMPLATE)), "Fn::ToJsonString"))  # see the Transform's comment
+    body = dashboard()
+    assert (body["start"], body["periodOverride"]) == ("-P14D", "inherit")
+    widgets = body["widgets"]
+    assert {w["type"] for w in widgets} == {"text", "metric", "alarm", "log"}
+    for widget in widgets:
+        assert {"x", "y", "width", "height"} <= set(widget) and widget["x"] + widget["width"] <= 24, widget
+        if widget["type"] in ("metric", "log"):
+            assert widget["properties"]["region"] == REGION
+    [note] = [w["properties"]["markdown"] for w in widgets if w["type"] == "text"]
+    heading, rest = note.split("\n", 1)  # a real line break, from the JSON escape
+    assert heading.startswith("## programs-bridge")
+    assert f"s3://{ref('DataBucket')}/incoming/FEED/" in rest and f"programs-bridge/{STACK}" in rest
+    [log] = [w["properties"] for w in widgets if w["type"] == "log"]
+    assert log["query"].startswith(f"SOURCE '/programs-bridge/{STACK}' | ")
+    assert 'filter message in ["run finished", "run failed"]' in log["query"]
+
+
 def test_dashboard_shows_every_metric_for_every_feed_and_the_queues_and_function() -> None:
-    [dashboard] = resources("AWS::CloudWatch::Dashboard").values()
-    widgets = dashboard["Properties"]["DashboardBody"]["Fn::ToJsonString"]["widgets"]
+    widgets = dashboard()["widgets"]
     lines = [line for w in widgets if w["type"] == "metric" for line in w["properties"]["metrics"]]
-    searches = [line[0]["expression"] for line in lines if isinstance(line[0], dict)]
+    searches = [line[0] for line in lines if isinstance(line[0], dict)]
     shown = set()
     for search in searches:
         # No dimension schema: a SEARCH over the namespace draws one line per feed, new feeds included.
-        found = re.fullmatch(r"SEARCH\('Namespace=\"ProgramsBridge\" MetricName=\"(\w+)\"', '\w+', \d+\)", search)
+        found = re.fullmatch(
+            r"SEARCH\('Namespace=\"ProgramsBridge\" MetricName=\"(\w+)\"', '\w+', \d+\)", search["expression"]
+        )
         assert found, search
         shown.add(found[1])
-    assert shown == METRICS
+        # Sub's ${!...} escape leaves CloudWatch's own label variable, so each line is named by its feed.
+        assert search["label"].endswith("${PROP('Dim.feed')}"), search
+    assert shown == METRIC_NAMES
+    assert "RunsContinued" in shown
     plain = [line for line in lines if isinstance(line[0], str)]
     assert {(line[0], line[1]) for line in plain} >= {
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/Lambda", "Errors"),
         ("AWS/Lambda", "Duration"),
     }
-    queues = {text(line[3]) for line in plain if line[0] == "AWS/SQS"}
-    assert queues == {"DropQueue.QueueName", "DeadLetterQueue.QueueName"}
+    queues = {line[3] for line in plain if line[0] == "AWS/SQS"}
+    assert queues == {get_att("DropQueue", "QueueName"), get_att("DeadLetterQueue", "QueueName")}
+    assert {line[3] for line in plain if line[0] == "AWS/Lambda"} == {ref("PipelineFunction")}
+    # The alarm widget: every alarm but the per-feed ones (those are in the alarm list), by their real ARNs.
+    [shown_alarms] = [w["properties"]["alarms"] for w in widgets if w["type"] == "alarm"]
+    expected = {get_att(n, "Arn") for n, a in alarms().items() if a.get("MetricName") != "FilesDelivered"}
+    assert len(shown_alarms) == len(expected) == 6 and set(shown_alarms) == expected
 
 
 # ---------------------------------------------------------------------------------------------- linting
