@@ -568,6 +568,17 @@ def test_alarms_can_publish_to_the_encrypted_topic_and_email_is_optional() -> No
         s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    # Confused-deputy protection: only this account's alarms, and of those only this stack's.
+    condition = cloudwatch["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    [(key, pattern)] = condition["ArnLike"].items()
+    assert key == "aws:SourceArn"
+    pattern = evaluate(pattern)
+    for name in alarms():
+        assert arn_like(get_att(name, "Arn"), pattern), name
+    own = get_att("DeadLetterAlarm", "Arn")
+    assert not arn_like(own.replace(ACCOUNT, "999999999999"), pattern)
+    assert not arn_like(own.replace(f":alarm:{STACK}-", ":alarm:another-stack-"), pattern)
     assert {"kms:GenerateDataKey", "kms:Decrypt"} <= {a for a, r, _ in grants() if r == "ObservabilityKey.Arn"}
 
     subscription = template()["Resources"]["AlertEmailSubscription"]
@@ -585,7 +596,8 @@ def test_logs_go_to_a_group_with_retention_that_the_key_may_encrypt() -> None:
     group = props("FunctionLogGroup")
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"} and default("LogRetentionDays") == 90
     # The key lets CloudWatch Logs use it for this one group: the names must agree or the deploy fails.
-    [logs] = [s for s in props("ObservabilityKey")["KeyPolicy"]["Statement"] if "Condition" in s]
+    statements = props("ObservabilityKey")["KeyPolicy"]["Statement"]
+    [logs] = [s for s in statements if text(s["Principal"].get("Service", "")).startswith("logs.")]
     context = logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
     assert context.endswith(":log-group:" + text(group["LogGroupName"]))
 
