@@ -475,6 +475,13 @@ def test_role_reaches_tables_topic_and_secrets_only_by_name() -> None:
     assert resources_for("sns:Publish") == {"NotifyTopic"}
 
 
+def test_role_may_bring_a_paused_run_back_through_the_drop_queue_only() -> None:
+    # A run stopped at a safe point makes its message visible again at once (found by the record's
+    # eventSourceARN); receiving and deleting are the event source's own, from SAM's SQS poller policy.
+    queue_grants = {(a, r) for a, r, _ in grants() if a.startswith("sqs:")}
+    assert queue_grants == {("sqs:ChangeMessageVisibility", "DropQueue.Arn"), ("sqs:GetQueueUrl", "DropQueue.Arn")}
+
+
 # ---------------------------------------------------------------------------------- alerts and alarms
 
 
