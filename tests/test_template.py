@@ -433,7 +433,23 @@ def test_tables_have_the_keys_the_code_uses_and_point_in_time_recovery() -> None
         assert table["BillingMode"] == "PAY_PER_REQUEST"
         assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
         assert table["SSESpecification"]["SSEEnabled"] is True
-    assert template()["Resources"]["LedgerTable"]["DeletionPolicy"] == "Retain"
+
+
+def test_the_bucket_and_the_ledger_outlive_the_stack_but_not_a_failed_first_create() -> None:
+    """RetainExceptOnCreate keeps them on stack deletion and removal, not on the rollback of their own create.
+
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html
+    """
+    every = template()["Resources"]
+    kept = {name for name, resource in every.items() if resource.get("DeletionPolicy", "Delete") != "Delete"}
+    assert kept == {"DataBucket", "LedgerTable"}  # the exports and reports; what was sent to Illuminate
+    for name in kept:
+        assert every[name]["DeletionPolicy"] == "RetainExceptOnCreate", name
+        # UpdateReplacePolicy has no RetainExceptOnCreate: an update that replaced them keeps the old one.
+        assert every[name]["UpdateReplacePolicy"] == "Retain", name
+    assert props("LedgerTable")["DeletionProtectionEnabled"] is True
+    # Expiring hashes of event keys: nothing worth keeping once the stack is gone.
+    assert every["IdempotencyTable"]["DeletionPolicy"] == every["IdempotencyTable"]["UpdateReplacePolicy"] == "Delete"
 
 
 # ------------------------------------------------------------------------------------------------- IAM
