@@ -411,7 +411,11 @@ def test_exports_and_reports_expire_and_so_do_their_old_versions() -> None:
     expiry = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "Prefix" in rule}
     raw = {"Ref": "RawExportRetentionDays"}
     assert expiry == {"incoming/": raw, "processed/": raw, "rejected/": raw, "reports/": {"Ref": "ReportRetentionDays"}}
-    assert (default("RawExportRetentionDays"), default("ReportRetentionDays")) == (30, 400)
+    # Reports name student IDs (duplicate risks, missing records) and findings by line: personal data, kept no
+    # longer than the exports they describe, and the parameter says so.
+    assert (default("RawExportRetentionDays"), default("ReportRetentionDays")) == (30, 30)
+    description = template()["Parameters"]["ReportRetentionDays"]["Description"]
+    assert "student IDs" in description and "no roster" not in description
 
     [everywhere] = [rule for rule in rules if "Prefix" not in rule and "Filter" not in rule]
     assert everywhere["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 7
