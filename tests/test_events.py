@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from programs_bridge.pipeline.events import Ignored, ObjectRef, objects_in
+from programs_bridge.pipeline.events import Ignored, ObjectRef, continuation_body, objects_in
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -24,6 +24,7 @@ def test_an_s3_notification_via_sqs_names_the_dropped_export_with_its_key_decode
         "bucket": "programs-bridge-exports",
         "key": "incoming/district/Nightly Programs Export + 504.csv",
         "version": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        "continuation": "",  # S3's own notification, not a continuation the pipeline queued
     }
 
 
@@ -54,3 +55,15 @@ def test_a_file_directly_under_incoming_is_ignored() -> None:
     event["Records"][0]["s3"]["object"]["key"] = "incoming/export.csv"  # type: ignore[index]
     [ignored] = objects_in(event)
     assert isinstance(ignored, Ignored) and "incoming/<feed>/" in ignored.reason
+
+
+def test_a_continuation_names_the_same_object_version_with_a_token_of_its_own() -> None:
+    [ref] = objects_in(load("sqs-s3-put.json"))
+    assert isinstance(ref, ObjectRef)
+    body = continuation_body(ref, "token-1")
+    [again] = list(objects_in(json.loads(json.dumps(body))))  # through the queue as JSON text
+    assert isinstance(again, ObjectRef)
+    assert (again.bucket, again.key, again.version_id, again.etag) == (ref.bucket, ref.key, ref.version_id, ref.etag)
+    assert again.continuation == "token-1"
+    # A different idempotency key from the original notification's, so it is not taken for a redelivery.
+    assert again.idempotency_data() == {**ref.idempotency_data(), "continuation": "token-1"}

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote_plus
@@ -50,9 +50,12 @@ class FakeContext:
     aws_request_id: str = "demo"
     log_group_name: str = "/aws/lambda/programs-bridge-demo"
     log_stream_name: str = "demo"
+    #: The function's timeout: what Lambda's context counts down from (the template's default, 900 s).
+    timeout_ms: int = 900_000
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+        return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
 
 
 def story(folder: Path) -> list[Path]:

@@ -59,7 +59,8 @@ def test_the_same_sort_key_under_two_partitions_is_two_items_not_a_repeat() -> N
 def test_unprocessed_items_are_retried_until_every_item_is_stored() -> None:
     client = ThrottlingClient(times=2)
     sleeps: list[float] = []
-    usage = store_with(client, sleeps).write_items(item(n) for n in range(30))
+    usage, complete = store_with(client, sleeps).write_items(item(n) for n in range(30))
+    assert complete
     assert sorted(client.stored) == sorted(f"key-{n}" for n in range(30))
     # 25 + retry 3 + retry 3, then the 5 left over (not throttled any more)
     assert [len(r) for r in client.requests] == [25, 3, 3, 5]
@@ -99,3 +100,17 @@ def test_writing_gives_up_after_max_attempts_and_says_how_many_items_without_nam
     assert len(client.requests) == 4
     assert "3 ledger item(s) still unprocessed after 4 attempts" in str(raised.value)
     assert "key-" not in str(raised.value)
+
+
+def test_a_write_asked_to_stop_ends_at_a_request_boundary_and_says_it_is_incomplete() -> None:
+    client = ThrottlingClient(times=0)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(len(client.requests))
+        return len(asked) > 2  # time runs out before the third request
+
+    usage, complete = store_with(client, []).write_items((item(n) for n in range(100)), stop)
+    assert not complete
+    assert usage.items == 50 and usage.requests == 2
+    assert sorted(client.stored) == sorted(f"key-{n}" for n in range(50))  # whole requests, nothing half-sent

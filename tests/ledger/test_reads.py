@@ -31,12 +31,14 @@ class PagingClient:
     def __init__(self, fail_shard: int | None = None) -> None:
         self.fail_shard = fail_shard
         self.queries = 0
+        self.consistent: set[bool] = set()
 
     def get_item(self, **_: Any) -> dict[str, Any]:
         return {"Item": {"head_run": {"S": "run-9"}}, "ConsumedCapacity": {"CapacityUnits": 1.0}}
 
     def query(self, ExpressionAttributeValues: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         self.queries += 1
+        self.consistent.add(kwargs.get("ConsistentRead", False))
         shard = int(ExpressionAttributeValues[":pk"]["S"].rsplit("#", 1)[1])
         if shard == self.fail_shard:
             raise RuntimeError("connection reset")
@@ -63,7 +65,10 @@ def test_every_page_of_every_shard_is_read_and_counted() -> None:
     assert usage.requests == 1 + SHARDS * 3
     assert usage.items == SHARDS * 6
     assert usage.consumed_units == 1.0 + SHARDS * 3 * 0.5
-    assert usage.estimated_units == 1.0 + SHARDS * 3 * 0.5  # two small items: half a unit a page
+    # Strongly consistent (a plan right after a commit must see all of it): one unit a page of two small items.
+    assert client.consistent == {True}
+    assert usage.estimated_units == 1.0 + SHARDS * 3 * 1.0
+    assert snapshot.changed_by("run-9") == SHARDS * 6 and snapshot.changed_by("run-1") == 0
 
 
 def test_a_failed_shard_read_fails_the_whole_read() -> None:

@@ -139,14 +139,15 @@ def test_an_invalid_config_fails_with_its_reason_and_leaves_the_export(stack: St
 def test_a_crash_after_any_stage_then_a_retry_ends_as_one_clean_run(
     stack: Stack, stage: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_advance = Journal.advance
+    real_update = Journal._update
     crashed = []
 
-    def advance_then_crash(self: Journal, feed: str, ref_id: str, reached: Stage, *args: object) -> None:
-        real_advance(self, feed, ref_id, reached, *args)  # type: ignore[arg-type]
+    def record_then_crash(self: Journal, feed: str, ref_id: str, reached: Stage, *args: Any, **kwargs: Any) -> bool:
+        done = real_update(self, feed, ref_id, reached, *args, **kwargs)
         if reached == max(stage, Stage.PLANNED) and not crashed:
             crashed.append(reached)
             raise RuntimeError("simulated crash (timeout, out of memory ...)")
+        return done
 
     if stage is Stage.STARTED:  # crash before anything was stored: in the middle of converting
         real_convert = run_module.convert_export
@@ -159,7 +160,7 @@ def test_a_crash_after_any_stage_then_a_retry_ends_as_one_clean_run(
 
         monkeypatch.setattr(run_module, "convert_export", convert_then_crash)
     else:
-        monkeypatch.setattr(Journal, "advance", advance_then_crash)
+        monkeypatch.setattr(Journal, "_update", record_then_crash)
     event = stack.drop(export(ENROLLED))
     assert len(stack.invoke(event)["batchItemFailures"]) == 1
     assert crashed

@@ -48,10 +48,27 @@ def entry(ref: str = "ref-1") -> RunEntry:
 def test_the_journal_returns_the_run_already_begun_for_the_same_object(table: str) -> None:
     journal = Journal(table)
     first = journal.begin("district", entry())
-    journal.advance("district", "ref-1", Stage.PLANNED, "in_progress", ("import_student_id", "program_id"))
+    journal.freeze("district", "ref-1", ("import_student_id", "program_id"), planned_head="run-0")
     again = journal.begin("district", entry())
     assert again.run_id == first.run_id and again.stage is Stage.PLANNED
     assert again.layout == ("import_student_id", "program_id")
+    assert again.planned_head == "run-0"
+
+
+def test_a_plan_made_against_no_head_remembers_that_and_can_be_made_again_until_delivered(table: str) -> None:
+    journal = Journal(table)
+    journal.begin("district", entry())
+    journal.freeze("district", "ref-1", ("import_student_id",), planned_head=None)
+    frozen = journal.entry("district", "ref-1")
+    assert frozen is not None and frozen.stage is Stage.PLANNED and frozen.planned_head is None
+    assert journal.replan("district", "ref-1")
+    found = journal.entry("district", "ref-1")
+    assert found is not None and found.stage is Stage.STARTED
+    journal.freeze("district", "ref-1", ("import_student_id",), planned_head="run-0")
+    journal.advance("district", "ref-1", Stage.DELIVERED, "in_progress")
+    assert not journal.replan("district", "ref-1")  # once delivered, the plan is what was sent
+    found = journal.entry("district", "ref-1")
+    assert found is not None and found.stage is Stage.DELIVERED
 
 
 def test_stages_only_move_forward(table: str) -> None:

@@ -6,12 +6,16 @@ already holds are skipped, and the converter guarantees one row per key.  So a s
 run, or a retry after a crash half-way (re-reading the half-written ledger), writes exactly the items still
 missing and ends where one clean commit would.  A committed run is recognised by its run item and not
 touched again; the feed head stops a stale plan from overwriting a newer run's commit.
+
+A commit may also stop early on purpose, at a request boundary, when the caller's time runs out (``stop``):
+a district's first night writes every record, which can take longer than one Lambda invocation.  The run is
+then left ``committing``; the next call reads the ledger again and writes only what is still missing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +32,18 @@ log = logging.getLogger(__name__)
 class CommitResult:
     run_id: str
     already_committed: bool
+    #: Records this run changed in the ledger so far, over every attempt (earlier attempts' writes are
+    #: counted from the records' ``last_run``); ``usage`` is this call's share.
     records_written: int
     usage: Usage
+    #: False when ``stop`` ended the commit early: call again to finish it.
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "already_committed": self.already_committed,
+            "complete": self.complete,
             "records_written": self.records_written,
             "ledger_write": self.usage.to_json(),
         }
@@ -78,23 +87,43 @@ def commit(
     *,
     feed: str,
     snapshot: LedgerSnapshot | None = None,
+    planned_head: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> CommitResult:
     """Record ``delivered`` (the rows of the programs.txt that was sent) as run ``run``.
 
-    Pass the plan's ``snapshot`` when committing right after delivery in the same process; leave it out on
-    a retry, and the ledger is read again so that only what is still missing gets written.
+    Pass the plan's ``snapshot`` when committing right after delivery in the same process: the ledger is
+    not read again.  Leave it out on a retry, and the ledger is read again so that only what is still
+    missing gets written; then pass ``planned_head``, the head the plan was made against (None: the feed
+    had none), so that a plan another run has committed over since raises StaleLedgerError instead of
+    rolling the ledger back.  (Re-reading the head here would let any stale plan through.)
+    ``stop`` is asked between write requests; once it answers yes the commit returns incomplete.
     """
     check_feed(feed)
-    if store.run_status(feed, run.run_id) == "committed":
+    status = store.run_status(feed, run.run_id)
+    if status == "committed":
         log.info("ledger commit: run already committed, nothing written")
         return CommitResult(run.run_id, True, 0, Usage())
+    earlier = 0
+    expected = planned_head
     if snapshot is None:
         snapshot, _ = store.read_snapshot(feed)
-    store.claim(feed, run, snapshot.head_run)
-    usage = store.write_items(changed_items(delivered, layout, snapshot, feed=feed, run_id=run.run_id))
-    store.mark_committed(feed, run.run_id)
-    log.info("ledger commit: %d record item(s) written in %d request(s)", usage.items, usage.requests)
-    return CommitResult(run.run_id, False, usage.items, usage)
+        if status == "committing":  # an earlier attempt wrote part of it
+            earlier = snapshot.changed_by(run.run_id)
+    else:
+        expected = snapshot.head_run
+    store.claim(feed, run, expected)
+    items = changed_items(delivered, layout, snapshot, feed=feed, run_id=run.run_id)
+    usage, complete = store.write_items(items, stop)
+    if complete:
+        store.mark_committed(feed, run.run_id)
+    log.info(
+        "ledger commit: %d record item(s) written in %d request(s)%s",
+        usage.items,
+        usage.requests,
+        "" if complete else "; stopped early, to be continued",
+    )
+    return CommitResult(run.run_id, False, earlier + usage.items, usage, complete)
 
 
 def commit_plan(store: LedgerStore, plan: Plan, run: RunRecord, rows: Iterable[Row]) -> CommitResult:

@@ -130,8 +130,10 @@ class Plan:
             "truncated": {"duplicate_risks": len(risks) > limit, "missing": len(missing) > limit},
             "ledger_read": {
                 **self.read_usage.to_json(),
-                # What one eventually-consistent GetItem per row would have cost, for comparison.
-                "per_row_read_units": 0.5 * rows,
+                # Strongly consistent, so the plan sees the previous run's whole commit: one unit per 4 KB.
+                "consistent": True,
+                # What one strongly consistent GetItem per row would have cost, for comparison.
+                "per_row_read_units": 1.0 * rows,
             },
         }
 

@@ -171,9 +171,9 @@ def _capacity(response: Mapping[str, Any]) -> float:
     return sum(float(entry.get("CapacityUnits", 0.0)) for entry in entries)
 
 
-#: One ledger record as a reader thread hands it over: key text, fields hash, open, first run.  Raw
-#: boto3 items are ~10x larger; converting in the reader keeps in-flight pages small.
-_Compact = tuple[str, int, bool, str]
+#: One ledger record as a reader thread hands it over: key text, fields hash, open, first run, last run.
+#: Raw boto3 items are ~10x larger; converting in the reader keeps in-flight pages small.
+_Compact = tuple[str, int, bool, str, str]
 
 
 @dataclass(frozen=True)
@@ -207,6 +207,10 @@ class LedgerStore:
 
     def read_snapshot(self, feed: str) -> tuple[LedgerSnapshot, Usage]:
         """Every record of ``feed``: 16 shard Queries paged 1 MB at a time, ``READERS`` at once in threads.
+
+        The Queries are strongly consistent, like the head's read: a plan made right after the previous
+        run's commit must see every record that commit wrote, or a record just exited would be planned as
+        still open.  That costs one read unit per 4 KB instead of half of one (``Usage.estimated_units``).
 
         Pages, already compacted by the reader threads, flow through a bounded queue into one builder, so
         memory holds the snapshot plus a few pages in flight, never a shard's worth of raw items.
@@ -261,6 +265,7 @@ class LedgerStore:
                 "TableName": self.table,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": {":pk": {"S": pk}},
+                "ConsistentRead": True,
                 "ReturnConsumedCapacity": "TOTAL",
             }
             if start:
@@ -268,14 +273,15 @@ class LedgerStore:
             response = self.client.query(**kwargs)
             items: list[Item] = list(response.get("Items", []))
             page_bytes = sum(item_size(item) for item in items)
-            # Eventually consistent: half a unit per 4 KB of the page, rounded up per request.
-            estimated = 0.5 * math.ceil(page_bytes / READ_UNIT_BYTES)
+            # Strongly consistent: one unit per 4 KB of the page, rounded up per request.
+            estimated = float(math.ceil(page_bytes / READ_UNIT_BYTES))
             records = [
                 (
                     item["sk"]["S"],
                     int(item["fields_hash"]["S"], 16),
                     item["state"]["S"] == "open",
                     item["first_run"]["S"],
+                    item.get("last_run", {}).get("S", ""),
                 )
                 for item in items
             ]
@@ -283,6 +289,10 @@ class LedgerStore:
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
+
+    def head(self, feed: str) -> str | None:
+        """The run that last committed to ``feed`` (strongly consistent), or None."""
+        return self._head(feed, Usage())
 
     def _head(self, feed: str, usage: Usage) -> str | None:
         response = self.client.get_item(
@@ -297,18 +307,24 @@ class LedgerStore:
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def write_items(self, items: Iterable[Item]) -> Usage:
+    def write_items(self, items: Iterable[Item], stop: Callable[[], bool] | None = None) -> tuple[Usage, bool]:
         """Put ``items`` with BatchWriteItem, 25 a request, ``WRITERS`` requests in flight, retrying
-        unprocessed items with backoff.
+        unprocessed items with backoff.  Returns the usage and whether every item was written.
 
         A district's first night writes a million records: one request at a time that is 40,000 round trips
         in a row (minutes against DynamoDB, far longer on moto).  At most ``2 * WRITERS`` chunks are queued, so
-        memory stays bounded however many items come.
+        memory stays bounded however many items come.  ``stop`` is asked before each request is queued; once
+        it says yes, the requests in flight finish and the rest is left for a later call (the caller's time
+        is running out), so a commit always stops at a request boundary.
         """
         usages: list[Usage] = []
         pending: deque[Future[None]] = deque()
+        complete = True
         with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="ledger-write") as pool:
             for chunk in chunks(items):
+                if stop is not None and stop():
+                    complete = False
+                    break
                 usage = Usage()
                 usages.append(usage)
                 pending.append(pool.submit(self._write_chunk, chunk, usage))
@@ -319,7 +335,7 @@ class LedgerStore:
         total = Usage()
         for usage in usages:
             total.add(usage)
-        return total
+        return total, complete
 
     def _write_chunk(self, chunk: list[Item], usage: Usage) -> None:
         usage.items += len(chunk)

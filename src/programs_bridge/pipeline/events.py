@@ -4,6 +4,10 @@ S3 events are at-least-once and unordered, and they carry URL-encoded keys (a sp
 as ``%2B``).  Everything that is not a new object under ``incoming/<feed>/`` is ignored here, on purpose and
 with a reason the handler logs: S3's ``s3:TestEvent`` sent when a notification is configured, "folder"
 placeholder keys ending in ``/``, objects directly under ``incoming/`` (no feed) and other prefixes.
+
+A run that must continue in a new invocation (a long first commit) puts a *continuation* on the queue: the
+same notification for its object version, marked with a fresh token, so Powertools Idempotency does not take
+it for the original message (``continuation_body``).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 INCOMING = "incoming/"
+#: The key of a continuation's token at the top of an S3 notification body.
+CONTINUATION = "programsBridgeContinuation"
 _FEED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -32,6 +38,8 @@ class ObjectRef:
     size: int
     sequencer: str
     event_time: str
+    #: Empty for S3's own notification; a token for a continuation the pipeline queued itself.
+    continuation: str = ""
 
     @property
     def version(self) -> str:
@@ -47,7 +55,7 @@ class ObjectRef:
         return self.key.rsplit("/", 1)[-1]
 
     def idempotency_data(self) -> dict[str, str]:
-        return {"bucket": self.bucket, "key": self.key, "version": self.version}
+        return {"bucket": self.bucket, "key": self.key, "version": self.version, "continuation": self.continuation}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +68,17 @@ def objects_in(event: Mapping[str, Any]) -> Iterator[ObjectRef | Ignored]:
     if event.get("Event") == "s3:TestEvent":
         yield Ignored("s3:TestEvent (sent when the bucket notification is set up)")
         return
+    token = str(event.get(CONTINUATION, ""))
     for record in event.get("Records", ()):
         if record.get("eventSource") == "aws:sqs":
             yield from objects_in(SQSRecord(record).json_body)
         elif record.get("eventSource") == "aws:s3":
-            yield object_ref(S3EventRecord(record))
+            yield object_ref(S3EventRecord(record), token)
         else:
             yield Ignored(f"not an S3 record ({record.get('eventSource')!r})")
 
 
-def object_ref(record: S3EventRecord) -> ObjectRef | Ignored:
+def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ignored:
     """One S3 notification record as an ``ObjectRef``, or why it is not one to process."""
     if not record.event_name.startswith("ObjectCreated:"):
         return Ignored(f"event {record.event_name!r} is not a new object")
@@ -92,4 +101,27 @@ def object_ref(record: S3EventRecord) -> ObjectRef | Ignored:
         size=obj.size,
         sequencer=obj.sequencer,
         event_time=record.event_time,
+        continuation=continuation,
     )
+
+
+def continuation_body(ref: ObjectRef, token: str) -> dict[str, Any]:
+    """The queue message that brings ``ref``'s run back: S3's notification shape, with ``token``."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": ref.event_time,
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": ref.bucket, "arn": f"arn:aws:s3:::{ref.bucket}"},
+            "object": {
+                "key": quote_plus(ref.key, safe="/"),
+                "size": ref.size,
+                "eTag": ref.etag,
+                "versionId": ref.version_id or "",
+                "sequencer": ref.sequencer,
+            },
+        },
+    }
+    return {"Records": [record], CONTINUATION: token}

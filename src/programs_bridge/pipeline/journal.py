@@ -4,7 +4,8 @@ One item per dropped object version (keyed by a hash of bucket, key and version)
 last stage that completed.  Stages before ``planned`` touch nothing outside the function, so a retry simply
 redoes them; from ``planned`` on, the plan is frozen (the programs.txt to send and the report are stored in
 the bucket), and a retry continues from the recorded stage.  A second item per feed remembers the last
-delivered export, to recognise a repeat (same SHA-256) or an export older than one already sent.
+delivered export, to recognise a repeat (same SHA-256) or an export older than one already sent; it is set
+the moment a delivery succeeds, before the ledger commit, so no later run can mistake what is on the server.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class RunEntry:
     report_key: str
     sent_key: str
     layout: tuple[str, ...]
+    #: The ledger head the frozen plan was made against (None: the feed had none); set at ``PLANNED``.
+    planned_head: str | None = None
+    #: When the export version was uploaded (ISO 8601 UTC): it orders runs even once the version is filed.
+    source_time: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Journal:
                     "report_key": {"S": entry.report_key},
                     "sent_key": {"S": entry.sent_key},
                     "layout": {"S": ",".join(entry.layout)},
+                    "source_time": {"S": entry.source_time},
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
@@ -98,28 +104,58 @@ class Journal:
             item["report_key"]["S"],
             item["sent_key"]["S"],
             tuple(layout.split(",")) if layout else (),
+            item.get("planned_head", {}).get("S"),
+            item.get("source_time", {}).get("S", ""),
         )
 
-    def advance(self, feed: str, ref_id: str, stage: Stage, status: str, layout: tuple[str, ...] = ()) -> None:
+    def advance(self, feed: str, ref_id: str, stage: Stage, status: str) -> None:
         """Record that ``stage`` completed (stages only move forward)."""
+        self._update(feed, ref_id, stage, status, "#stage <= :stage")
+
+    def freeze(self, feed: str, ref_id: str, layout: tuple[str, ...], planned_head: str | None) -> None:
+        """Record that the plan is stored (``PLANNED``), with its layout and the ledger head it was made against."""
+        extra: dict[str, Any] = {"layout": {"S": ",".join(layout)}}
+        extra["planned_head"] = {"S": planned_head} if planned_head is not None else {"NULL": True}
+        self._update(feed, ref_id, Stage.PLANNED, "in_progress", "#stage <= :stage", extra)
+
+    def replan(self, feed: str, ref_id: str) -> bool:
+        """Send a run whose frozen plan was overtaken (another run committed since) back to ``STARTED``,
+        if it has delivered nothing yet.  False when it had already moved on."""
+        return self._update(feed, ref_id, Stage.STARTED, "in_progress", "#stage = :planned", planned=True)
+
+    def _update(
+        self,
+        feed: str,
+        ref_id: str,
+        stage: Stage,
+        status: str,
+        condition: str,
+        extra: dict[str, Any] | None = None,
+        *,
+        planned: bool = False,
+    ) -> bool:
         names = {"#stage": "stage", "#status": "status"}
         values: dict[str, Any] = {":stage": {"N": str(int(stage))}, ":status": {"S": status}}
+        if planned:
+            values[":planned"] = {"N": str(int(Stage.PLANNED))}
         update = "SET #stage = :stage, #status = :status"
-        if layout:
-            update += ", layout = :layout"
-            values[":layout"] = {"S": ",".join(layout)}
+        for name, value in (extra or {}).items():
+            update += f", {name} = :{name}"
+            values[f":{name}"] = value
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._key(feed, f"run#{ref_id}"),
                 UpdateExpression=update,
-                ConditionExpression="#stage <= :stage",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if not condition_failed(exc):
                 raise
+            return False
+        return True
 
     def last_delivered(self, feed: str) -> LastDelivered | None:
         item = self.client.get_item(TableName=self.table, Key=self._key(feed, "delivered"), ConsistentRead=True).get(

@@ -94,3 +94,11 @@ class Notifier:
             return
         client = self._client or boto3.client("sns")
         client.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
+
+
+def emit_continued(feed: str) -> None:
+    """A run stopped at a safe point to continue in a new invocation (not a failure: no alarm)."""
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    metrics.add_dimension(name="feed", value=feed)
+    metrics.add_metric(name=CONTINUED_METRIC, unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()

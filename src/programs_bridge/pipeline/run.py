@@ -3,13 +3,21 @@
 Exactly once in effect.  Each object version gets a run id and a journal entry (``journal.py``).  Until the
 plan is stored, nothing outside the function has changed, so a retry starts over.  Once it is stored (the
 programs.txt to send under ``processed/``, the report marked ``in_progress`` under ``reports/``), a retry
-never plans again: it delivers the stored file if that had not happened, commits (idempotent in the ledger
+does not plan again: it delivers the stored file if that had not happened, commits (idempotent in the ledger
 itself), files the source and finishes the stored report.  Re-delivering identical bytes after a crash
 between delivery and its journal entry is the one repetition allowed: it leaves the server as one delivery
 would.
 
-A run that fails for reasons outside the export (configuration, SFTP, AWS) writes a ``failed`` report, tells
-SNS and raises ``RunFailed``; the export stays in ``incoming/`` and the queue retries it.
+A retried run never rolls Illuminate back.  Before it delivers a stored plan it checks what was delivered
+since it planned: a newer export of the feed makes it ``superseded`` (reported, notified, nothing sent),
+and a plan that another run has committed over is made again.  A run delivered but overtaken before its
+ledger commit leaves the ledger to the newer run.
+
+Every failure ends in a ``failed`` report, a metric and an SNS notice, then ``RunFailed`` so the queue
+retries; the export stays in ``incoming/``.  Failures have a kind (``config``, ``delivery``, ``aws``,
+``timeout``, ``internal``) and a reason that names the stage, never a student's data.  A run that runs out
+of the invocation's time at a safe point (a long first commit) raises ``RunContinues`` instead, and the
+handler has it picked up again at once.
 """
 
 from __future__ import annotations
@@ -18,12 +26,15 @@ import hashlib
 import json
 import shutil
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from programs_bridge.codetable import CodeTable, CodeTableError, parse_code_table
 from programs_bridge.convert import Conversion, Status, convert_export, converted_rows
@@ -35,20 +46,35 @@ from programs_bridge.layout import Layout, custom_layout
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.plan import make_plan
-from programs_bridge.ledger.store import LedgerStore, RunRecord
+from programs_bridge.ledger.snapshot import LedgerSnapshot
+from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord, StaleLedgerError
+from programs_bridge.pipeline.budget import Budget
 from programs_bridge.pipeline.config import ConfigError, FeedConfig, parse_feed_config
 from programs_bridge.pipeline.journal import Journal, LastDelivered, RunEntry, Stage
-from programs_bridge.pipeline.observe import Notifier, emit_run_metrics, logger, tracer
-from programs_bridge.pipeline.storage import Storage
+from programs_bridge.pipeline.observe import Notifier, emit_continued, emit_run_metrics, logger, tracer
+from programs_bridge.pipeline.storage import ObjectVersion, Storage
 from programs_bridge.render import OutputFormat, render_header
 from programs_bridge.run_report import RunStatus, counts, markdown_summary, run_report_json
 
-Deliver = Callable[[Path, SftpTarget, SftpCredentials, RetryPolicy], DeliveryReceipt]
+#: ``deliver(file, target, credentials, retry, deadline)``: the deadline is a ``time.monotonic()`` value.
+Deliver = Callable[[Path, SftpTarget, SftpCredentials, RetryPolicy, float | None], DeliveryReceipt]
 LoadCredentials = Callable[[str], SftpCredentials]
+
+#: Invocations one commit may span before the run fails as ``timeout`` (a first night of 2M records takes
+#: two or three; twenty means the table cannot keep up).
+MAX_COMMIT_ATTEMPTS = 20
 
 
 class RunFailed(Exception):
     """The run could not finish for a reason outside the export; it is reported and will be retried."""
+
+
+class RunContinues(Exception):
+    """The run stopped at a safe point because the invocation's time ran out; continue it in a new one."""
+
+    def __init__(self, source: Source, progress: str) -> None:
+        super().__init__(f"run of {source.name} continues in a new invocation: {progress}")
+        self.source = source
 
 
 @dataclass(frozen=True)
@@ -62,7 +88,13 @@ class Services:
     credentials: LoadCredentials
     notifier: Notifier
     workdir: Path
+    budget: Budget = field(default_factory=Budget.unlimited)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def ref_id(key: str, version_id: str | None, etag: str) -> str:
+    """Stable id of one object version's bytes: key and version (or ETag), hashed."""
+    return hashlib.sha256(f"{key}\0{version_id or etag}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -71,14 +103,19 @@ class Source:
 
     feed: str
     key: str
-    version_id: str | None
-    etag: str
-    last_modified: datetime
+    version: ObjectVersion
+
+    @property
+    def version_id(self) -> str | None:
+        return self.version.version_id
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.version.last_modified
 
     @property
     def ref_id(self) -> str:
-        """Stable id of these bytes: bucket, key and version (or ETag), hashed."""
-        return hashlib.sha256(f"{self.key}\0{self.version_id or self.etag}".encode()).hexdigest()[:16]
+        return ref_id(self.key, self.version_id, self.version.etag)
 
     @property
     def run_id(self) -> str:
@@ -88,6 +125,10 @@ class Source:
     def name(self) -> str:
         return self.key.rsplit("/", 1)[-1]
 
+    @property
+    def uploaded(self) -> str:
+        return _iso(self.last_modified)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -96,19 +137,63 @@ class Outcome:
     report_key: str
 
 
+@dataclass
+class Run:
+    """One export version's run: what every stage reads and adds to.  ``report`` is the run report so far."""
+
+    source: Source
+    entry: RunEntry
+    services: Services
+    workdir: Path
+    report: dict[str, Any]
+    stage: str = "start"
+    """The stage under way, named in a failure's reason."""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def feed(self) -> str:
+        return self.source.feed
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """One stage: an X-Ray subsegment, and its seconds in the report (``stages``)."""
+        self.stage = name
+        began = time.monotonic()
+        with tracer.provider.in_subsegment(f"## {name}"):
+            yield
+        self.report.setdefault("stages", {})[name] = round(time.monotonic() - began, 3)
+
+    def advance(self, stage: Stage) -> None:
+        self.services.journal.advance(self.feed, self.entry.ref_id, stage, RunStatus.IN_PROGRESS.value)
+        self.entry = replace(self.entry, stage=stage)
+
+    def save(self, conversion: Conversion | None = None) -> None:
+        """The JSON report and its Markdown summary.  With the conversion, the findings are streamed in;
+        without it, they are already in ``report`` from an earlier save of the same run."""
+        storage, key = self.services.storage, self.entry.report_key
+        if conversion is not None:
+            text = run_report_json(conversion, self.report)
+        else:
+            text = json.dumps(self.report, ensure_ascii=False, indent=2) + "\n"
+        storage.put_text(key, text, "application/json")
+        storage.put_text(key.removesuffix(".json") + ".md", markdown_summary(self.report, conversion), "text/markdown")
+        if conversion is not None:  # keep the findings in ``report`` for later saves of the same run
+            self.report = json.loads(text)
+
+
 def run_source(source: Source, services: Services) -> Outcome:
     """Take one export through every stage, resuming where an earlier attempt stopped."""
-    run_id = source.run_id
     entry = services.journal.begin(
         source.feed,
         RunEntry(
             ref_id=source.ref_id,
-            run_id=run_id,
+            run_id=source.run_id,
             stage=Stage.STARTED,
             status=RunStatus.IN_PROGRESS.value,
-            report_key=f"reports/{source.feed}/{run_id}.json",
-            sent_key=f"processed/{source.feed}/{run_id}.programs.txt",
+            report_key=f"reports/{source.feed}/{source.run_id}.json",
+            sent_key=f"processed/{source.feed}/{source.run_id}.programs.txt",
             layout=(),
+            source_time=source.uploaded,
         ),
     )
     logger.append_keys(feed=source.feed, run_id=entry.run_id)
@@ -118,10 +203,15 @@ def run_source(source: Source, services: Services) -> Outcome:
             return Outcome(entry.run_id, entry.status, entry.report_key)
         workdir = services.workdir / entry.run_id
         workdir.mkdir(parents=True, exist_ok=True)
+        run = Run(source, entry, services, workdir, _new_report(source, entry))
         try:
-            if entry.stage is Stage.STARTED:
-                return _fresh(source, entry, services, workdir)
-            return _resume(source, entry, services, workdir)
+            return _fresh(run) if entry.stage is Stage.STARTED else _resume(run)
+        except (RunFailed, RunContinues):
+            raise
+        except Exception as exc:  # every other failure still ends in a report, a metric and a notice
+            kind, reason = _describe(exc, run.stage)
+            _log_failure(exc, run.stage)
+            return _fail(run, kind, reason)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     finally:
@@ -131,32 +221,26 @@ def run_source(source: Source, services: Services) -> Outcome:
 # --- a run that has not stored its plan yet ----------------------------------------------------------
 
 
-def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -> Outcome:
-    head = _head(source, entry)
-    started = time.monotonic()
+def _fresh(run: Run) -> Outcome:
+    services, source = run.services, run.source
+    _carry_earlier_failures(run)
     try:
         config = _load_config(source.feed, services.storage)
         code_table = _load_code_table(config, services.storage)
     except (ConfigError, CodeTableError) as exc:
-        return _fail(source, entry, services, head, None, str(exc), failure="config")
+        return _fail(run, "config", str(exc))
 
-    with _stage(head, "fetch"):
-        fetched = services.storage.fetch(source.key, source.version_id, workdir / "export")
-    head["source"].update(sha256=fetched.sha256, size=fetched.size)
+    with run.step("fetch"):
+        fetched = services.storage.fetch(source.key, source.version_id, run.workdir / "export")
+    run.report["source"].update(sha256=fetched.sha256, size=fetched.size)
     logger.info("fetched", extra={"stage": "fetch", "bytes": fetched.size})
+    ending = _overtaken(run, fetched.sha256)
+    if ending is not None:
+        return _end(run, *ending)
 
-    last = services.journal.last_delivered(source.feed)
-    if last is not None and last.run_id != entry.run_id:
-        if last.sha256 == fetched.sha256:
-            reason = f"the same bytes as run {last.run_id}, already delivered: nothing sent again"
-            return _file_and_report(source, entry, services, head, None, RunStatus.REPEAT, reason, "processed")
-        if last.source_time > _iso(source.last_modified):
-            reason = f"older than the export of run {last.run_id}, already delivered: sending it would roll back"
-            return _file_and_report(source, entry, services, head, None, RunStatus.SUPERSEDED, reason, "processed")
-
-    with _stage(head, "convert"):
+    with run.step("convert"):
         options = config.convert_options(code_table, today=source.last_modified.date())
-        conversion = convert_export(fetched.path, workdir / "converted.txt", options)
+        conversion = convert_export(fetched.path, run.workdir / "converted.txt", options)
     logger.info(
         "converted",
         extra={"stage": "convert", "status": conversion.status.value, "rows_read": conversion.rows_read,
@@ -164,29 +248,27 @@ def _fresh(source: Source, entry: RunEntry, services: Services, workdir: Path) -
     )  # fmt: skip
     try:
         if conversion.status is Status.REJECTED:
-            head["counts"] = counts(conversion, None, 0)
-            return _file_and_report(
-                source, entry, services, head, conversion, RunStatus.REJECTED, conversion.reason or "", "rejected"
-            )
+            run.report["counts"] = counts(conversion, None, 0)
+            return _end(run, RunStatus.REJECTED, conversion.reason or "", "rejected", conversion)
         layout = options.output.layout
-        with _stage(head, "plan"):
+        with run.step("plan"):
             plan = make_plan(
                 services.ledger, converted_rows(conversion), layout, feed=source.feed,
                 kind=config.export, policy=config.duplicate_policy,
             )  # fmt: skip
-        to_send = workdir / "programs.txt"
+        to_send = run.workdir / "programs.txt"
         sent = _write_programs(to_send, options.output, plan.rows_to_send(converted_rows(conversion)))
-        head["counts"] = counts(conversion, plan, sent)
-        head["ledger"] = plan.report()
-        head["sent"] = {"key": entry.sent_key, "rows": sent}
-        logger.info("planned", extra={"stage": "plan", "counts": head["counts"]})
-        # Freeze the plan: from here on a retry delivers and commits exactly this.
-        services.storage.put_file(entry.sent_key, to_send, "text/plain; charset=utf-8")
-        _save_report(services.storage, entry.report_key, head, conversion)
+        run.report["counts"] = counts(conversion, plan, sent)
+        run.report["ledger"] = plan.report()
+        run.report["sent"] = {"key": run.entry.sent_key, "rows": sent}
+        logger.info("planned", extra={"stage": "plan", "counts": run.report["counts"]})
+        # Freeze the plan: from here on a retry delivers and commits exactly this, or finds it overtaken.
+        services.storage.put_file(run.entry.sent_key, to_send, "text/plain; charset=utf-8")
+        run.save(conversion)
         layout_names = tuple(f.value for f in layout.fields)
-        services.journal.advance(source.feed, entry.ref_id, Stage.PLANNED, RunStatus.IN_PROGRESS.value, layout_names)
-        frozen = replace(entry, stage=Stage.PLANNED, layout=layout_names)
-        return _deliver_and_finish(source, frozen, services, workdir, head, to_send, config, started)
+        services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
+        run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
+        return _deliver_and_commit(run, config, to_send, plan.snapshot)
     finally:
         conversion.findings.close()
 
@@ -203,157 +285,237 @@ def _write_programs(path: Path, output: OutputFormat, rows: Iterable[Row]) -> in
     return written
 
 
+def _overtaken(run: Run, sha256: str) -> tuple[RunStatus, str] | None:
+    """Whether what was delivered for the feed since makes sending this export wrong."""
+    last = run.services.journal.last_delivered(run.feed)
+    if last is None or last.run_id == run.entry.run_id:
+        return None
+    if last.sha256 == sha256:
+        return RunStatus.REPEAT, f"the same bytes as run {last.run_id}, already delivered: nothing sent again"
+    if last.source_time > run.source.uploaded:
+        return (
+            RunStatus.SUPERSEDED,
+            f"older than the export of run {last.run_id}, already delivered: sending it would roll Illuminate back",
+        )
+    return None
+
+
 # --- a run whose plan is stored ----------------------------------------------------------------------
 
 
-def _resume(source: Source, entry: RunEntry, services: Services, workdir: Path) -> Outcome:
+def _resume(run: Run) -> Outcome:
+    services, entry = run.services, run.entry
     logger.info("resuming run", extra={"stage": entry.stage.name.lower()})
     stored = services.storage.read_text(entry.report_key)
-    if stored is None:  # the report is written before PLANNED is recorded, so this cannot happen
-        raise RunFailed(f"run {entry.run_id} is past planning but its report {entry.report_key} is missing")
-    head = json.loads(stored)
+    if stored is None:  # the report is written before PLANNED is recorded, so this is a fault
+        return _fail(run, "internal", f"the run is past planning but its report {entry.report_key} is missing")
+    run.report = json.loads(stored)
+    _clear_failure(run.report)
     try:
-        config = _load_config(source.feed, services.storage)
+        config = _load_config(run.feed, services.storage)
     except ConfigError as exc:
-        return _fail(source, entry, services, head, None, str(exc), failure="config", stored=True)
-    to_send = workdir / "programs.txt"
-    services.storage.fetch(entry.sent_key, None, to_send)
-    return _deliver_and_finish(source, entry, services, workdir, head, to_send, config, time.monotonic())
+        return _fail(run, "config", str(exc))
 
-
-def _deliver_and_finish(
-    source: Source,
-    entry: RunEntry,
-    services: Services,
-    workdir: Path,
-    head: dict[str, Any],
-    to_send: Path,
-    config: FeedConfig,
-    started: float,
-) -> Outcome:
-    feed = source.feed
-    delivery_seconds: float | None = None
     if entry.stage < Stage.DELIVERED:
+        ending = _overtaken(run, run.report["source"].get("sha256", ""))
+        if ending is not None:
+            return _end(run, *ending)
+        head = services.ledger.head(run.feed)
+        if head != entry.planned_head and services.journal.replan(run.feed, entry.ref_id):
+            # Another run committed since this plan was made: its classes (exit, duplicate risk) are stale.
+            logger.info("plan overtaken by a later commit: planning again", extra={"stage": "plan"})
+            run.entry = replace(entry, stage=Stage.STARTED, layout=(), planned_head=None)
+            run.report = _new_report(run.source, run.entry)
+            return _fresh(run)
+    elif entry.stage < Stage.COMMITTED:
+        last = services.journal.last_delivered(run.feed)
+        if last is not None and last.run_id != entry.run_id:
+            reason = (
+                f"delivered, but the export of run {last.run_id} was delivered after it before this run's ledger "
+                f"commit: Illuminate and the ledger hold run {last.run_id}'s file"
+            )
+            return _end(run, RunStatus.SUPERSEDED, reason)
+    to_send = run.workdir / "programs.txt"
+    services.storage.fetch(entry.sent_key, None, to_send)
+    return _deliver_and_commit(run, config, to_send, None)
+
+
+def _deliver_and_commit(run: Run, config: FeedConfig, to_send: Path, snapshot: LedgerSnapshot | None) -> Outcome:
+    """Deliver the frozen plan (unless that is done), then commit it; ``snapshot`` is the plan's, when the
+    plan was made in this invocation."""
+    services, source = run.services, run.source
+    delivery_seconds: float | None = None
+    if run.entry.stage < Stage.DELIVERED:
         began = time.monotonic()
         try:
-            with _stage(head, "deliver"):
+            with run.step("deliver"):
                 credentials = services.credentials(config.sftp.secret)
-                receipt = services.deliver(to_send, config.sftp_target(), credentials, config.retry_policy())
+                receipt = services.deliver(
+                    to_send, config.sftp_target(), credentials, config.retry_policy(), services.budget.deadline()
+                )
         except DeliveryError as exc:
-            head["delivery"] = {"error": exc.code, "attempts": exc.attempts}
-            return _fail(source, entry, services, head, None, str(exc), failure="delivery", stored=True)
+            run.report["delivery"] = {"error": exc.code, "attempts": exc.attempts}
+            return _fail(run, "delivery", str(exc))
         delivery_seconds = time.monotonic() - began
-        head["delivery"] = {
+        run.report["delivery"] = {
             "remote_path": receipt.remote_path, "size": receipt.size, "attempts": receipt.attempts,
             "stale_temps_removed": receipt.stale_temps_removed, "seconds": round(delivery_seconds, 3),
             "host": config.sftp.host,
         }  # fmt: skip
         logger.info("delivered", extra={"stage": "deliver", "bytes": receipt.size, "attempts": receipt.attempts})
-        _save_report(services.storage, entry.report_key, head, None)
-        services.journal.advance(feed, entry.ref_id, Stage.DELIVERED, RunStatus.IN_PROGRESS.value)
-
-    if entry.stage < Stage.COMMITTED:
-        layout = custom_layout(entry.layout) if entry.layout else config.output_layout
-        record = RunRecord(
-            run_id=entry.run_id,
-            source_key=source.key,
-            source_version=source.version_id or source.etag,
-            sha256=head["source"].get("sha256", ""),
-            report_location=entry.report_key,
-            counts=head.get("counts", {}),
-        )
-        with _stage(head, "commit"):
-            rows = _sent_rows(to_send, layout, header=config.header)
-            result = commit(services.ledger, record, rows, layout, feed=feed)
-        head["commit"] = result.to_json()
+        # What is on the server now, before anything else can fail: no later run may mistake it.
         services.journal.set_delivered(
-            feed, LastDelivered(entry.run_id, head["source"].get("sha256", ""), _iso(source.last_modified))
+            run.feed, LastDelivered(run.entry.run_id, run.report["source"].get("sha256", ""), source.uploaded)
         )
-        services.journal.advance(feed, entry.ref_id, Stage.COMMITTED, RunStatus.IN_PROGRESS.value)
+        run.save()
+        run.advance(Stage.DELIVERED)
+
+    if run.entry.stage < Stage.COMMITTED:
+        layout = custom_layout(run.entry.layout) if run.entry.layout else config.output_layout
+        record = RunRecord(
+            run_id=run.entry.run_id,
+            source_key=source.key,
+            source_version=source.version_id or source.version.etag,
+            sha256=run.report["source"].get("sha256", ""),
+            report_location=run.entry.report_key,
+            counts=run.report.get("counts", {}),
+        )
+        try:
+            with run.step("commit"), _sent_rows(to_send, layout, header=config.header) as rows:
+                result = commit(
+                    services.ledger, record, rows, layout, feed=run.feed, snapshot=snapshot,
+                    planned_head=run.entry.planned_head, stop=services.budget.exhausted,
+                )  # fmt: skip
+        except StaleLedgerError:
+            reason = "delivered, but another run committed to the feed's ledger first: the ledger keeps that run's"
+            return _end(run, RunStatus.SUPERSEDED, reason + " records")
+        attempts = int(run.report.get("commit", {}).get("attempts", 0)) + 1
+        run.report["commit"] = {**result.to_json(), "attempts": attempts}
+        if not result.complete:
+            progress = f"{result.records_written:,} ledger record(s) written so far, in {attempts} invocation(s)"
+            if attempts >= MAX_COMMIT_ATTEMPTS:
+                return _fail(run, "timeout", f"the ledger commit did not finish in {attempts} invocations: {progress}")
+            run.save()
+            emit_continued(run.feed)
+            written = result.records_written
+            logger.info(
+                "commit continues in a new invocation",
+                extra={"stage": "commit", "attempts": attempts, "records_written": written},
+            )
+            raise RunContinues(source, progress)
+        run.advance(Stage.COMMITTED)
         logger.info("committed", extra={"stage": "commit", "records_written": result.records_written})
 
-    return _file_and_report(source, entry, services, head, None, RunStatus.DELIVERED, None, "processed",
-                            delivery_seconds=delivery_seconds, started=started)  # fmt: skip
+    return _end(run, RunStatus.DELIVERED, None, delivery_seconds=delivery_seconds)
 
 
-def _sent_rows(path: Path, layout: Layout, *, header: bool) -> Iterator[Row]:
+@contextmanager
+def _sent_rows(path: Path, layout: Layout, *, header: bool) -> Iterator[Iterator[Row]]:
     """The delivered programs.txt read back for the ledger (line numbers are programs.txt lines)."""
-    with path.open(encoding="utf-8", newline="") as rows:
+    with path.open(encoding="utf-8", newline="") as lines:
         if header:
-            rows.readline()
-        for number, text in enumerate(rows, start=2 if header else 1):
-            yield number, text.rstrip("\r\n").split("\t")
+            lines.readline()
+        yield ((number, text.rstrip("\r\n").split("\t")) for number, text in enumerate(lines, 2 if header else 1))
 
 
 # --- endings -------------------------------------------------------------------------------------------
 
 
-def _file_and_report(
-    source: Source,
-    entry: RunEntry,
-    services: Services,
-    head: dict[str, Any],
-    conversion: Conversion | None,
+def _end(
+    run: Run,
     status: RunStatus,
     reason: str | None,
-    folder: str,
+    folder: str = "processed",
+    conversion: Conversion | None = None,
     *,
     delivery_seconds: float | None = None,
-    started: float | None = None,
 ) -> Outcome:
-    feed = source.feed
-    filed_as = f"{folder}/{feed}/{entry.run_id}-{source.name}"
-    if entry.stage < Stage.FILED and services.storage.exists(source.key):
-        services.storage.file_away(source.key, source.version_id, filed_as)
-    services.journal.advance(feed, entry.ref_id, Stage.FILED, RunStatus.IN_PROGRESS.value)
-    head.update(status=status.value, filed_as=filed_as, finished_at=_iso(services.clock()))
+    """File the export (this version only), finish the report, count it and tell whoever must know."""
+    services, entry = run.services, run.entry
+    filed_as = f"{folder}/{run.feed}/{entry.run_id}-{run.source.name}"
+    run.stage = "file"
+    if entry.stage < Stage.FILED:
+        services.storage.file_away(run.source.key, run.source.version, filed_as)
+        run.advance(Stage.FILED)
+    run.report.update(status=status.value, filed_as=filed_as, finished_at=_iso(services.clock()))
     if reason is not None:
-        head["reason"] = reason
-    if started is not None:
-        head["seconds"] = round(time.monotonic() - started, 3)
-    _save_report(services.storage, entry.report_key, head, conversion)
-    services.journal.advance(feed, entry.ref_id, Stage.FINISHED, status.value)
-    run_counts = head.get("counts", {})
-    emit_run_metrics(feed, status.value, run_counts, delivery_seconds=delivery_seconds)
+        run.report["reason"] = reason
+    run.report["seconds"] = round(time.monotonic() - run.started, 3)
+    run.stage = "report"
+    run.save(conversion)
+    services.journal.advance(run.feed, entry.ref_id, Stage.FINISHED, status.value)
+    run_counts = run.report.get("counts", {})
+    emit_run_metrics(run.feed, status.value, run_counts, delivery_seconds=delivery_seconds)
     logger.info("run finished", extra={"status": status.value, "counts": run_counts, "report": entry.report_key})
-    _notify(services.notifier, feed, entry, status, run_counts, reason)
+    _notify(run, status, reason)
     return Outcome(entry.run_id, status.value, entry.report_key)
 
 
-def _fail(
-    source: Source,
-    entry: RunEntry,
-    services: Services,
-    head: dict[str, Any],
-    conversion: Conversion | None,
-    reason: str,
-    *,
-    failure: str,
-    stored: bool = False,
-) -> Outcome:
-    """Report a failure, leave the export in place, and raise so the queue retries."""
-    head.update(status=RunStatus.FAILED.value, reason=reason, failure=failure, finished_at=_iso(services.clock()))
-    _save_report(services.storage, entry.report_key, head, conversion)
-    emit_run_metrics(source.feed, RunStatus.FAILED.value, head.get("counts", {}), failure=failure)
-    logger.error("run failed", extra={"status": "failed", "failure": failure, "report": entry.report_key})
-    _notify(services.notifier, source.feed, entry, RunStatus.FAILED, head.get("counts", {}), reason)
-    raise RunFailed(f"{failure} failure in run {entry.run_id}: {reason}")
+def _fail(run: Run, failure: str, reason: str) -> Outcome:
+    """Report a failure, leave the export in place, and raise so the queue retries.
+
+    Each step is attempted on its own: when S3 is what failed, the metric and the notice still go out.
+    """
+    run.report.update(
+        status=RunStatus.FAILED.value, reason=reason, failure=failure, finished_at=_iso(run.services.clock())
+    )
+    run.report["failed_stage"] = run.stage
+    emit_run_metrics(run.feed, RunStatus.FAILED.value, run.report.get("counts", {}), failure=failure)
+    logger.error("run failed", extra={"status": "failed", "failure": failure, "stage": run.stage,
+                                      "report": run.entry.report_key})  # fmt: skip
+    steps: tuple[Callable[[], None], ...] = (run.save, lambda: _notify(run, RunStatus.FAILED, reason))
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            logger.error("could not finish the failed run's report or notice", extra={"error_type": type(exc).__name__})
+    raise RunFailed(f"{failure} failure in run {run.entry.run_id}: {reason}")
 
 
-def _notify(
-    notifier: Notifier, feed: str, entry: RunEntry, status: RunStatus, run_counts: dict[str, int], reason: str | None
-) -> None:
+def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
+    run_counts = run.report.get("counts", {})
     risks = run_counts.get("duplicate_risks", 0)
-    if status in (RunStatus.REJECTED, RunStatus.FAILED):
-        subject = f"programs-bridge {feed}: export {status.value}"
+    if status in (RunStatus.REJECTED, RunStatus.FAILED, RunStatus.SUPERSEDED):
+        subject = f"programs-bridge {run.feed}: export {status.value}"
     elif risks:
-        subject = f"programs-bridge {feed}: {risks} duplicate risk(s)"
+        subject = f"programs-bridge {run.feed}: {risks} duplicate risk(s)"
     else:
         return
-    notifier.notify(subject, f"{subject}\nrun {entry.run_id}\n{reason or ''}\nreport: {entry.report_key}\n")
+    run.services.notifier.notify(
+        subject, f"{subject}\nrun {run.entry.run_id}\n{reason or ''}\nreport: {run.entry.report_key}\n"
+    )
 
 
-def _head(source: Source, entry: RunEntry) -> dict[str, Any]:
+def _describe(exc: BaseException, stage: str) -> tuple[str, str]:
+    """A failure's kind and a reason a data clerk or an engineer can act on.  Never the exception's text,
+    except our own ledger errors (which carry counts and run ids only): an SDK's or a bug's message may
+    quote a value from the export."""
+    retried = "the export stays in incoming/ and the queue retries it"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return "aws", f"AWS refused {exc.operation_name} during {stage} ({error.get('Code', 'error')}); {retried}"
+    if isinstance(exc, BotoCoreError):
+        return "aws", f"AWS could not be reached during {stage} ({type(exc).__name__}); {retried}"
+    if isinstance(exc, LedgerError):
+        return "aws", f"the ledger failed during {stage}: {exc}; {retried}"
+    return (
+        "internal",
+        f"unexpected {type(exc).__name__} during {stage} (a fault in programs-bridge: the log says where); {retried}",
+    )
+
+
+def _log_failure(exc: BaseException, stage: str) -> None:
+    """Where it happened, for the engineer: the frames only, never the message (it may quote data)."""
+    frames = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+    cause = exc.__cause__ or exc.__context__
+    logger.error(
+        "unexpected failure",
+        extra={"stage": stage, "error_type": type(exc).__name__, "where": frames[-8:],
+               "cause_type": type(cause).__name__ if cause else None},
+    )  # fmt: skip
+
+
+def _new_report(source: Source, entry: RunEntry) -> dict[str, Any]:
     return {
         "report_version": 1,
         "run_id": entry.run_id,
@@ -362,35 +524,34 @@ def _head(source: Source, entry: RunEntry) -> dict[str, Any]:
         "reason": None,
         "source": {
             "key": source.key,
-            "version": source.version_id or source.etag,
-            "last_modified": _iso(source.last_modified),
+            "version": source.version_id or source.version.etag,
+            "last_modified": source.uploaded,
         },
         "counts": counts(None, None, 0),
     }
 
 
-def _save_report(storage: Storage, key: str, head: dict[str, Any], conversion: Conversion | None) -> None:
-    """The JSON report and its Markdown summary.  With the conversion, the findings are streamed in;
-    without it (a resumed run), they are already in ``head`` from the stored report."""
-    if conversion is not None:
-        text = run_report_json(conversion, head)
-    else:
-        text = json.dumps(head, ensure_ascii=False, indent=2) + "\n"
-    storage.put_text(key, text, "application/json")
-    storage.put_text(key.removesuffix(".json") + ".md", markdown_summary(head, conversion), "text/markdown")
-    if conversion is not None:  # keep the findings in ``head`` for later saves of the same run
-        stored = json.loads(text)
-        head.clear()
-        head.update(stored)
+def _carry_earlier_failures(run: Run) -> None:
+    """A run started again after a failure before its plan was stored keeps that failure's history."""
+    stored = run.services.storage.read_text(run.entry.report_key)
+    if stored is not None:
+        earlier = json.loads(stored)
+        _clear_failure(earlier)
+        if earlier.get("earlier_failures"):
+            run.report["earlier_failures"] = earlier["earlier_failures"]
 
 
-@contextmanager
-def _stage(head: dict[str, Any], name: str) -> Iterator[None]:
-    """One stage: an X-Ray subsegment, and its seconds in the report (``stages``), for the dashboard-less."""
-    began = time.monotonic()
-    with tracer.provider.in_subsegment(f"## {name}"):
-        yield
-    head.setdefault("stages", {})[name] = round(time.monotonic() - began, 3)
+def _clear_failure(report: dict[str, Any]) -> None:
+    """A retry's report carries no stale ``failure``/``reason``: they move to ``earlier_failures``."""
+    if report.get("status") == RunStatus.FAILED.value:
+        report.setdefault("earlier_failures", []).append(
+            {key: report.get(key) for key in ("failure", "failed_stage", "reason", "finished_at")}
+        )
+    for key in ("failure", "failed_stage", "finished_at"):
+        report.pop(key, None)
+    if isinstance(report.get("delivery"), dict) and "error" in report["delivery"]:
+        del report["delivery"]
+    report.update(status=RunStatus.IN_PROGRESS.value, reason=None)
 
 
 def _iso(moment: datetime) -> str:

@@ -2,6 +2,11 @@
 
 Downloads stream to local disk (Lambda's ``/tmp``) in chunks while hashing, so a 1M-row export never sits in
 memory; filing copies before it deletes, so nothing is ever deleted without a copy.
+
+Districts overwrite one key night after night, so everything a run does to its export names the run's own
+*version*: filing copies and deletes that version only, and a newer version uploaded meanwhile stays the
+current one, untouched, for its own run.  (The template turns versioning on; on an unversioned bucket the
+ETag stands in, checked before the delete.)
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of an object: its version id (None on an unversioned bucket), ETag and upload time."""
+
+    version_id: str | None
+    etag: str
+    last_modified: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +61,20 @@ class Storage:
                 size += len(chunk)
         return Fetched(destination, size, digest.hexdigest())
 
-    def exists(self, key: str) -> bool:
+    def version_of(self, key: str, version_id: str | None = None) -> ObjectVersion | None:
+        """One version of ``key`` (the current one when ``version_id`` is None), or None when it is gone:
+        deleted, filed away, or only a delete marker left."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            args["VersionId"] = version_id
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
+            head = self.client.head_object(**args)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+            # A version id that names a delete marker answers 405 to HEAD.
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "405"):
+                return None
             raise
-        return True
-
-    def version_of(self, key: str) -> tuple[str | None, str, datetime]:
-        """The current version id (None when unversioned), ETag and last-modified time of ``key``."""
-        head = self.client.head_object(Bucket=self.bucket, Key=key)
-        return head.get("VersionId") or None, head.get("ETag", ""), head["LastModified"]
+        return ObjectVersion(head.get("VersionId") or None, head.get("ETag", ""), head["LastModified"])
 
     def read_text(self, key: str) -> str | None:
         """A small text object (config, code table, a report), or None when there is none."""
@@ -86,10 +101,23 @@ class Storage:
             if not obj["Key"].endswith("/")
         ]
 
-    def file_away(self, key: str, version_id: str | None, destination: str) -> None:
-        """Copy ``key`` to ``destination``, then delete the original: never a delete without a copy."""
+    def file_away(self, key: str, version: ObjectVersion, destination: str) -> bool:
+        """Copy this one version of ``key`` to ``destination``, then delete that version: never a delete
+        without a copy, and never a newer version's delete.  False when the version was already gone.
+
+        Deleting by version id removes the version itself (no delete marker), so a newer upload of the same
+        key stays current and visible in ``incoming/``.  Unversioned, the delete happens only while the key
+        still holds the same ETag.
+        """
+        current = self.version_of(key, version.version_id)
+        if current is None or (version.version_id is None and current.etag != version.etag):
+            return False
         source: dict[str, str] = {"Bucket": self.bucket, "Key": key}
-        if version_id:
-            source["VersionId"] = version_id
+        if version.version_id:
+            source["VersionId"] = version.version_id
         self.client.copy_object(Bucket=self.bucket, Key=destination, CopySource=source)  # type: ignore[arg-type]
-        self.client.delete_object(Bucket=self.bucket, Key=key)
+        if version.version_id:
+            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version.version_id)
+        else:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        return True
