@@ -28,7 +28,7 @@ class RemainingTime(Protocol):
 
 
 @dataclass(frozen=True)
-class Budget:
+class InvocationBudget:
     """Seconds of work left in this invocation: ``remaining()`` less the ``reserve``."""
 
     remaining: Callable[[], float]
@@ -36,14 +36,14 @@ class Budget:
     clock: Callable[[], float] = time.monotonic
 
     @classmethod
-    def from_context(cls, context: RemainingTime) -> Budget:
+    def from_context(cls, context: RemainingTime) -> InvocationBudget:
         def remaining() -> float:
             return context.get_remaining_time_in_millis() / 1000
 
         return cls(remaining, reserve=min(MAX_RESERVE_SECONDS, RESERVE_SHARE * remaining()))
 
     @classmethod
-    def unlimited(cls) -> Budget:
+    def unlimited(cls) -> InvocationBudget:
         """No deadline: the CLI, and code that runs outside Lambda."""
         return cls(lambda: float("inf"), reserve=0.0)
 

@@ -48,7 +48,7 @@ from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.plan import make_plan
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord, StaleLedgerError
-from programs_bridge.pipeline.budget import Budget
+from programs_bridge.pipeline.budget import InvocationBudget
 from programs_bridge.pipeline.config import ConfigError, FeedConfig, parse_feed_config
 from programs_bridge.pipeline.journal import Journal, LastDelivered, RunEntry, Stage
 from programs_bridge.pipeline.observe import Notifier, emit_continued, emit_run_metrics, logger, tracer
@@ -88,7 +88,7 @@ class Services:
     credentials: LoadCredentials
     notifier: Notifier
     workdir: Path
-    budget: Budget = field(default_factory=Budget.unlimited)
+    budget: InvocationBudget = field(default_factory=InvocationBudget.unlimited)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 

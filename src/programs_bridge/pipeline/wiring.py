@@ -38,7 +38,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from programs_bridge.delivery.credentials import load_credentials
 from programs_bridge.delivery.sftp import deliver
 from programs_bridge.ledger.store import LedgerStore
-from programs_bridge.pipeline.budget import Budget
+from programs_bridge.pipeline.budget import InvocationBudget
 from programs_bridge.pipeline.events import INCOMING, Ignored, ObjectRef, continuation_body, objects_in
 from programs_bridge.pipeline.journal import Journal
 from programs_bridge.pipeline.lease import FeedBusy, FeedLease
@@ -62,7 +62,7 @@ def _persistence(table: str, endpoint: str | None) -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(table_name=table)
 
 
-def services_for(bucket: str, budget: Budget) -> Services:
+def services_for(bucket: str, budget: InvocationBudget) -> Services:
     table = os.environ["LEDGER_TABLE"]
     return Services(
         storage=Storage(bucket),
@@ -82,7 +82,7 @@ def services_for(bucket: str, budget: Budget) -> Services:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _idempotency.register_lambda_context(context)
-    budget = Budget.from_context(context)
+    budget = InvocationBudget.from_context(context)
     records = event.get("Records") or []
     if records and records[0].get("eventSource") == "aws:sqs":
         response = process_partial_response(
@@ -93,11 +93,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {"runs": outcomes}
 
 
-def _handle(record: SQSRecord, budget: Budget) -> list[dict[str, str]]:
+def _handle(record: SQSRecord, budget: InvocationBudget) -> list[dict[str, str]]:
     return [outcome for item in objects_in(record.json_body) for outcome in _handle_item(item, budget)]
 
 
-def _handle_item(item: ObjectRef | Ignored, budget: Budget) -> list[dict[str, str]]:
+def _handle_item(item: ObjectRef | Ignored, budget: InvocationBudget) -> list[dict[str, str]]:
     if isinstance(item, Ignored):
         logger.info("event ignored", extra={"reason": item.reason})
         return []
@@ -124,7 +124,7 @@ def _extra(item: ObjectRef) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _process_object(ref: dict[str, str], budget: Budget) -> list[dict[str, str]]:
+def _process_object(ref: dict[str, str], budget: InvocationBudget) -> list[dict[str, str]]:
     """Drain the object's feed under its lease; the object itself is among the files drained."""
     feed = ref["feed"]
     try:
