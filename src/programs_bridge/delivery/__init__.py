@@ -6,6 +6,7 @@ Importing this package is cheap: paramiko is loaded only when a delivery actuall
 
 import logging
 
+from programs_bridge.delivery.budget import DEADLINE_SLACK
 from programs_bridge.delivery.credentials import SftpCredentials, load_credentials
 from programs_bridge.delivery.errors import (
     AuthenticationFailed,
@@ -17,6 +18,7 @@ from programs_bridge.delivery.errors import (
     RemoteOperationFailed,
     RemotePermissionDenied,
     RenameRefused,
+    TimeBudgetExceeded,
     TransferIncomplete,
 )
 from programs_bridge.delivery.retry import RetryPolicy
@@ -27,6 +29,7 @@ from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget, Timeouts,
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "DEADLINE_SLACK",
     "AuthenticationFailed",
     "ConnectionFailed",
     "DeliveryConfigError",
@@ -40,6 +43,7 @@ __all__ = [
     "RetryPolicy",
     "SftpCredentials",
     "SftpTarget",
+    "TimeBudgetExceeded",
     "Timeouts",
     "TransferIncomplete",
     "deliver",

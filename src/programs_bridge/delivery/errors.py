@@ -3,7 +3,8 @@
 Every error carries a stable ``code`` (safe to filter on in CloudWatch and documented in
 ``docs/delivery.md``) and says whether retrying can help.  Only *transient* failures are retryable:
 a refused or reset connection, a timeout, a server that vanished mid-transfer, a size check that came
-up short.  Host-key and authentication failures are never retried: retrying a wrong host key is how
+up short, and a delivery that ran out of its time budget (:class:`TimeBudgetExceeded`: a later run gets a
+fresh one).  Host-key and authentication failures are never retried: retrying a wrong host key is how
 man-in-the-middle prompts get clicked through, and retrying bad credentials locks accounts.
 
 Messages name hosts, ports, remote paths, key fingerprints and counts; never credentials, and never
@@ -13,6 +14,8 @@ anything from the file's content (it holds student data).
 from __future__ import annotations
 
 from typing import ClassVar
+
+from programs_bridge.delivery.budget import seconds
 
 
 class DeliveryError(Exception):
@@ -102,3 +105,63 @@ class RemoteOperationFailed(DeliveryError):
     """The server answered an SFTP request with a failure we have no more specific name for."""
 
     code = "remote_failure"
+
+
+#: What a delivery was doing when its time ran out, in words for the run report (keys are ``phase`` codes).
+PHASES: dict[str, str] = {
+    "start": "before the first attempt could start",
+    "between_attempts": "before another attempt could start",
+    "connect": "while connecting",
+    "handshake": "during the SSH handshake",
+    "auth": "while logging in",
+    "channel": "while opening the SFTP session",
+    "directory": "while checking the remote directory",
+    "cleanup": "while removing temporary files left by earlier deliveries",
+    "upload": "while uploading",
+    "finish": "while finishing the upload",
+    "verify": "while checking the uploaded file's size",
+    "publish": "while renaming the upload to its final name",
+}
+
+
+class TimeBudgetExceeded(DeliveryError):
+    """The delivery used up the time it was given (the Lambda's remaining time, less the report's share).
+
+    Retryable: the export is still good, and a later run (the queue's retry) gets a fresh budget.  ``phase``
+    says what was going on (a key of :data:`PHASES`), ``allowed_seconds`` how long the delivery was given;
+    ``attempts`` (set by the retry loop) how many attempts were made, which may be 0 when the budget was too
+    small to start one.  The message says all three, in words a data clerk can act on.
+    """
+
+    code = "time_budget"
+    retryable = True
+
+    def __init__(self, where: str, phase: str, allowed_seconds: float, *, attempts: int, detail: str = "") -> None:
+        self.where = where
+        self.phase = phase
+        self.allowed_seconds = allowed_seconds
+        self.detail = detail
+        super().__init__(self._message(attempts))
+        self.attempts = attempts
+
+    def _message(self, attempts: int) -> str:
+        made = "no attempt was made" if attempts == 0 else f"{attempts} attempt(s) made"
+        if self.phase == "start":
+            advice = (
+                "The server was not contacted: the run reached the delivery with too little time left. If this "
+                "keeps happening, the function's timeout is too short for this feed"
+            )
+        else:
+            advice = (
+                "If this keeps happening, the SFTP server is not answering or is too slow: ask Illuminate whether "
+                "it is up and accepting uploads, or check the network between AWS and the server"
+            )
+        return (
+            f"delivery to {self.where} ran out of time {PHASES.get(self.phase, self.phase)}"
+            f"{f' ({self.detail})' if self.detail else ''}: it was allowed {seconds(self.allowed_seconds)}, "
+            f"{made}. {advice}"
+        )
+
+    def __str__(self) -> str:
+        # ``attempts`` is final only once the retry loop has set it.
+        return self._message(self.attempts)
