@@ -1,4 +1,5 @@
-"""Fixtures for the delivery tests: a real OpenSSH sshd per test, client keys made by ssh-keygen."""
+"""Fixtures for the delivery tests: a real OpenSSH sshd per test, client keys made by ssh-keygen, and a
+switchable TCP proxy in front of that sshd for the stall tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from programs_bridge.delivery import RetryPolicy, SftpCredentials, SftpTarget
+from support.proxy import TcpProxy
 from support.sshd import KeyPair, SshdOptions, SshdServer, generate_key, running_sshd
 
 #: Fast retries, so the restart test does not wait seconds; the schedule itself is unit-tested.
@@ -50,6 +52,25 @@ def make_target(sshd: SshdServer) -> Callable[..., SftpTarget]:
             "known_hosts": tuple(sshd.known_hosts_lines()),
             **overrides,
         }
+        return SftpTarget(**settings)
+
+    return make
+
+
+@pytest.fixture
+def proxy(sshd: SshdServer) -> Iterator[TcpProxy]:
+    """A :class:`TcpProxy` in front of :func:`sshd` (passing everything until a test switches it)."""
+    with TcpProxy(sshd.host, sshd.port) as running:
+        yield running
+
+
+@pytest.fixture
+def make_proxied_target(sshd: SshdServer, proxy: TcpProxy) -> Callable[..., SftpTarget]:
+    """Like :func:`make_target`, but through :func:`proxy`: the host key is pinned for the proxy's port."""
+
+    def make(**overrides: Any) -> SftpTarget:
+        pinned = [line.replace(f"]:{sshd.port} ", f"]:{proxy.port} ") for line in sshd.known_hosts_lines()]
+        settings: dict[str, Any] = {"host": proxy.host, "port": proxy.port, "known_hosts": tuple(pinned), **overrides}
         return SftpTarget(**settings)
 
     return make
