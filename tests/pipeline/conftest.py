@@ -34,8 +34,13 @@ class Stack:
     client_key: KeyPair
     logs: LeakWatch
     workdir: Path
+    notices_url: str = ""
+    drop_queue_url: str = ""
     s3: Any = field(default_factory=lambda: boto3.client("s3"))
+    sqs: Any = field(default_factory=lambda: boto3.client("sqs"))
     nights: int = 0
+    timeout_ms: int = 900_000
+    """The Lambda context's remaining time at the start of each invocation."""
 
     def config(self, **sftp: object) -> str:
         settings = {
@@ -65,8 +70,40 @@ class Stack:
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         from programs_bridge.pipeline.handler import lambda_handler
 
-        result: dict[str, Any] = lambda_handler(event, FakeContext())
+        result: dict[str, Any] = lambda_handler(event, FakeContext(timeout_ms=self.timeout_ms))
         return result
+
+    def notices(self) -> list[str]:
+        """The subjects of the SNS notices sent since the last call (SNS delivers them to a test queue)."""
+        subjects = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.notices_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return subjects
+            for message in messages:
+                subjects.append(json.loads(message["Body"])["Subject"])
+                self.sqs.delete_message(QueueUrl=self.notices_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def queued(self) -> dict[str, Any] | None:
+        """The next message the pipeline put on the drop queue (a continuation), as the SQS event Lambda
+        would hand over, or None."""
+        messages = self.sqs.receive_message(QueueUrl=self.drop_queue_url, MaxNumberOfMessages=1).get("Messages", [])
+        if not messages:
+            return None
+        [message] = messages
+        self.sqs.delete_message(QueueUrl=self.drop_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        record = {
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pb-drops",
+            "awsRegion": "us-east-1",
+        }  # fmt: skip
+        return {"Records": [record]}
+
+    def report_of(self, name: str) -> dict[str, Any]:
+        """The one report of the export dropped as ``name``."""
+        [report] = [r for r in self.reports() if r["source"]["key"].endswith("/" + name)]
+        return report
 
     def delivered(self) -> str | None:
         path = self.sshd.sftp_root / "programs.txt"
@@ -93,8 +130,14 @@ def stack(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
-    topic = boto3.client("sns").create_topic(Name="pb-notices")["TopicArn"]
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="pb-notices")["TopicArn"]
+    notices_url = sqs.create_queue(QueueName="pb-notices")["QueueUrl"]
+    notices_arn = sqs.get_queue_attributes(QueueUrl=notices_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notices_arn, Attributes={"RawMessageDelivery": "false"})
+    drop_queue_url = sqs.create_queue(QueueName="pb-drops")["QueueUrl"]
     for name, value in {
+        "DROP_QUEUE_URL": drop_queue_url,
         "LEDGER_TABLE": LEDGER,
         "IDEMPOTENCY_TABLE": IDEMPOTENCY,
         "NOTIFY_TOPIC_ARN": topic,
@@ -116,7 +159,7 @@ def stack(aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
             sshd.authorize(key.public_line)
             secret = {"username": sshd.user, "private_key": key.private_text}
             boto3.client("secretsmanager").create_secret(Name=SECRET, SecretString=json.dumps(secret))
-            built = Stack(aws, sshd, key, captured, tmp_path / "work")
+            built = Stack(aws, sshd, key, captured, tmp_path / "work", notices_url, drop_queue_url)
             built.put_config()
             yield built
     finally:

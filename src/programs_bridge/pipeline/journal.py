@@ -51,9 +51,26 @@ class RunEntry:
 
 @dataclass(frozen=True)
 class LastDelivered:
+    """The export on the district's server now, and what is needed to tell whether another one is older."""
+
     run_id: str
     sha256: str
-    source_time: str  # ISO 8601 UTC, comparable as text
+    source_time: str  # ISO 8601 UTC to the second (S3's own precision), comparable as text
+    key: str = ""
+    #: Versions of ``key`` that S3 listed as older than the delivered one when it was delivered.  S3 times
+    #: have one-second precision, so two uploads of one key in the same second are told apart by S3's own
+    #: version order; the delivered version itself may be filed away (deleted) since.
+    older_versions: tuple[str, ...] = ()
+
+    def is_newer_than(self, key: str, version_id: str | None, uploaded: str) -> bool:
+        """Whether the delivered export is newer than the export version ``key``/``version_id``, uploaded at
+        ``uploaded``: later by the clock; in the same second, later in S3's version order for one key, or
+        later by key name for two keys (the README asks for dates in file names)."""
+        if self.source_time != uploaded:
+            return self.source_time > uploaded
+        if key == self.key:
+            return version_id is not None and version_id in self.older_versions
+        return self.key > key
 
 
 class Journal:
@@ -163,7 +180,13 @@ class Journal:
         )
         if item is None:
             return None
-        return LastDelivered(item["run_id"]["S"], item["sha256"]["S"], item["source_time"]["S"])
+        return LastDelivered(
+            item["run_id"]["S"],
+            item["sha256"]["S"],
+            item["source_time"]["S"],
+            item.get("key", {}).get("S", ""),
+            tuple(version["S"] for version in item.get("older_versions", {}).get("L", [])),
+        )
 
     def set_delivered(self, feed: str, last: LastDelivered) -> None:
         self.client.put_item(
@@ -173,5 +196,7 @@ class Journal:
                 "run_id": {"S": last.run_id},
                 "sha256": {"S": last.sha256},
                 "source_time": {"S": last.source_time},
+                "key": {"S": last.key},
+                "older_versions": {"L": [{"S": version} for version in last.older_versions]},
             },
         )

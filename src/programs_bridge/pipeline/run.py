@@ -292,7 +292,7 @@ def _overtaken(run: Run, sha256: str) -> tuple[RunStatus, str] | None:
         return None
     if last.sha256 == sha256:
         return RunStatus.REPEAT, f"the same bytes as run {last.run_id}, already delivered: nothing sent again"
-    if last.source_time > run.source.uploaded:
+    if last.is_newer_than(run.source.key, run.source.version_id, run.source.uploaded):
         return (
             RunStatus.SUPERSEDED,
             f"older than the export of run {last.run_id}, already delivered: sending it would roll Illuminate back",
@@ -364,8 +364,10 @@ def _deliver_and_commit(run: Run, config: FeedConfig, to_send: Path, snapshot: L
         }  # fmt: skip
         logger.info("delivered", extra={"stage": "deliver", "bytes": receipt.size, "attempts": receipt.attempts})
         # What is on the server now, before anything else can fail: no later run may mistake it.
+        sha256 = run.report["source"].get("sha256", "")
+        older = services.storage.older_versions(source.key, source.version_id)
         services.journal.set_delivered(
-            run.feed, LastDelivered(run.entry.run_id, run.report["source"].get("sha256", ""), source.uploaded)
+            run.feed, LastDelivered(run.entry.run_id, sha256, source.uploaded, source.key, older)
         )
         run.save()
         run.advance(Stage.DELIVERED)

@@ -76,6 +76,17 @@ class Storage:
             raise
         return ObjectVersion(head.get("VersionId") or None, head.get("ETag", ""), head["LastModified"])
 
+    def older_versions(self, key: str, version_id: str | None, limit: int = 50) -> tuple[str, ...]:
+        """The versions of ``key`` that S3 orders before ``version_id`` (older), newest first, at most ``limit``.
+        S3 lists a key's versions newest first, to the millisecond its own timestamps do not show."""
+        if not version_id:
+            return ()
+        listed = self.client.list_object_versions(Bucket=self.bucket, Prefix=key, MaxKeys=limit + 10)
+        versions = [v["VersionId"] for v in listed.get("Versions", []) if v["Key"] == key]
+        if version_id not in versions:
+            return ()
+        return tuple(versions[versions.index(version_id) + 1 :][:limit])
+
     def read_text(self, key: str) -> str | None:
         """A small text object (config, code table, a report), or None when there is none."""
         try:

@@ -156,11 +156,13 @@ def drain(feed: str, ref: dict[str, str], services: Services) -> list[Outcome]:
         if version is not None:
             source = Source(feed, key, version)
             sources[source.ref_id] = source
+    current = set(sources)
     trigger = _trigger(ref, services)
     if trigger is not None:
         sources.setdefault(trigger.ref_id, trigger)
     outcomes = []
-    for source in sorted(sources.values(), key=lambda s: (s.last_modified, s.key)):
+    # Oldest first; in one second, by key name, and a key's current version after its older ones.
+    for source in sorted(sources.values(), key=lambda s: (s.uploaded, s.key, s.ref_id in current)):
         if not services.budget.allows_a_run():
             raise RunContinues(source, "not started: too little of the invocation's time was left")
         outcomes.append(run_source(source, services))
