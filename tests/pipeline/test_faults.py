@@ -4,12 +4,14 @@ leaves a report and a notice."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from programs_bridge.demo import FakeContext
 from programs_bridge.ledger.store import LedgerStore
 from programs_bridge.pipeline import wiring
 from programs_bridge.pipeline.journal import Journal
@@ -160,3 +162,44 @@ def test_the_plan_reads_the_ledger_once_and_the_commit_reuses_it(stack: Stack, m
     assert newest["ledger"]["ledger_read"]["consistent"] is True
     assert newest["commit"]["records_written"] == 1  # the exit
     assert boto3.client("dynamodb").describe_table(TableName=LEDGER)["Table"]["TableName"] == LEDGER
+
+
+@dataclass(frozen=True)
+class DwindlingContext(FakeContext):
+    """A Lambda context whose remaining time drops by ``step_ms`` each time anyone asks: the pipeline asks
+    before every ledger write request, so a long commit runs out of time at a predictable point."""
+
+    step_ms: int = 10_000
+    asked: list[int] = field(default_factory=list)
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.asked.append(1)
+        return max(0, self.timeout_ms - self.step_ms * len(self.asked))
+
+
+def test_a_first_night_too_big_for_one_invocation_commits_in_two_and_is_delivered_once(stack: Stack) -> None:
+    from programs_bridge.pipeline.handler import lambda_handler
+
+    rows = [f"{900000000 + n},Lastname,Firstname,1/2/2012,144,8/15/2025,,101" for n in range(3000)]
+    event = stack.drop(export(rows))
+    # About 80 write requests of 25 fit before the reserve: 3,000 records need a second invocation.
+    assert lambda_handler(event, DwindlingContext()) == {"batchItemFailures": []}  # handled: continued, not failed
+    [report] = stack.reports()
+    assert report["status"] == "in_progress" and report["commit"]["complete"] is False
+    first_share = report["commit"]["records_written"]
+    assert 0 < first_share < 3000 and ledger_records() == first_share
+    sent = (stack.sshd.sftp_root / "programs.txt").stat()
+    assert stack.keys(f"incoming/{FEED}/")  # not filed until committed
+
+    continuation = stack.queued()  # put back on the queue at once, not after the visibility timeout
+    assert continuation is not None and stack.queued() is None
+    assert stack.invoke(continuation) == {"batchItemFailures": []}
+    [report] = stack.reports()
+    assert report["status"] == "delivered" and report["commit"]["complete"] is True
+    assert report["commit"]["records_written"] == 3000 and report["commit"]["attempts"] == 2
+    assert report["commit"]["ledger_write"]["items"] == 3000 - first_share
+    assert ledger_records() == 3000
+    assert (stack.sshd.sftp_root / "programs.txt").stat().st_mtime_ns == sent.st_mtime_ns  # delivered once
+    assert report["delivery"]["attempts"] == 1
+    assert stack.keys(f"incoming/{FEED}/") == []
+    assert stack.queued() is None
