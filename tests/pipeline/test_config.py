@@ -40,6 +40,12 @@ def test_an_inline_mapping_layout_and_line_ending_reach_the_converter() -> None:
     assert config.export is ExportKind.DELTA and config.duplicate_policy is Policy.REPAIR
 
 
+def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> None:
+    config = parse_feed_config(SFTP + "[sftp.timeouts]\nconnect = 5\nio = 20.5\n", "config/district.toml")
+    timeouts = config.sftp_target().timeouts
+    assert (timeouts.connect, timeouts.io, timeouts.handshake) == (5.0, 20.5, 30.0)
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -54,6 +60,8 @@ def test_an_inline_mapping_layout_and_line_ending_reach_the_converter() -> None:
             "sftp.known_hosts: Field required",
         ),
         ("[sftp\n", "is not valid TOML"),
+        (SFTP + "[sftp.timeouts]\nio = 0\n", "sftp.timeouts"),
+        (SFTP + "[sftp.timeouts]\nread = 5\n", "sftp.timeouts.read: unknown setting"),
     ],
 )
 def test_every_problem_is_named_by_its_path(text: str, problem: str) -> None:

@@ -17,7 +17,7 @@ from pydantic import Field as Setting
 from programs_bridge.codetable import CodeTable
 from programs_bridge.convert import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
 from programs_bridge.delivery.retry import RetryPolicy
-from programs_bridge.delivery.sftp import SftpTarget
+from programs_bridge.delivery.sftp import SftpTarget, Timeouts
 from programs_bridge.layout import LAYOUTS, Layout, custom_layout
 from programs_bridge.ledger.model import ExportKind, Policy
 from programs_bridge.mapping import Mapping
@@ -47,6 +47,9 @@ class SftpSettings(_Strict):
     attempts: Annotated[int, Setting(ge=1, le=10)] = 5
     """Connection attempts for transient failures (refused, reset, timeout), with capped backoff."""
     retry_base_seconds: Annotated[float, Setting(ge=0, le=60)] = 1.0
+    timeouts: Timeouts = Setting(default_factory=Timeouts)
+    """``[sftp.timeouts]``: seconds for each phase of one attempt (docs/delivery.md).  Under the Lambda's
+    time budget every one is cut further to the time left, so none can outlast the function."""
 
 
 class FeedConfig(_Strict):
@@ -100,6 +103,7 @@ class FeedConfig(_Strict):
             remote_dir=s.remote_dir,
             remote_name=s.remote_name,
             use_temp_rename=s.temp_rename,
+            timeouts=s.timeouts,
         )
 
 
@@ -113,7 +117,7 @@ def parse_feed_config(text: str, source: str) -> FeedConfig:
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != '[key]') or 'config'}: "
-            + ("unknown setting" if e["type"] == "extra_forbidden" else e["msg"])
+            + ("unknown setting" if e["type"] in ("extra_forbidden", "unexpected_keyword_argument") else e["msg"])
             for e in exc.errors(include_input=False, include_url=False)
         )
         raise ConfigError(f"{source} is not a valid feed configuration: {problems}") from None
