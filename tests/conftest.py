@@ -16,6 +16,9 @@ from programs_bridge.reader import ExportReader
 from programs_bridge.synthetic import FIRST_NAMES, LAST_NAMES
 from support.log_leaks import LeakWatch, leaked
 
+#: ``tcp_proxy``: a switchable TCP proxy in front of a test server (tests/support/proxy.py).
+pytest_plugins = ["support.proxy"]
+
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:

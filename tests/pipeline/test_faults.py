@@ -4,6 +4,7 @@ leaves a report and a notice."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from programs_bridge.ledger.store import LedgerStore
 from programs_bridge.pipeline import wiring
 from programs_bridge.pipeline.journal import Journal
 from support.log_leaks import leaked
+from support.proxy import DOWNSTREAM, ProxyFactory
 
 from .conftest import BUCKET, FEED, LEDGER, Stack
 from .test_handler import ENROLLED, EXITED, PERSONAL, export, ledger_records
@@ -203,3 +205,31 @@ def test_a_first_night_too_big_for_one_invocation_commits_in_two_and_is_delivere
     assert report["delivery"]["attempts"] == 1
     assert stack.keys(f"incoming/{FEED}/") == []
     assert stack.queued() is None
+
+
+def test_a_stalled_sftp_server_fails_the_run_within_the_functions_time_with_a_report_and_a_notice(
+    stack: Stack, tcp_proxy: ProxyFactory
+) -> None:
+    proxy = tcp_proxy(stack.sshd.host, stack.sshd.port)
+    pins = [line.replace(f"]:{stack.sshd.port} ", f"]:{proxy.port} ") for line in stack.sshd.known_hosts_lines()]
+    stack.put_config(stack.config(port=proxy.port, known_hosts=pins, attempts=5, retry_base_seconds=1.0))
+    proxy.stall(DOWNSTREAM)  # TCP connects, then the server says nothing more: a hung server
+    stack.timeout_ms = 20_000  # a short function timeout; unbudgeted, five 15 s banner waits would outlast it
+    event = stack.drop(export(ENROLLED))
+
+    began = time.monotonic()
+    assert len(stack.invoke(event)["batchItemFailures"]) == 1
+    assert time.monotonic() - began < 20  # finished before Lambda would have killed it
+    [report] = stack.reports()
+    assert report["status"] == "failed" and report["failure"] == "delivery"
+    assert report["delivery"]["error"] == "time_budget"
+    assert stack.notices() == [f"programs-bridge {FEED}: export failed"]
+    assert len(stack.keys(f"incoming/{FEED}/")) == 1
+
+    proxy.pass_through()  # the server is back: the queue's retry delivers
+    stack.timeout_ms = 900_000
+    assert stack.invoke(event) == {"batchItemFailures": []}
+    [report] = stack.reports()
+    assert report["status"] == "delivered" and "failure" not in report
+    assert [f["failure"] for f in report["earlier_failures"]] == ["delivery"]
+    assert "918273647" in (stack.delivered() or "")

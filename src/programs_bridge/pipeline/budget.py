@@ -17,7 +17,10 @@ from typing import Protocol
 
 #: The most kept back for reporting: a report of 100k findings uploads in a few seconds.
 MAX_RESERVE_SECONDS = 30.0
-#: The reserve is at most this share of the invocation's time, so a short test or manual run still works.
+#: The least: delivery may overrun its deadline by up to 2 s (closing a stalled connection), then the
+#: report, the filing and the notice need a few seconds of their own.
+MIN_RESERVE_SECONDS = 5.0
+#: Otherwise a tenth of the invocation's time (and never more than half), so short timeouts still work.
 RESERVE_SHARE = 0.1
 
 
@@ -40,7 +43,9 @@ class InvocationBudget:
         def remaining() -> float:
             return context.get_remaining_time_in_millis() / 1000
 
-        return cls(remaining, reserve=min(MAX_RESERVE_SECONDS, RESERVE_SHARE * remaining()))
+        first = remaining()
+        reserve = min(MAX_RESERVE_SECONDS, max(MIN_RESERVE_SECONDS, RESERVE_SHARE * first), first / 2)
+        return cls(remaining, reserve=reserve)
 
     @classmethod
     def unlimited(cls) -> InvocationBudget:
