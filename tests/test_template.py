@@ -337,9 +337,19 @@ def test_environment_names_the_resources_and_powertools_settings() -> None:
     assert env["LEDGER_TABLE"] == {"Ref": "LedgerTable"}
     assert env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     assert env["NOTIFY_TOPIC_ARN"] == {"Ref": "NotifyTopic"}
+    assert env["DROP_QUEUE_URL"] == {"Ref": "DropQueue"}  # a queue's Ref is its URL
     assert env["POWERTOOLS_SERVICE_NAME"] == "programs-bridge"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ProgramsBridge"
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"} and default("LogLevel") == "INFO"
+
+
+def test_the_function_gets_every_setting_the_pipeline_reads_from_its_environment() -> None:
+    """A name the code reads but the template does not set fails only in AWS (the demo and tests set it)."""
+    source = "\n".join(path.read_text() for path in (ROOT / "src" / "programs_bridge" / "pipeline").glob("*.py"))
+    read = set(re.findall(r"os\.environ(?:\.get\(|\[)\"([A-Z][A-Z0-9_]*)\"", source))
+    local_only = {"AWS_ENDPOINT_URL", "PROGRAMS_BRIDGE_WORKDIR"}  # moto in tests and the demo; a default
+    assert {"LEDGER_TABLE", "IDEMPOTENCY_TABLE"} <= read  # the search finds what it should
+    assert read - local_only <= set(props("PipelineFunction")["Environment"]["Variables"])
 
 
 def test_sam_cli_settings_let_the_template_build_and_deploy() -> None:
@@ -502,10 +512,12 @@ def test_role_reaches_tables_topic_and_secrets_only_by_name() -> None:
 
 
 def test_role_may_bring_a_paused_run_back_through_the_drop_queue_only() -> None:
-    # A run stopped at a safe point makes its message visible again at once (found by the record's
-    # eventSourceARN); receiving and deleting are the event source's own, from SAM's SQS poller policy.
+    # A run stopped at a safe point makes its message visible again at once (the queue found by the record's
+    # eventSourceARN), or queues a continuation on DROP_QUEUE_URL; receiving and deleting are the event
+    # source's own, from SAM's SQS poller policy.
     queue_grants = {(a, r) for a, r, _ in grants() if a.startswith("sqs:")}
-    assert queue_grants == {("sqs:ChangeMessageVisibility", "DropQueue.Arn"), ("sqs:GetQueueUrl", "DropQueue.Arn")}
+    wanted = ("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:SendMessage")
+    assert queue_grants == {(action, "DropQueue.Arn") for action in wanted}
 
 
 # ---------------------------------------------------------------------------------- alerts and alarms
