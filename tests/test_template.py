@@ -512,12 +512,10 @@ def test_role_reaches_tables_topic_and_secrets_only_by_name() -> None:
 
 
 def test_role_may_bring_a_paused_run_back_through_the_drop_queue_only() -> None:
-    # A run stopped at a safe point makes its message visible again at once (the queue found by the record's
-    # eventSourceARN), or queues a continuation on DROP_QUEUE_URL; receiving and deleting are the event
-    # source's own, from SAM's SQS poller policy.
+    # A run stopped at a safe point queues a continuation on DROP_QUEUE_URL; receiving and deleting are the
+    # event source's own, from SAM's SQS poller policy.
     queue_grants = {(a, r) for a, r, _ in grants() if a.startswith("sqs:")}
-    wanted = ("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:SendMessage")
-    assert queue_grants == {(action, "DropQueue.Arn") for action in wanted}
+    assert queue_grants == {("sqs:SendMessage", "DropQueue.Arn")}
 
 
 # ---------------------------------------------------------------------------------- alerts and alarms
