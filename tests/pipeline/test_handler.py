@@ -171,9 +171,31 @@ def test_a_crash_after_any_stage_then_a_retry_ends_as_one_clean_run(
     assert stack.delivered() is not None and "918273647" in (stack.delivered() or "")
     [report] = stack.reports()
     assert report["status"] == "delivered" and report["counts"]["new"] == 3
+    assert report["commit"]["records_written"] == 3  # over every attempt, not this attempt's share
     assert ledger_records() == 3
     assert stack.keys(f"incoming/{FEED}/") == []
     assert len([k for k in stack.keys(f"processed/{FEED}/") if k.endswith(".csv")]) == 1
+
+
+def test_a_crash_between_the_ledgers_commit_and_the_journal_still_reports_what_the_commit_wrote(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from programs_bridge.ledger.store import LedgerStore
+
+    real_mark = LedgerStore.mark_committed
+
+    def mark_then_crash(self: LedgerStore, feed: str, run_id: str) -> None:
+        real_mark(self, feed, run_id)
+        monkeypatch.setattr(LedgerStore, "mark_committed", real_mark)
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(LedgerStore, "mark_committed", mark_then_crash)
+    event = stack.drop(export(ENROLLED))
+    assert len(stack.invoke(event)["batchItemFailures"]) == 1
+    assert stack.invoke(event) == {"batchItemFailures": []}
+    [report] = stack.reports()
+    assert report["status"] == "delivered" and report["commit"]["already_committed"] is True
+    assert report["commit"]["records_written"] == 3 and ledger_records() == 3
 
 
 def test_no_student_name_birth_date_or_id_reaches_any_log_line(stack: Stack) -> None:

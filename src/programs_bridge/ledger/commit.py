@@ -103,7 +103,9 @@ def commit(
     status = store.run_status(feed, run.run_id)
     if status == "committed":
         log.info("ledger commit: run already committed, nothing written")
-        return CommitResult(run.run_id, True, 0, Usage())
+        # A retry after a crash between this commit and its caller's bookkeeping: count what it wrote.
+        written = store.read_snapshot(feed)[0].changed_by(run.run_id) if snapshot is None else 0
+        return CommitResult(run.run_id, True, written, Usage())
     earlier = 0
     expected = planned_head
     if snapshot is None:
