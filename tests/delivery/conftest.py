@@ -17,6 +17,14 @@ from support.sshd import KeyPair, SshdOptions, SshdServer, generate_key, running
 #: Fast retries, so the restart test does not wait seconds; the schedule itself is unit-tested.
 QUICK_RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=1.0)
 
+#: ``make_target(**overrides)``: an SftpTarget for the test's sshd.
+MakeTarget = Callable[..., SftpTarget]
+
+
+def files_on(server: SshdServer) -> list[str]:
+    """The names in the server's SFTP root: what a district's server would show."""
+    return sorted(path.name for path in server.sftp_root.iterdir())
+
 
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

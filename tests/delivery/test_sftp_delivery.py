@@ -9,7 +9,6 @@ import re
 import socket
 import subprocess
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -32,15 +31,9 @@ from programs_bridge.delivery import (
 from programs_bridge.local.moto_server import MotoServer, free_port
 from support.sshd import KeyPair, SshdOptions, SshdServer, generate_key, running_sshd
 
-from .conftest import QUICK_RETRY, key_credentials
+from .conftest import QUICK_RETRY, MakeTarget, files_on, key_credentials
 
 pytestmark = pytest.mark.sshd
-
-MakeTarget = Callable[..., SftpTarget]
-
-
-def _files(server: SshdServer) -> list[str]:
-    return sorted(path.name for path in server.sftp_root.iterdir())
 
 
 def _connections(server: SshdServer) -> int:
@@ -52,7 +45,7 @@ def test_happy_path_delivers_an_identical_file_under_the_final_name_only(
 ) -> None:
     receipt = deliver(programs_txt, make_target(), key_credentials(sshd, client_key))
     assert (sshd.sftp_root / "programs.txt").read_bytes() == programs_txt.read_bytes()
-    assert _files(sshd) == ["programs.txt"]
+    assert files_on(sshd) == ["programs.txt"]
     assert (receipt.size, receipt.attempts, receipt.stale_temps_removed) == (programs_txt.stat().st_size, 1, 0)
     assert sshd.userauth_requests() > 0  # the counter the host-key test relies on does count
 
@@ -111,7 +104,7 @@ def test_wrong_host_key_aborts_before_any_authentication(
     assert real.stdout.split()[1] in str(caught.value)
     assert sshd.userauth_requests() == 0
     assert _connections(sshd) == 1  # and no retry
-    assert _files(sshd) == []
+    assert files_on(sshd) == []
 
 
 def test_a_server_with_several_host_keys_shows_the_pinned_one(
@@ -142,7 +135,7 @@ def test_wrong_client_key_is_an_authentication_failure_not_retried(
         deliver(programs_txt, make_target(), key_credentials(sshd, stranger), retry=QUICK_RETRY)
     assert caught.value.attempts == 1
     assert _connections(sshd) == 1
-    assert _files(sshd) == []
+    assert files_on(sshd) == []
 
 
 def test_missing_remote_directory_is_reported_not_retried(
@@ -156,7 +149,7 @@ def test_missing_remote_directory_is_reported_not_retried(
             retry=QUICK_RETRY,
         )
     assert caught.value.attempts == 1
-    assert _files(sshd) == []
+    assert files_on(sshd) == []
 
 
 def test_server_killed_mid_transfer_then_restarted_the_retry_delivers_a_complete_file(
@@ -169,7 +162,7 @@ def test_server_killed_mid_transfer_then_restarted_the_retry_delivers_a_complete
     def crash_once(done: int, total: int) -> None:
         if not seen_during_outage and done > total // 3:
             sshd.kill()
-            seen_during_outage.append(_files(sshd))
+            seen_during_outage.append(files_on(sshd))
             sshd.start()
 
     receipt = deliver(big, make_target(), key_credentials(sshd, client_key), retry=QUICK_RETRY, progress=crash_once)
@@ -179,7 +172,7 @@ def test_server_killed_mid_transfer_then_restarted_the_retry_delivers_a_complete
     assert receipt.attempts == 2
     assert receipt.stale_temps_removed == 1  # the crashed attempt's temporary file
     assert (sshd.sftp_root / "programs.txt").read_bytes() == big.read_bytes()
-    assert _files(sshd) == ["programs.txt"]
+    assert files_on(sshd) == ["programs.txt"]
 
 
 def test_a_server_that_hangs_mid_transfer_times_out_and_the_retry_delivers(
@@ -234,7 +227,7 @@ def test_rename_refused_leaves_the_old_file_and_no_temporary_file(
     with pytest.raises(RenameRefused, match="turn the temporary name off") as caught:
         deliver(programs_txt, make_target(), key_credentials(sshd, client_key), retry=QUICK_RETRY)
     assert caught.value.attempts == 1
-    assert _files(sshd) == ["programs.txt"]
+    assert files_on(sshd) == ["programs.txt"]
     assert (sshd.sftp_root / "programs.txt").read_text() == "yesterday's file\n"
 
 
@@ -244,7 +237,7 @@ def test_without_the_temporary_name_a_rename_refusing_server_gets_the_file(
 ) -> None:
     deliver(programs_txt, make_target(use_temp_rename=False), key_credentials(sshd, client_key))
     assert (sshd.sftp_root / "programs.txt").read_bytes() == programs_txt.read_bytes()
-    assert _files(sshd) == ["programs.txt"]
+    assert files_on(sshd) == ["programs.txt"]
 
 
 def test_stale_temporary_files_from_earlier_failures_are_cleaned(
@@ -254,7 +247,7 @@ def test_stale_temporary_files_from_earlier_failures_are_cleaned(
         (sshd.sftp_root / name).write_text("left over\n")
     receipt = deliver(programs_txt, make_target(), key_credentials(sshd, client_key))
     assert receipt.stale_temps_removed == 2
-    assert _files(sshd) == [".other.txt.0a1b.part", "notes.txt", "programs.txt"]
+    assert files_on(sshd) == [".other.txt.0a1b.part", "notes.txt", "programs.txt"]
 
 
 @pytest.mark.parametrize("sshd_options", [SshdOptions(password_auth=True)])

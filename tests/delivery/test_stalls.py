@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from programs_bridge.delivery import (
     DEADLINE_SLACK,
     ConnectionFailed,
     RetryPolicy,
-    SftpTarget,
     TimeBudgetExceeded,
     Timeouts,
     deliver,
@@ -29,15 +27,9 @@ from programs_bridge.delivery import (
 from support.proxy import BOTH, DOWNSTREAM, UPSTREAM, TcpProxy
 from support.sshd import KeyPair, SshdServer
 
-from .conftest import QUICK_RETRY, key_credentials
+from .conftest import QUICK_RETRY, MakeTarget, files_on, key_credentials
 
 pytestmark = pytest.mark.sshd
-
-MakeTarget = Callable[..., SftpTarget]
-
-
-def _files(server: SshdServer) -> list[str]:
-    return sorted(path.name for path in server.sftp_root.iterdir())
 
 
 @pytest.fixture
@@ -69,7 +61,7 @@ def test_a_server_that_stalls_mid_upload_ends_with_the_time_budget_error_within_
     assert "it was allowed 10 s, 1 attempt(s) made" in text
     assert f"of {programs_txt.stat().st_size:,} bytes" in text
     assert proxy.stats().connections == 1
-    files = _files(sshd)
+    files = files_on(sshd)
     assert "programs.txt" not in files  # nothing half-written under the final name
     assert len(files) == 1 and files[0].endswith(".part")  # left for the next delivery to remove
 
@@ -118,7 +110,7 @@ def test_a_connection_cut_mid_upload_is_retried_and_delivers(
     assert receipt.attempts == 2
     assert receipt.stale_temps_removed == 1  # the cut attempt's temporary file
     assert (sshd.sftp_root / "programs.txt").read_bytes() == programs_txt.read_bytes()
-    assert _files(sshd) == ["programs.txt"]
+    assert files_on(sshd) == ["programs.txt"]
     stats = proxy.stats()
     assert (stats.cuts, stats.connections) == (1, 2)
 

@@ -228,7 +228,7 @@ def deliver(
     def attempt(number: int) -> DeliveryReceipt:
         log.info("delivery attempt", extra={"attempt": number, "host": target.host, "port": target.port})
         timekeeper = _Attempt(budget, target.timeouts, where, number, size)
-        removed = _deliver_once(timekeeper, local_file, target, pins, credentials, key, progress)
+        removed = _deliver_once(timekeeper, _Login(target, pins, credentials, key), local_file, progress)
         return DeliveryReceipt(final, size, number, removed)
 
     receipt = call_with_retries(attempt, retry or RetryPolicy(), sleep=sleep, budget=budget, where=where)
@@ -373,21 +373,23 @@ class _Attempt:
             self.sock.close()
 
 
-def _deliver_once(
-    attempt: _Attempt,
-    local_file: Path,
-    target: SftpTarget,
-    pins: list[PinnedKey],
-    credentials: SftpCredentials,
-    key: PKey | None,
-    progress: Progress | None,
-) -> int:
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """What every connection of one delivery needs: where to, the pinned host keys, and who we are."""
+
+    target: SftpTarget
+    pins: list[PinnedKey]
+    credentials: SftpCredentials
+    key: PKey | None
+
+
+def _deliver_once(attempt: _Attempt, login: _Login, local_file: Path, progress: Progress | None) -> int:
     """One connection's worth of delivery; returns how many stale temporary files it removed."""
     from paramiko import SSHException
 
     try:
         try:
-            return _deliver_on_session(attempt, local_file, target, pins, credentials, key, progress)
+            return _deliver_on_session(attempt, login, local_file, progress)
         finally:
             attempt.finish()
     except DeliveryError as exc:
@@ -400,17 +402,10 @@ def _deliver_once(
         raise attempt.explain(ConnectionFailed(f"connection to {attempt.where} lost ({exc})")) from exc
 
 
-def _deliver_on_session(
-    attempt: _Attempt,
-    local_file: Path,
-    target: SftpTarget,
-    pins: list[PinnedKey],
-    credentials: SftpCredentials,
-    key: PKey | None,
-    progress: Progress | None,
-) -> int:
+def _deliver_on_session(attempt: _Attempt, login: _Login, local_file: Path, progress: Progress | None) -> int:
+    target = login.target
     final = remote_path(target.remote_dir, target.remote_name)
-    with _session(target, pins, credentials, key, attempt) as sftp:
+    with _session(login, attempt) as sftp:
         _require_directory(sftp, attempt, target.remote_dir)
         removed = _remove_stale_temps(sftp, attempt, target)
         if not target.use_temp_rename:
@@ -519,9 +514,7 @@ def _connect(host: str, port: int, timeout: float) -> socket.socket:
 
 
 @contextmanager
-def _session(
-    target: SftpTarget, pins: list[PinnedKey], credentials: SftpCredentials, key: PKey | None, attempt: _Attempt
-) -> Iterator[SFTPClient]:
+def _session(login: _Login, attempt: _Attempt) -> Iterator[SFTPClient]:
     """An authenticated SFTP session to a server whose host key is pinned; closed on exit, without waiting.
 
     Each phase's timeout is cut to the time budget, and the attempt's watchdog closes the connection if a
@@ -529,6 +522,7 @@ def _session(
     """
     import paramiko
 
+    target, pins = login.target, login.pins
     where = attempt.where
     timeouts = target.timeouts
     connect_timeout = attempt.enter("connect", timeouts.connect)
@@ -554,7 +548,7 @@ def _session(
                 raise ConnectionFailed(f"SSH handshake with {where}: no answer within {seconds(handshake)}")
             server_key = transport.get_remote_server_key()
         check_offered_key(pins, target.host, target.port, server_key.get_name(), server_key.asbytes())
-        _authenticate(transport, credentials, key, attempt)
+        _authenticate(transport, login.credentials, login.key, attempt)
         opening = attempt.enter("channel", timeouts.channel)
         with _translating(f"opening the SFTP session on {where}"):
             channel = transport.open_session(timeout=opening)
