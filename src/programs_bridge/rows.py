@@ -4,7 +4,15 @@ This is the hot path of a nightly run (a million rows), so the mapping is compil
 plan of positions and constants, each row is unpacked into local variables, and the clean case allocates no
 finding at all.  Everything here is pure: the reference date (for "birth date in the future") is a parameter.
 
-Messages never quote names, birth dates or student IDs; they point at the line and column instead.
+Messages never quote names, birth dates or student IDs; they point at the line and column instead.  Any
+column may hold another column's value (a second export with another column order concatenated below the
+first), so a value is quoted only when ``findings.quotable`` says its shape rules those out, or when it came
+from the district's configuration (a code table code, a mapped value); otherwise it is described.
+
+Record keys compare the way Illuminate compares them: Site ID is an integer key, so ``0012`` is written
+``12``; invisible characters (a byte-order mark, zero-width spaces, ...) are taken out of every field the
+conversion uses, from anywhere in a key or code and from the ends of a name, so a value that looks the
+same is the same.
 """
 
 from __future__ import annotations
@@ -19,7 +27,17 @@ from typing import NamedTuple
 from programs_bridge.academic_year import academic_year_for, academic_year_mismatch, normalise_academic_year
 from programs_bridge.codetable import CodeTable
 from programs_bridge.dates import DateParser
-from programs_bridge.findings import Finding, error, warning
+from programs_bridge.findings import (
+    INVISIBLE,
+    SPACE_LIKE,
+    Finding,
+    describe,
+    error,
+    invisible_names,
+    quotable,
+    shown,
+    warning,
+)
 from programs_bridge.headers import ColumnMatch
 from programs_bridge.id_shape import EXAMPLE_LINES, IdShape
 from programs_bridge.layout import COLUMN_BY_FIELD, COLUMNS, Field, Layout, key_positions
@@ -29,6 +47,15 @@ from programs_bridge.render import render_line
 RecordKey = tuple[str, str, str, str]
 _SCIENTIFIC = re.compile(r"^\d(\.\d+)?[eE]\+\d+$")
 _OLDEST_PLAUSIBLE_AGE = 25
+#: Any invisible or special-space character.
+_HIDDEN = re.compile(f"[{INVISIBLE}{SPACE_LIKE}]")
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
+_SPACE_LIKE = re.compile(f"[{SPACE_LIKE}]")
+_LEADING = re.compile(rf"[\s{INVISIBLE}]+")
+_TRAILING = re.compile(rf"[\s{INVISIBLE}]+\Z")
+_NAMES = frozenset({Field.LAST_NAME, Field.FIRST_NAME, Field.MIDDLE_NAME})
+#: Distinct Site ID spellings already warned about; cleared when full, so memory stays flat.
+_SITES_REMEMBERED = 1_000
 
 
 class Outcome(IntEnum):
@@ -84,9 +111,21 @@ class RowConverter:
         self.names = {
             c.field: header[match.positions[c.field]] if c.field in match.positions else c.label for c in COLUMNS
         }
-        self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates)
+        # Not quoting: a date column may hold a student ID or a birth date from a shifted row.
+        self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates, quote_values=False)
         self.program_values = {k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()}
         self.site_values = {k.strip().casefold(): v for k, v in mapping.values.get("site_id", {}).items()}
+        # Site IDs that are the district's own configuration, not a row's data: these may be quoted.
+        self.configured_sites = set(self.site_values.values())
+        if Field.SITE_ID not in match.positions and Field.SITE_ID in mapping.constants:
+            self.configured_sites.add(mapping.constants[Field.SITE_ID].strip())
+        self.sites_said: set[str] = set()
+        # Where invisible characters are looked for: every column the conversion reads, names at their ends
+        # only (a zero-width joiner inside a Persian or Indic name is part of its spelling).
+        keys = {at for field, at in match.positions.items() if field not in _NAMES} | {at for at, _ in match.skip}
+        self.read_at = tuple(sorted(keys | set(match.positions.values())))
+        self.trim_only = frozenset(set(match.positions.values()) - keys)
+        self.header = list(header)
         self.id_width = mapping.ids.import_student_id_width
         self.state_id_width = mapping.ids.state_student_id_width
         self.derive_year = mapping.academic_year.derive and Field.ACADEMIC_YEAR in layout.fields
@@ -116,6 +155,12 @@ class RowConverter:
                     ),
                 ),
             )
+        # Two C-level tests on the joined row: an ASCII row holds no invisible character, and a row whose
+        # every character is printable neither (each one is a Unicode format, control or separator character).
+        joined = "".join(fields)
+        revealed: list[Finding] | None = None
+        if not joined.isascii() and not joined.isprintable():
+            fields, revealed = self._reveal(line, fields)
         for position, skip_values in self.skip:
             if fields[position].strip().casefold() in skip_values:
                 return SKIPPED
@@ -126,7 +171,7 @@ class RowConverter:
         sid, ssid, last, first, middle = sid.strip(), ssid.strip(), last.strip(), first.strip(), middle.strip()
         program, year, elig_code, exit_code = program.strip(), year.strip(), elig_code.strip(), exit_code.strip()
         site = site.strip()
-        found: list[Finding] = []
+        found: list[Finding] = revealed or []
         names = self.names
         F = Field
 
@@ -177,16 +222,11 @@ class RowConverter:
 
         if self.site_values:
             site = self.site_values.get(site.casefold(), site)
-        if self.check_site and site and not site.isdigit():
-            found.append(
-                error(
-                    line,
-                    names[F.SITE_ID],
-                    "site_id_not_integer",
-                    f"Site ID '{site}' is not a whole number: Illuminate needs the numeric site key from "
-                    "sites.txt; add a values.site_id entry to the mapping or fix the export",
-                )
-            )
+        if self.check_site and site:
+            if not site.isdigit() or not site.isascii():
+                found.append(self._site_not_integer(line, site))
+            elif site[0] == "0" and len(site) > 1:
+                site = self._canonical_site(line, site, found)
 
         # Dates, unpacked: a NamedTuple's field access by name is a generic attribute lookup, unpacking is not.
         cached, cached_end = self.cached, self.cached_end
@@ -219,19 +259,28 @@ class RowConverter:
                 )
             )
         if pe_day and ps_day and pe_day < ps_day:
-            found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program", ps_text, pe_text))
+            found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program"))
         if ee_day and es_day and ee_day < es_day:
-            found.append(_end_before_start(line, names[F.ELIGIBILITY_END_DATE], "Eligibility", es_text, ee_text))
+            found.append(_end_before_start(line, names[F.ELIGIBILITY_END_DATE], "Eligibility"))
 
         starts_on = ps_day or es_day
         if year:
+            given = year
             year, code, message = normalise_academic_year(year)
             if code:
+                message = message if quotable(given) else _year_message(given)
                 found.append(error(line, names[F.ACADEMIC_YEAR], code, message or "bad academic year"))
-            elif starts_on is not None:
-                mismatch = academic_year_mismatch(year, starts_on, self.first_month)
-                if mismatch:
-                    found.append(warning(line, names[F.ACADEMIC_YEAR], "academic_year_mismatch", mismatch))
+            elif starts_on is not None and academic_year_mismatch(year, starts_on, self.first_month):
+                found.append(
+                    warning(
+                        line,
+                        names[F.ACADEMIC_YEAR],
+                        "academic_year_mismatch",
+                        # The start date is not named: it may be a birth date in the wrong column.
+                        f"Academic Year {shown(year)} does not contain the row's start date: correct the year "
+                        "or the date in the SIS",
+                    )
+                )
         elif self.derive_year and starts_on is not None:
             year = self.years.get(starts_on) or self._derive_year(starts_on)
 
@@ -258,6 +307,84 @@ class RowConverter:
         else:
             key = self._record_key(ordered)
         return _new_result(RowResult, (WRITTEN, text, key, tuple(found) if found else ()))
+
+    def _reveal(self, line: int, fields: list[str]) -> tuple[list[str], list[Finding]]:
+        """The row without its invisible characters, and a warning for each value that held some.
+
+        Keys and codes lose them wherever they are, and a special space inside one (a no-break space
+        between a date and its time) becomes a plain space; names lose them at their ends only.  Spaces at
+        the ends are left to the usual stripping, which has always trimmed them, and are not warned about.
+        """
+        cleaned = fields.copy()
+        found: list[Finding] = []
+        for at in self.read_at:
+            value = fields[at]
+            if value.isascii() or _HIDDEN.search(value) is None:
+                continue
+            if at in self.trim_only:
+                lead = _LEADING.match(value)
+                trail = _TRAILING.search(value)
+                start, end = (lead.end() if lead else 0), (trail.start() if trail else len(value))
+                removed, spaced = "".join(_INVISIBLE.findall(value[:start] + value[max(start, end) :])), ""
+                if not removed:
+                    continue
+                cleaned[at] = value[start:end] if start < end else ""
+                where, harm = "at the start or end of this value", "Illuminate would store them as part of the name"
+            else:
+                removed, spaced = "".join(_INVISIBLE.findall(value)), "".join(_SPACE_LIKE.findall(value.strip()))
+                if not removed and not spaced:
+                    continue
+                cleaned[at] = _SPACE_LIKE.sub(" ", _INVISIBLE.sub("", value))
+                where, harm = "in this value", "Illuminate would not match it to the same value typed without them"
+            done = [f"removed {invisible_names(removed)}"] if removed else []
+            if spaced:
+                done.append(f"made {invisible_names(spaced)} a plain space")
+            found.append(
+                warning(
+                    line,
+                    self.header[at],
+                    "invisible_character",
+                    f"Characters nobody sees {where}: {'; '.join(done)}. Unseen, they make the value differ from "
+                    f"what it looks like, and {harm}; re-type the value in the SIS to be rid of them",
+                )
+            )
+        return cleaned, found
+
+    def _site_not_integer(self, line: int, site: str) -> Finding:
+        if site in self.configured_sites or quotable(site):
+            what = f"Site ID '{site}' is not a whole number"
+        else:
+            what = f"Site ID is {describe(site)}, not a whole number"
+        return error(
+            line,
+            self.names[Field.SITE_ID],
+            "site_id_not_integer",
+            f"{what}: Illuminate needs the numeric site key from sites.txt; add a values.site_id entry to the "
+            "mapping or fix the export",
+        )
+
+    def _canonical_site(self, line: int, site: str, found: list[Finding]) -> str:
+        """``0012`` as ``12``, Illuminate's integer site key, said once for each spelling."""
+        canonical = site.lstrip("0") or "0"
+        if site not in self.sites_said:
+            if len(self.sites_said) >= _SITES_REMEMBERED:
+                self.sites_said.clear()
+            self.sites_said.add(site)
+            if site in self.configured_sites:
+                what = f"Site ID '{site}' is written as {canonical}"
+            else:  # not quoted: digits in the Site ID column may be a student ID from a shifted row
+                what = "Site ID has leading zeros and is written without them"
+            found.append(
+                warning(
+                    line,
+                    self.names[Field.SITE_ID],
+                    "site_id_normalised",
+                    f"{what}: Illuminate compares site IDs as whole numbers (0012 and 12 are one site), and "
+                    "one record written both ways would be two records here and in the ledger (said at the "
+                    "first row of each spelling)",
+                )
+            )
+        return canonical
 
     def _record_key(self, ordered: Sequence[str]) -> RecordKey:
         """``layout.record_key`` with the positions looked up once per file."""
@@ -289,13 +416,15 @@ class RowConverter:
         assert table is not None
         column = self.names[Field.PROGRAM_ID]
         if program not in table:
+            mapped = program != source_program  # the value came from the mapping: configuration, not data
             return [
                 error(
                     line,
                     column,
                     "unknown_program",
-                    f"Program ID '{program}' is not a code key in the district's Student Programs code table: "
-                    "use the code key (not the program name), or add a values.program_id entry to the mapping",
+                    f"Program ID {shown(program, checked=mapped)} is not a code key in the district's Student "
+                    "Programs code table: use the code key (not the program name), or add a values.program_id "
+                    "entry to the mapping",
                 )
             ]
         if program in self.checked_504:
@@ -357,10 +486,18 @@ def _birth_message(code: str) -> str:
     return "Birth Date is not a date in a form we read (e.g. MM/DD/YYYY or YYYY-MM-DD); correct it in the SIS"
 
 
-def _end_before_start(line: int, column: str, what: str, start: str, end: str) -> Finding:
+def _end_before_start(line: int, column: str, what: str) -> Finding:
+    """The dates are not named: either may be a birth date in the wrong column."""
     return error(
-        line,
-        column,
-        "end_before_start",
-        f"{what} End Date {end} is before {what} Start Date {start}; correct one of them in the SIS",
+        line, column, "end_before_start", f"{what} End Date is before {what} Start Date; correct one of them in the SIS"
     )
+
+
+def _year_message(value: str) -> str:
+    """``normalise_academic_year``'s message without the value, for a value that may not be quoted."""
+    if value.isdigit() and len(value) == 4:
+        return (
+            "Academic Year is a single number, which Illuminate rejects: a bare year could mean either of two "
+            "school years; send the school year as YYYY-YYYY, for example 2025-2026"
+        )
+    return f"Academic Year is {describe(value)}, not a school year: send it as YYYY-YYYY, for example 2025-2026"

@@ -1,0 +1,121 @@
+"""Record keys that look the same are the same: a Site ID with leading zeros, characters nobody can see.
+
+Illuminate keys a program record on student, program, start date and site, and compares the site as an
+integer.  A key that differs from last night's in a way Illuminate ignores (``0101`` for ``101``) or in a
+way no one can see (a byte-order mark from a concatenated export, a zero-width space from copy and paste)
+makes the ledger think the real record went missing and a new one appeared.  The bridge writes such keys
+the way Illuminate compares them and says where it did, without quoting the value.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from programs_bridge.codetable import parse_code_table
+from programs_bridge.convert import Conversion, ConvertOptions, Status, convert_export
+
+HEADER = (
+    "Student_Number,State_StudentNumber,Last_Name,First_Name,Middle_Name,DOB,ProgramID,"
+    "Enter_Date,Exit_Date,ExitCode,SchoolID"
+)
+TODAY = date(2026, 9, 1)
+CODES = parse_code_table("Code Key,Description,System Key\n144,Special Education,\n101,504 Plan,504_plan\n")
+
+
+def row(student: str = "004521", *, last: str = "Doe", first: str = "Sam", program: str = "144",
+        start: str = "8/15/2025", site: str = "101") -> str:  # fmt: skip
+    return f"{student},,{last},{first},,1/1/2012,{program},{start},,,{site}"
+
+
+def run(tmp_path: Path, lines: list[str], header: str = HEADER, **options: Any) -> tuple[Conversion, list[list[str]]]:
+    source = tmp_path / "export.csv"
+    source.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    out = tmp_path / "programs.txt"
+    conversion = convert_export(source, out, ConvertOptions(today=TODAY, max_reject_share=1.0, **options))
+    written = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()[1:]] if out.exists() else []
+    return conversion, written
+
+
+def findings(conversion: Conversion, code: str) -> list[dict[str, Any]]:
+    return [f for f in conversion.findings.as_dicts() if f["code"] == code]
+
+
+# --- Site ID, an integer key -------------------------------------------------------------------------------
+
+
+def test_site_0101_and_site_101_are_one_record_written_as_101(tmp_path: Path) -> None:
+    conversion, written = run(tmp_path, [row(site="101"), row(site="0101"), row("004522", site="00101")])
+    assert conversion.status is Status.OK
+    assert (conversion.rows_written, conversion.rows_merged) == (2, 1)  # not two records for one enrolment
+    assert [line[14] for line in written] == ["101", "101"]
+    said = findings(conversion, "site_id_normalised")
+    assert [(f["line"], f["column"], f["severity"]) for f in said] == [
+        (3, "SchoolID", "warning"),
+        (4, "SchoolID", "warning"),
+    ]
+    assert all("0101" not in f["message"] and "00101" not in f["message"] for f in said)
+
+
+def test_a_site_of_zeros_is_site_0_and_each_spelling_is_said_once(tmp_path: Path) -> None:
+    lines = [row(f"00452{n}", site=site) for n, site in enumerate(["0", "000", "000", "007", "7"])]
+    conversion, written = run(tmp_path, lines)
+    assert [line[14] for line in written] == ["0", "0", "0", "7", "7"]
+    assert [f["line"] for f in findings(conversion, "site_id_normalised")] == [3, 5]  # 000 once, 007 once
+
+
+def test_a_configured_site_constant_with_zeros_is_quoted_because_it_is_not_student_data(tmp_path: Path) -> None:
+    from programs_bridge.mapping import parse_mapping
+    from programs_bridge.profiles import POWERSCHOOL
+
+    columns = {k: v for k, v in POWERSCHOOL.columns.items() if k != "site_id"}
+    mapping = parse_mapping({"columns": columns, "constants": {"site_id": "0012"}})
+    conversion, written = run(tmp_path, [row(), row("004522")], mapping=mapping)
+    assert [line[14] for line in written] == ["12", "12"]
+    [said] = findings(conversion, "site_id_normalised")
+    assert said["message"].startswith("Site ID '0012' is written as 12:")
+
+
+# --- invisible characters ----------------------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_glued_to_a_student_id_by_concatenation_is_taken_out(tmp_path: Path) -> None:
+    conversion, written = run(tmp_path, [row("004521"), "\ufeff" + row("004522")])
+    assert conversion.status is Status.OK
+    assert [line[0] for line in written] == ["004521", "004522"]
+    [said] = findings(conversion, "invisible_character")
+    assert (said["line"], said["column"], said["severity"]) == (3, "Student_Number", "warning")
+    assert "U+FEFF (byte-order mark)" in said["message"]
+    assert "004522" not in said["message"]
+
+
+def test_zero_width_characters_inside_keys_and_codes_are_removed(tmp_path: Path) -> None:
+    lines = [
+        row("0045\u200b23"),  # a zero-width space inside the student ID
+        row("004524", program="144\u2060"),  # a word joiner after the code
+        row("004525", start="8/15/2025\u00a012:00 AM", site="1\u200d01"),  # a no-break space before the time
+    ]
+    conversion, written = run(tmp_path, lines, code_table=CODES)
+    assert conversion.status is Status.OK
+    assert [(line[0], line[6], line[9], line[14]) for line in written] == [
+        ("004523", "144", "08/15/2025", "101"),
+        ("004524", "144", "08/15/2025", "101"),
+        ("004525", "144", "08/15/2025", "101"),
+    ]
+    said = [(f["line"], f["column"]) for f in findings(conversion, "invisible_character")]
+    assert said == [(2, "Student_Number"), (3, "ProgramID"), (4, "Enter_Date"), (4, "SchoolID")]
+
+
+def test_a_name_loses_invisible_characters_at_its_ends_but_keeps_a_joiner_inside(tmp_path: Path) -> None:
+    conversion, written = run(tmp_path, [row(last="\u200bO'Brien\ufeff", first="Mehr\u200cnaz")])
+    assert (written[0][2], written[0][3]) == ("O'Brien", "Mehr\u200cnaz")  # ZWNJ is part of a Persian name
+    assert [(f["line"], f["column"]) for f in findings(conversion, "invisible_character")] == [(2, "Last_Name")]
+
+
+def test_a_deleted_flag_with_an_invisible_character_still_skips_the_row(tmp_path: Path) -> None:
+    header = "PID,CID,LN,FN,MN,BD,CD,ESD,EED,PSD,PED,SCL,DEL"
+    lines = ["4521,,Doe,Sam,,1/1/2012,144,,,8/15/2025,,101,", "4522,,Doe,Ann,,1/1/2012,144,,,8/15/2025,,101,Y\u200b"]
+    conversion, written = run(tmp_path, lines, header=header)
+    assert (conversion.rows_written, conversion.rows_skipped) == (1, 1)
+    assert [line[0] for line in written] == ["4521"]
