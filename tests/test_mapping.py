@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from programs_bridge.cli import main
 from programs_bridge.headers import match_columns
 from programs_bridge.layout import Field
 from programs_bridge.mapping import MappingError, load_mapping
@@ -108,3 +109,17 @@ def test_two_columns_that_both_fit_are_reported_as_ambiguous(tmp_path: Path) -> 
     match = match_columns(mapping, header)
     assert not match.usable
     assert match.ambiguous[Field.PROGRAM_START_DATE] == ("enrollment.Start", "program.Start")
+
+
+@pytest.mark.parametrize("empty", ["[]", '""', '["Student ID", " "]'])
+def test_a_column_list_that_names_no_column_is_named_in_the_error_and_exits_64(
+    tmp_path: Path, empty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD.replace('import_student_id = "Student ID"', f"import_student_id = {empty}"))
+    named = r"columns\.import_student_id: (the list of export columns is empty|an export column name is empty)"
+    with pytest.raises(MappingError, match=named):
+        load_mapping(path)
+    export = tmp_path / "export.csv"
+    export.write_text("Student ID,Last,First,Birthdate,Program,Start,End\n4521,Lee,Ann,3/4/2012,144,15/8/2025,\n")
+    assert main(["validate", str(export), "--mapping", str(path)]) == 64  # a configuration error, not a bad file
+    assert "columns.import_student_id:" in capsys.readouterr().err

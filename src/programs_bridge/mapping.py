@@ -15,13 +15,28 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic import Field as Setting
+from pydantic_core import PydanticCustomError
 
 from programs_bridge.dates import DateOrder
 from programs_bridge.layout import COLUMNS, Field
 
-SourceColumns = str | list[str]
+
+def _names_a_column(value: str | list[str]) -> str | list[str]:
+    """A source must name at least one export column, and no name may be blank: either would leave the
+    programs.txt column unmapped with the file blamed for it ("the file has no column for ...")."""
+    names = [value] if isinstance(value, str) else value
+    if not names:
+        raise PydanticCustomError(
+            "no_column", "the list of export columns is empty; name at least one column, or leave the key out"
+        )
+    if any(not name.strip() for name in names):
+        raise PydanticCustomError("blank_column", "an export column name is empty; write the column's header")
+    return value
+
+
+SourceColumns = Annotated[str | list[str], AfterValidator(_names_a_column)]
 
 DEFAULT_OPEN_END_DATES = ("1/1/1900", "01-JAN-1900")
 
