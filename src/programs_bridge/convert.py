@@ -3,7 +3,8 @@
 The output is staged next to its destination and only moved into place when the file as a whole is
 accepted, so a rejected run never leaves a partial or stale-looking programs.txt behind, and a reader of the
 destination never sees half a file.  Memory stays flat with the file's size: rows stream through, findings
-spool to disk (``finding_log.py``), duplicate keys are found with a fixed-size bitset (``dedupe.py``).
+spool to disk (``finding_log.py``), duplicate keys are found with a fixed-size bitset and decided from
+temporary files (``dedupe.py``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 from operator import add
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from programs_bridge.codetable import CodeTable
-from programs_bridge.dedupe import DuplicateFinder
+from programs_bridge.dedupe import DuplicateFinder, RowSet
 from programs_bridge.finding_log import FindingLog
 from programs_bridge.findings import info, warning
 from programs_bridge.headers import ColumnMatch, match_columns
@@ -234,10 +235,10 @@ def _first_pass(
 
 def _second_pass(staged: _Staging, result: Conversion) -> None:
     with staged.rows() as rows:
-        verdict = staged.duplicates.resolve(rows, result.options.output.layout)
+        size = os.fstat(rows.fileno()).st_size - rows.tell()
+        verdict = staged.duplicates.resolve(rows, result.options.output.layout, result.findings, size)
     if not verdict.drop:
         return
-    result.findings.extend(verdict.findings)
     result.rows_merged += verdict.merged
     result.rows_rejected += verdict.rejected
     result.rows_written -= len(verdict.drop)
@@ -294,7 +295,7 @@ class _Staging:
         self._dir = directory
         self._file: IO[str] | None = None
         self.duplicates = DuplicateFinder()
-        self.dropped: set[int] = set()
+        self.dropped = RowSet(0)
 
     def __enter__(self) -> _Staging:
         fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
@@ -332,14 +333,9 @@ class _Staging:
         """The export line of every row still staged, beside ``destination`` (see ``converted_rows``)."""
         fd, name = tempfile.mkstemp(prefix=f".{destination.name}-", suffix=".lines", dir=destination.parent)
         with os.fdopen(fd, "wb") as out:
-            chunk = array("i")
-            for index, (_, line) in enumerate(self.duplicates.entries()):
-                if index not in self.dropped:
-                    chunk.append(line)
-                if len(chunk) >= _LINE_CHUNK:
-                    chunk.tofile(out)
-                    del chunk[:]
-            chunk.tofile(out)
+            kept = self.dropped.kept()
+            for lines in self.duplicates.source_lines():
+                array("i", compress(lines, islice(kept, len(lines)))).tofile(out)
         return Path(name)
 
     def publish(self, destination: Path) -> None:
@@ -354,15 +350,10 @@ class _Staging:
         self.path.replace(destination)
 
     def _copy_without_dropped(self) -> None:
-        """Rewrite the staged file without the rows in ``dropped``: C-level copying between the dropped rows."""
+        """Rewrite the staged file without the rows in ``dropped``: C-level copying, one flag a row."""
         fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
         with os.fdopen(fd, "wb", buffering=1 << 20) as kept, self.path.open("rb") as staged:
             if self._header:
                 kept.write(staged.readline())
-            position = 0
-            for index in sorted(self.dropped):
-                kept.writelines(islice(staged, index - position))
-                staged.readline()
-                position = index + 1
-            kept.writelines(staged)
+            kept.writelines(compress(staged, self.dropped.kept()))
         Path(name).replace(self.path)
