@@ -4,6 +4,13 @@ Targets (issue 2): converting a 1,000,000-row PowerSchool export takes at most 2
 round trip of the same file; the convert's peak RSS is at most 150 MB at 1M rows and within 10% of its
 figure at 100k rows (memory must not grow with the file).
 
+Targets (issue 9): the same holds whatever the file holds.  Three shapes, at 100k and 2M rows: a clean
+export; an export appended to itself (a real SIS mistake: every record twice, half the rows merged by the
+duplicate finder's pass 2); and one row repeated 2M times, gzipped.  Each shape's peak RSS is at most
+150 MB at both sizes and within 10% between them; the figures are shown as ratios to the clean 100k
+figure of the same run (the baseline), with the time of each.  The 2M shapes take minutes each, so each
+shape runs ``SHAPE_REPEATS`` times (its peak RSS, the point, varies by well under 1% between runs).
+
 Every measured command runs in its own child process, reaped with ``os.wait4`` so each figure is that
 child's own peak RSS (``RUSAGE_CHILDREN`` would be the maximum over every child so far).  Each command runs
 ``REPEATS`` times; the fastest wall time counts (the least disturbed by whatever else the machine does) and
@@ -12,6 +19,7 @@ the highest RSS.  A convert run only counts when its report says it read every r
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -33,6 +41,10 @@ SIZES = (100_000, 1_000_000)
 SEED = 1
 DAMAGE = 0.005
 REPEATS = 3
+
+SHAPES = ("clean", "appended to itself", "one row repeated, gzip")
+SHAPE_SIZES = (100_000, 2_000_000)
+SHAPE_REPEATS = 1
 
 RATIO_TARGET = 2.5
 RSS_TARGET_MB = 150.0
@@ -94,6 +106,34 @@ def dataset(rows: int) -> Path:
         partial = path.with_suffix(".partial")
         generate(partial, "powerschool", rows, seed=SEED, damage=DAMAGE)
         partial.rename(path)  # an interrupted run must not leave a short file to be reused
+    return path
+
+
+def shape_dataset(shape: str, rows: int) -> Path:
+    """The PowerSchool export of ``shape`` with ``rows`` data rows, made on first use and reused afterwards."""
+    name = {SHAPES[0]: "clean", SHAPES[1]: "appended", SHAPES[2]: "repeated"}[shape]
+    path = DATA / f"powerschool-{rows}-seed{SEED}-{name}.csv{'.gz' if shape == SHAPES[2] else ''}"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.relative_to(HERE.parent)} ...", flush=True)
+    partial = path.with_name(path.name + ".partial")
+    if shape == SHAPES[0]:
+        generate(partial, "powerschool", rows, seed=SEED)
+    elif shape == SHAPES[1]:
+        half = shape_dataset(SHAPES[0], rows // 2)
+        with half.open("rb") as first, partial.open("wb") as out:
+            shutil.copyfileobj(first, out, 1 << 20)
+            first.seek(0)
+            first.readline()  # the header, once
+            shutil.copyfileobj(first, out, 1 << 20)
+    else:
+        header, row = shape_dataset(SHAPES[0], 100_000).read_bytes().split(b"\n", 2)[:2]
+        with gzip.open(partial, "wb", compresslevel=6) as out:
+            out.write(header + b"\n")
+            for _ in range(rows // 10_000):
+                out.write((row + b"\n") * 10_000)
+    partial.rename(path)  # an interrupted run must not leave a short file to be reused
     return path
 
 
@@ -178,20 +218,94 @@ def measure_all(script: Path | None, work: Path) -> tuple[dict[int, Measure], di
         baseline[rows] = best([spawn(argv, log) for _ in range(REPEATS)])
         if problem or script is None:
             continue
-        argv = [
-            str(script), "convert", str(source), "--profile", "powerschool", "-o", str(out),
-            "--report", str(work / "report.json"), "--max-reject-share", "1",
-        ]  # fmt: skip
-        runs = []
-        for _ in range(REPEATS):
-            (work / "report.json").unlink(missing_ok=True)  # a stale report must not vouch for this run
-            runs.append(spawn(argv, log))
-            problem = failure(runs[-1], rows, work / "report.json", log)
-            if problem:
-                break
-        else:
-            convert[rows] = best(runs)
+        measured, problem = measure_convert(script, source, rows, work, REPEATS)
+        if measured is not None:
+            convert[rows] = measured
     return convert, baseline, problem
+
+
+def measure_convert(script: Path, source: Path, rows: int, work: Path, repeats: int) -> tuple[Measure | None, str]:
+    """``programs-bridge convert`` of ``source`` (``rows`` data rows), best of ``repeats``; or why not."""
+    out, log, report = work / "out.txt", work / "child.log", work / "report.json"
+    argv = [
+        str(script), "convert", str(source), "--profile", "powerschool", "-o", str(out),
+        "--report", str(report), "--max-reject-share", "1",
+    ]  # fmt: skip
+    runs = []
+    for _ in range(repeats):
+        report.unlink(missing_ok=True)  # a stale report must not vouch for this run
+        runs.append(spawn(argv, log))
+        problem = failure(runs[-1], rows, report, log)
+        if problem:
+            return None, problem
+    return best(runs), ""
+
+
+Shapes = dict[tuple[str, int], Measure]
+
+
+def measure_shapes(script: Path | None, work: Path) -> tuple[Shapes, str]:
+    """Convert of every shape at every size (the clean 100k first: the baseline); or why not."""
+    if script is None:
+        return {}, "the programs-bridge console script is not installed (run `make install`)"
+    figures: Shapes = {}
+    for rows in SHAPE_SIZES:
+        for shape in SHAPES:
+            measured, problem = measure_convert(script, shape_dataset(shape, rows), rows, work, SHAPE_REPEATS)
+            if measured is None:
+                return figures, f"{shape}, {rows:,} rows: {problem}"
+            figures[shape, rows] = measured
+    return figures, ""
+
+
+def shape_verdicts(figures: Shapes) -> list[Verdict]:
+    """Each shape's peak RSS at each size within budget, and flat between the sizes."""
+    small, large = SHAPE_SIZES
+    judged = []
+    for shape in SHAPES:
+        for rows in SHAPE_SIZES:
+            rss = figures[shape, rows].peak_rss_mb
+            judged.append(
+                Verdict(
+                    f"{shape}: convert peak RSS at {rows:,} rows",
+                    f"{rss:.1f} MB",
+                    f"<= {RSS_TARGET_MB:.0f} MB",
+                    rss <= RSS_TARGET_MB,
+                )
+            )
+        growth = figures[shape, large].peak_rss_mb / figures[shape, small].peak_rss_mb - 1
+        judged.append(
+            Verdict(
+                f"{shape}: convert peak RSS at {large:,} rows vs {small:,} rows",
+                f"{growth:+.1%}",
+                f"<= +{RSS_GROWTH_TARGET:.0%}",
+                abs(growth) <= RSS_GROWTH_TARGET,
+            )
+        )
+    return judged
+
+
+def shape_table(figures: Shapes) -> list[str]:
+    """Peak RSS as a ratio to the clean run at the smaller size (the baseline), seconds as a ratio to the clean
+    run of the same size."""
+    base = figures.get((SHAPES[0], SHAPE_SIZES[0]))
+    lines = [
+        f"{'shape':<24}  {'rows':>10}  {'peak RSS':>10}  {'x baseline':>12}  {'seconds':>8}  "
+        f"{'rows/s':>8}  {'x clean time':>12}"
+    ]
+    for rows in SHAPE_SIZES:
+        clean = figures.get((SHAPES[0], rows))
+        for shape in SHAPES:
+            measured = figures.get((shape, rows))
+            if measured is None:
+                continue
+            rss_ratio = f"{measured.peak_rss_mb / base.peak_rss_mb:.2f}x" if base else "-"
+            time_ratio = f"{measured.seconds / clean.seconds:.2f}x" if clean else "-"
+            lines.append(
+                f"{shape:<24}  {rows:>10,}  {measured.peak_rss_mb:>7.1f} MB  {rss_ratio:>12}  "
+                f"{measured.seconds:>8.1f}  {rows / measured.seconds:>8,.0f}  {time_ratio:>12}"
+            )
+    return lines
 
 
 def failure(measure: Measure, rows: int, report: Path, log: Path) -> str:
@@ -218,13 +332,20 @@ def run() -> bool:
     )
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as work:
         convert, baseline, problem = measure_all(script, Path(work))
-    for line in table(convert, baseline):
+        for line in table(convert, baseline):
+            print(line)
+        judged = verdicts(convert, baseline) if not problem else []
+        report(judged, problem)
+        print(
+            f"shapes (issue 9): {', '.join(SHAPES)}; {SHAPE_REPEATS} run(s) per figure; baseline: clean, "
+            f"{SHAPE_SIZES[0]:,} rows, this run",
+            flush=True,
+        )
+        shapes, shapes_problem = measure_shapes(script, Path(work))
+    for line in shape_table(shapes):
         print(line)
-    judged = verdicts(convert, baseline) if not problem else []
-    for verdict in judged:
-        print(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.what}: {verdict.value} (target {verdict.target})")
-    if problem:
-        print(f"NOT MEASURED  convert: {problem}")
+    shapes_judged = shape_verdicts(shapes) if not shapes_problem else []
+    report(shapes_judged, shapes_problem)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     figures = {
         "profile": "powerschool",
@@ -236,7 +357,30 @@ def run() -> bool:
         "convert": {str(rows): asdict(m) | {"rows_per_s": rows / m.seconds} for rows, m in convert.items()},
         "targets": [asdict(verdict) for verdict in judged],
         "problem": problem or None,
+        "shapes": {
+            "repeats": SHAPE_REPEATS,
+            "baseline": {"shape": SHAPES[0], "rows": SHAPE_SIZES[0]},
+            "figures": [
+                {"shape": shape, "rows": rows, **asdict(m), "rss_vs_baseline": rss_ratio(shapes, m)}
+                for (shape, rows), m in shapes.items()
+            ],
+            "targets": [asdict(verdict) for verdict in shapes_judged],
+            "problem": shapes_problem or None,
+        },
     }
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"figures written to {RESULTS.relative_to(HERE.parent)}")
-    return not problem and all(verdict.passed for verdict in judged)
+    passed = all(verdict.passed for verdict in [*judged, *shapes_judged])
+    return not problem and not shapes_problem and passed
+
+
+def report(judged: list[Verdict], problem: str) -> None:
+    for verdict in judged:
+        print(f"{'PASS' if verdict.passed else 'FAIL'}  {verdict.what}: {verdict.value} (target {verdict.target})")
+    if problem:
+        print(f"NOT MEASURED  convert: {problem}", flush=True)
+
+
+def rss_ratio(figures: Shapes, measured: Measure) -> float | None:
+    base = figures.get((SHAPES[0], SHAPE_SIZES[0]))
+    return round(measured.peak_rss_mb / base.peak_rss_mb, 3) if base else None
