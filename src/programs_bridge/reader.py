@@ -166,10 +166,6 @@ def _cp1252_c1(exc: UnicodeError) -> tuple[str | bytes, int]:
 codecs.register_error(_CP1252_ERRORS, _cp1252_c1)
 
 _QUOTED: Final = re.compile(r'"[^"]*"')
-#: What ``surrogateescape`` makes of a byte that is in no valid UTF-8 sequence; valid UTF-8 never decodes to it.
-_ESCAPED_BYTE: Final = re.compile("[\udc80-\udcff]")
-#: A character that came from a valid multi-byte UTF-8 sequence, in text decoded with ``surrogateescape``.
-_UTF8_CHARACTER: Final = re.compile("[^\x00-\x7f\udc80-\udcff]")
 _UTF8_LEADS: Final = bytes(range(0xC2, 0xF5))  # in valid UTF-8, exactly one per non-ASCII character
 _LONG_LINES_KEPT: Final = 10_000  # beyond this many long lines, every row's values are measured instead
 _NEVER: Final = 1 << 62
@@ -411,17 +407,26 @@ _MIXED_ROW: Final = (
 
 
 def _has_invalid_utf8(fields: list[str]) -> bool:
-    text = "".join(fields)
-    return not text.isascii() and _ESCAPED_BYTE.search(text) is not None
-
-
-def _reads_as_utf8(fields: list[str]) -> bool:
-    """Whether the row's bytes (it was decoded as Windows-1252) hold a valid multi-byte UTF-8 sequence."""
+    """Whether the row (decoded with ``surrogateescape``) holds an escaped byte: valid UTF-8 never decodes to
+    a lone surrogate, and only a lone surrogate makes strict encoding fail (in C, 3x a regex search)."""
     text = "".join(fields)
     if text.isascii():
         return False
-    raw = text.encode("cp1252", _CP1252_ERRORS).decode("utf-8", "surrogateescape")
-    return _UTF8_CHARACTER.search(raw) is not None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _reads_as_utf8(fields: list[str]) -> bool:
+    """Whether the row's bytes (it was decoded as Windows-1252) hold a valid multi-byte UTF-8 sequence: each
+    one decodes to one character, while every other byte stays one (ASCII, or escaped), so the text shrinks."""
+    text = "".join(fields)
+    if text.isascii():
+        return False
+    raw = text.encode("cp1252", _CP1252_ERRORS)
+    return len(raw.decode("utf-8", "surrogateescape")) < len(raw)
 
 
 def _utf8_size(value: str) -> int:
