@@ -8,6 +8,10 @@
    child process whose peak RSS is read with ``wait4``.  Targets: under 5 minutes, under 1 GB; each stage's
    share comes from the run report's ``stages``.  This is the first night of a feed, so the ledger commit
    writes one item per row: on moto that costs far more than on DynamoDB (see the report's figures).
+3. **A rejected export whose every row is damaged** (issue 9): the run report then holds a finding or more
+   per row, and it must be streamed, not built in memory.  Peak RSS of the handler at 100k rows and at
+   ``PB_BENCH_REJECTED_ROWS`` (default 2,000,000), each in its own child.  Targets: at most 300 MB each, and
+   the big one within 10% of the 100k one (the baseline, measured in the same run).
 
 Results go to ``bench/results/pipeline.json``.
 """
@@ -30,16 +34,19 @@ DATA = ROOT / "data"
 IMPORT_TARGET = 1.3
 E2E_SECONDS_TARGET = 300
 E2E_RSS_MB_TARGET = 1024
+REJECTED_RSS_MB_TARGET = 300
+REJECTED_GROWTH_TARGET = 0.10
 REPEATS = 7
 
-_CHILD = r"""
-import json, os, sys, time
+#: The stack's set-up (bucket, tables, secret, config, the export itself), in a child of its own, so that
+#: uploading a 200 MB export leaves nothing in the handler child's memory.
+_SETUP = r"""
+import json, os, sys
 from pathlib import Path
 import boto3
-from programs_bridge.demo import FakeContext, s3_event_via_sqs
 from programs_bridge.ledger.store import create_table
 
-export, sftp_host, sftp_port, known_hosts, user, key_path = sys.argv[1:7]
+export, sftp_host, sftp_port, known_hosts, user, key_path, reject_share = sys.argv[1:8]
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket="bench")
 s3.put_bucket_versioning(Bucket="bench", VersioningConfiguration={"Status": "Enabled"})
@@ -53,26 +60,52 @@ boto3.client("secretsmanager").create_secret(
     Name="bench/sftp", SecretString=json.dumps({"username": user, "private_key": Path(key_path).read_text()})
 )
 config = (
-    'profile = "powerschool"\nmax_reject_share = 1\n[sftp]\n'
+    f'profile = "powerschool"\nmax_reject_share = {reject_share}\n[sftp]\n'
     f'host = "{sftp_host}"\nport = {sftp_port}\nremote_dir = "."\nsecret = "bench/sftp"\n'
     f"known_hosts = {json.dumps(known_hosts.splitlines())}\n"
 )
 s3.put_object(Bucket="bench", Key="config/district.toml", Body=config.encode())
 key = "incoming/district/powerschool export.csv"
-with open(export, "rb") as body:
-    response = s3.put_object(Bucket="bench", Key=key, Body=body)
-size = os.path.getsize(export)
+s3.upload_file(export, "bench", key)
+head = s3.head_object(Bucket="bench", Key=key)
+print("BENCH-SETUP " + json.dumps({"key": key, "ETag": head["ETag"], "VersionId": head.get("VersionId", ""),
+      "size": os.path.getsize(export)}))
+"""
+
+#: The handler on the object the set-up dropped; peak RSS is counted from the first event on (VmHWM).
+_CHILD = r"""
+import json, os, sys, time
+import boto3
+from programs_bridge.demo import FakeContext, s3_event_via_sqs
+
+dropped = json.loads(sys.argv[1])
 os.environ.update(LEDGER_TABLE="bench-ledger", IDEMPOTENCY_TABLE="bench-idempotency",
                   POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING")
 from programs_bridge.pipeline.handler import lambda_handler
+def high_water_kb():
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+with open("/proc/self/clear_refs", "w") as clear:  # Linux: restart the peak count after the imports
+    clear.write("5")
+event = s3_event_via_sqs("bench", dropped["key"], dropped, dropped["size"])
 started = time.monotonic()
-result = lambda_handler(s3_event_via_sqs("bench", key, dict(response), size), FakeContext())
+result = lambda_handler(event, FakeContext())
 seconds = time.monotonic() - started
+handler_peak_kb = high_water_kb()
+s3 = boto3.client("s3")
 [report_key] = [o["Key"] for o in s3.list_objects_v2(Bucket="bench", Prefix="reports/")["Contents"]
                 if o["Key"].endswith(".json")]
-report = json.loads(s3.get_object(Bucket="bench", Key=report_key)["Body"].read())
+from programs_bridge.pipeline.storage import Storage
+from programs_bridge.report import split_report
+class Count:
+    lines = 0
+    def write(self, text):
+        self.lines += 1
+findings = Count()
+report = split_report(Storage("bench").lines(report_key), findings)  # streamed: reading it costs no memory
 print("BENCH-RESULT " + json.dumps({"seconds": seconds, "result": result, "status": report["status"],
-      "stages": report.get("stages", {}), "counts": report["counts"]}))
+      "stages": report.get("stages", {}), "counts": report["counts"], "findings": findings.lines,
+      "handler_peak_rss_mb": handler_peak_kb / 1024}))
 """
 
 
@@ -113,25 +146,29 @@ def _run_child(command: list[str], env: dict[str, str]) -> tuple[str, float, flo
     return output, time.monotonic() - started, usage.ru_maxrss / 1024
 
 
-def _end_to_end(rows: int) -> dict[str, Any]:
+def _end_to_end(rows: int, *, damage: float = 0.002, reject_share: float = 1.0) -> dict[str, Any]:
+    """One export through the handler in a child; ``damage`` is the share of damaged rows, and a
+    ``reject_share`` below it makes the run rejected."""
     from tests.support.sshd import generate_key, running_sshd
 
     from programs_bridge.local.moto_server import moto_server
     from programs_bridge.synthetic import generate
 
     DATA.mkdir(parents=True, exist_ok=True)
-    export = DATA / f"pipeline-powerschool-{rows}.csv"
+    export = DATA / f"pipeline-powerschool-{rows}{'' if damage == 0.002 else f'-damage{damage}'}.csv"
     if not export.exists():
-        generate(export, "powerschool", rows, seed=11, damage=0.002)
+        generate(export, "powerschool", rows, seed=11, damage=damage)
     with tempfile.TemporaryDirectory() as keys, moto_server() as moto, running_sshd() as sshd:
         key = generate_key(Path(keys), "ed25519")
         sshd.authorize(key.public_line)
         env = {**os.environ, **moto.environ}
-        command = [
-            sys.executable, "-c", _CHILD, str(export), sshd.host, str(sshd.port),
-            "\n".join(sshd.known_hosts_lines()), sshd.user, str(key.private_path),
+        setup = [
+            sys.executable, "-c", _SETUP, str(export), sshd.host, str(sshd.port),
+            "\n".join(sshd.known_hosts_lines()), sshd.user, str(key.private_path), str(reject_share),
         ]  # fmt: skip
-        output, wall, rss_mb = _run_child(command, env)
+        made, _, _ = _run_child(setup, env)
+        dropped = next(text for text in made.splitlines() if text.startswith("BENCH-SETUP ")).split(" ", 1)[1]
+        output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped], env)
     line = next(text for text in output.splitlines() if text.startswith("BENCH-RESULT "))
     result = json.loads(line.removeprefix("BENCH-RESULT "))
     stages = result["stages"]
@@ -142,11 +179,22 @@ def _end_to_end(rows: int) -> dict[str, Any]:
         "status": result["status"],
         "handler_seconds": round(result["seconds"], 1),
         "child_wall_seconds_with_setup": round(wall, 1),
-        "peak_rss_mb": round(rss_mb, 1),
+        "peak_rss_mb": round(rss_mb, 1),  # the whole handler child, imports and reading the report included
+        "handler_peak_rss_mb": round(result["handler_peak_rss_mb"], 1),
         "stages_seconds": stages,
         "stage_shares": {name: round(seconds / total, 3) for name, seconds in stages.items()},
         "counts": result["counts"],
+        "findings": result["findings"],
     }
+
+
+def _rejected_reports() -> dict[str, Any]:
+    """Peak RSS of rejected all-damaged exports: 100k rows (the baseline) and a big one."""
+    big = int(os.environ.get("PB_BENCH_REJECTED_ROWS", "2000000"))
+    small = _end_to_end(100_000, damage=1.0, reject_share=0.0)
+    large = _end_to_end(big, damage=1.0, reject_share=0.0)
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
+    return {"baseline_100k": small, "large": large, "growth": round(growth, 3)}
 
 
 def run() -> bool:
@@ -164,10 +212,20 @@ def run() -> bool:
         f"(target < {E2E_SECONDS_TARGET}s), peak RSS {e2e['peak_rss_mb']} MB (target < {E2E_RSS_MB_TARGET}); "
         f"stages: {shares}"
     )
+    rejected = _rejected_reports()
+    small, large = rejected["baseline_100k"], rejected["large"]
+    print(
+        f"rejected, every row damaged: 100k rows ({small['findings']:,} findings) peak RSS {small['peak_rss_mb']} MB "
+        f"in {small['handler_seconds']}s; {large['rows']:,} rows ({large['findings']:,} findings) "
+        f"{large['peak_rss_mb']} MB in {large['handler_seconds']}s: {rejected['growth']:+.1%} over the 100k figure "
+        f"(targets <= {REJECTED_RSS_MB_TARGET} MB, <= {REJECTED_GROWTH_TARGET:.0%})"
+    )
     targets = {
         "handler_import_at_most_1_3x_boto3": imports["handler_over_boto3"] <= IMPORT_TARGET,
         "end_to_end_under_5_minutes": e2e["handler_seconds"] < E2E_SECONDS_TARGET,
         "end_to_end_under_1_gb": e2e["peak_rss_mb"] < E2E_RSS_MB_TARGET,
+        "rejected_report_at_most_300_mb": max(small["peak_rss_mb"], large["peak_rss_mb"]) <= REJECTED_RSS_MB_TARGET,
+        "rejected_report_flat_within_10_percent": rejected["growth"] <= REJECTED_GROWTH_TARGET,
     }
     for name, met in targets.items():
         print(f"  {'PASS' if met else 'FAIL'} {name}")
@@ -175,6 +233,7 @@ def run() -> bool:
     figures = {
         "imports": imports,
         "end_to_end": e2e,
+        "rejected_reports": rejected,
         "targets": targets,
         "python": platform.python_version(),
         "load_average": os.getloadavg(),

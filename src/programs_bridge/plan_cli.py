@@ -83,10 +83,12 @@ def _head(
 
 
 def _save(path: Path | None, conversion: Any, head: dict[str, Any]) -> None:
-    from programs_bridge.run_report import run_report_json  # see _plan: loaded with the ledger
+    from programs_bridge.report import report_text
+    from programs_bridge.run_report import run_report_head  # see _plan: loaded with the ledger
 
     if path is not None:
-        path.write_text(run_report_json(conversion, head), encoding="utf-8")
+        with path.open("w", encoding="utf-8") as out:
+            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
 
 
 def plan_summary(plan: Plan) -> str:

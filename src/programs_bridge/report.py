@@ -1,12 +1,15 @@
 """The run report: JSON for machines and the audit trail, a short summary for the person at the terminal.
 
 The JSON is written as a stream: the head is built in memory, the findings are copied line by line from the
-finding log's spool, so a report with 50,000 findings costs no more memory than one with five.
+finding log's spool, so a report with 50,000 findings costs no more memory than one with five.  The layout
+is fixed (the head, then one finding a line), so the pipeline can read a stored report back the same way
+(``split_report``) to rewrite its head.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,13 +51,44 @@ def report_head(conversion: Conversion) -> dict[str, Any]:
 
 def write_report(conversion: Conversion, stream: IO[str], extra: dict[str, Any] | None = None) -> None:
     """Write the full JSON report (head, ``extra`` sections, then ``issues``) to ``stream``."""
-    head = {**report_head(conversion), **(extra or {})}
-    stream.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2])
-    stream.write(',\n  "issues": [')
-    for n, line in enumerate(conversion.findings.json_lines()):
-        stream.write(",\n    " if n else "\n    ")
-        stream.write(line)
-    stream.write("\n  ]\n}\n" if len(conversion.findings) else "]\n}\n")
+    stream.writelines(report_text({**report_head(conversion), **(extra or {})}, conversion.findings.json_lines()))
+
+
+#: The line that opens the findings in every report this module writes; ``split_report`` relies on it.
+ISSUES_LINE = '  "issues": ['
+
+
+def report_text(head: dict[str, Any], findings: Iterable[str]) -> Iterator[str]:
+    """The JSON report as pieces of text: ``head`` (indented), then ``issues`` with one finding (a JSON text
+    from the finding log) per line.  A generator, so a million findings never sit in memory together."""
+    yield json.dumps(head, ensure_ascii=False, indent=2)[:-2]
+    yield ",\n" + ISSUES_LINE
+    empty = True
+    for line in findings:
+        yield ("\n    " if empty else ",\n    ") + line
+        empty = False
+    yield "]\n}\n" if empty else "\n  ]\n}\n"
+
+
+def split_report(lines: Iterable[str], findings: IO[str]) -> dict[str, Any]:
+    """Read back a report written by ``report_text``: return its head, and copy each finding's JSON text to
+    ``findings`` as one line, without holding the findings in memory."""
+    head: list[str] = []
+    lines = iter(lines)
+    for line in lines:
+        if line.rstrip("\n").startswith(ISSUES_LINE):
+            break
+        head.append(line)
+    else:
+        raise ValueError("not a report written by programs-bridge: it has no issues list")
+    if not line.rstrip().endswith("[]"):
+        for line in lines:
+            text = line.strip()
+            if text == "]":
+                break
+            findings.write(text.removesuffix(",") + "\n")
+    parsed: dict[str, Any] = json.loads("".join(head).rstrip().removesuffix(",") + "\n}")
+    return parsed
 
 
 def save_report(conversion: Conversion, path: Path, extra: dict[str, Any] | None = None) -> None:

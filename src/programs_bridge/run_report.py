@@ -7,13 +7,15 @@ watches side by side.  Next to it goes a short Markdown summary for people who d
 
 from __future__ import annotations
 
-import io
 from enum import StrEnum
 from typing import Any
 
 from programs_bridge.convert import Conversion
 from programs_bridge.ledger.plan import Plan
-from programs_bridge.report import write_report
+from programs_bridge.report import report_head
+
+#: Findings the Markdown summary shows; the JSON report has them all.
+FIRST_FINDINGS = 10
 
 COUNT_NAMES = (
     "rows_read", "rows_rejected", "rows_skipped", "rows_merged", "rows_sent", "new", "unchanged", "updated",
@@ -62,17 +64,12 @@ def counts(conversion: Conversion | None, plan: Plan | None, rows_sent: int | No
     return out
 
 
-def run_report_json(
-    conversion: Conversion,
-    head: dict[str, Any],
-) -> str:
-    """The full JSON report: ``head`` (run id, status, counts, ledger, delivery ...) then the converter's part."""
-    buffer = io.StringIO()
-    write_report(conversion, buffer, {"conversion_status": conversion.status.value, **head})
-    return buffer.getvalue()
+def run_report_head(conversion: Conversion, head: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``head`` (run id, status, counts, ledger, delivery ...) over the converter's report head."""
+    return {**report_head(conversion), "conversion_status": conversion.status.value, **head}
 
 
-def markdown_summary(head: dict[str, Any], conversion: Conversion | None) -> str:
+def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]]) -> str:
     """A short human summary to sit next to the JSON report."""
     c = head.get("counts", {})
     lines = [
@@ -101,10 +98,11 @@ def markdown_summary(head: dict[str, Any], conversion: Conversion | None) -> str
         for risk in risks[:20]:
             differs = "; ".join(", ".join(r["differs"]) for r in risk.get("open_records", []))
             lines.append(f"| {risk.get('line')} | {risk.get('action')} | {differs} |")
-    if conversion is not None and conversion.findings.first:
+    if first_findings:
         lines += ["", "## First findings", "", "| line | column | severity | code | message |", "|---|---|---|---|---|"]
-        for f in conversion.findings.first[:10]:
-            message = f.message.replace("|", "/")
-            lines.append(f"| {f.line or ''} | {f.column or ''} | {f.severity.value} | {f.code} | {message} |")
+        for f in first_findings[:FIRST_FINDINGS]:
+            message = str(f.get("message", "")).replace("|", "/")
+            line, column = f.get("line") or "", f.get("column") or ""
+            lines.append(f"| {line} | {column} | {f.get('severity', '')} | {f.get('code', '')} | {message} |")
     lines += ["", "The JSON report next to this file lists every finding."]
     return "\n".join(lines) + "\n"

@@ -233,3 +233,22 @@ def test_a_stalled_sftp_server_fails_the_run_within_the_functions_time_with_a_re
     assert report["status"] == "delivered" and "failure" not in report
     assert [f["failure"] for f in report["earlier_failures"]] == ["delivery"]
     assert "918273647" in (stack.delivered() or "")
+
+
+def test_a_retried_run_keeps_every_finding_of_its_conversion_in_the_report_and_the_summary(stack: Stack) -> None:
+    damaged = [*ENROLLED, "918273650,Brightwater,Ilse,2/30/2012,144,8/15/2025,,101"]  # an impossible birth date
+    stack.put_config(
+        stack.config().replace('duplicate_policy = "hold"', 'duplicate_policy = "hold"\nmax_reject_share = 0.5')
+    )
+    stack.sshd.kill()
+    event = stack.drop(export(damaged))
+    assert len(stack.invoke(event)["batchItemFailures"]) == 1
+    [failed] = stack.reports()
+    assert [f["code"] for f in failed["issues"]] == ["impossible_date"]
+    stack.sshd.start()
+    assert stack.invoke(event) == {"batchItemFailures": []}  # resumed in a new invocation: no conversion at hand
+    [report] = stack.reports()
+    assert report["status"] == "delivered" and report["issues"] == failed["issues"]
+    [summary] = [k for k in stack.keys(f"reports/{FEED}/") if k.endswith(".md")]
+    text = stack.s3.get_object(Bucket=BUCKET, Key=summary)["Body"].read().decode()
+    assert "DELIVERED" in text and "impossible_date" in text

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 import traceback
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from programs_bridge.delivery.credentials import SftpCredentials
 from programs_bridge.delivery.errors import DeliveryError
 from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
+from programs_bridge.finding_log import FindingLog
 from programs_bridge.layout import Layout, custom_layout
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
@@ -54,7 +57,8 @@ from programs_bridge.pipeline.journal import Journal, LastDelivered, RunEntry, S
 from programs_bridge.pipeline.observe import Notifier, emit_continued, emit_run_metrics, logger, tracer
 from programs_bridge.pipeline.storage import ObjectVersion, Storage
 from programs_bridge.render import OutputFormat, render_header
-from programs_bridge.run_report import RunStatus, counts, markdown_summary, run_report_json
+from programs_bridge.report import report_text, split_report
+from programs_bridge.run_report import FIRST_FINDINGS, RunStatus, counts, markdown_summary, run_report_head
 
 #: ``deliver(file, target, credentials, retry, deadline)``: the deadline is a ``time.monotonic()`` value.
 Deliver = Callable[[Path, SftpTarget, SftpCredentials, RetryPolicy, float | None], DeliveryReceipt]
@@ -137,6 +141,16 @@ class Outcome:
     report_key: str
 
 
+def _spooled(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            yield line.rstrip("\n")
+
+
+def _no_findings() -> Iterable[str]:
+    return ()
+
+
 @dataclass
 class Run:
     """One export version's run: what every stage reads and adds to.  ``report`` is the run report so far."""
@@ -149,6 +163,11 @@ class Run:
     stage: str = "start"
     """The stage under way, named in a failure's reason."""
     started: float = field(default_factory=time.monotonic)
+    #: The report's findings as JSON texts, walked again at every save (never all in memory).
+    findings: Callable[[], Iterable[str]] = _no_findings
+    first_findings: list[dict[str, Any]] = field(default_factory=list)
+    #: The converter's finding log, while this run streams from it; closed when the run ends.
+    finding_log: FindingLog | None = None
 
     @property
     def feed(self) -> str:
@@ -167,18 +186,27 @@ class Run:
         self.services.journal.advance(self.feed, self.entry.ref_id, stage, RunStatus.IN_PROGRESS.value)
         self.entry = replace(self.entry, stage=stage)
 
-    def save(self, conversion: Conversion | None = None) -> None:
-        """The JSON report and its Markdown summary.  With the conversion, the findings are streamed in;
-        without it, they are already in ``report`` from an earlier save of the same run."""
+    def save(self) -> None:
+        """The JSON report, streamed with its findings, and its Markdown summary."""
         storage, key = self.services.storage, self.entry.report_key
-        if conversion is not None:
-            text = run_report_json(conversion, self.report)
-        else:
-            text = json.dumps(self.report, ensure_ascii=False, indent=2) + "\n"
-        storage.put_text(key, text, "application/json")
-        storage.put_text(key.removesuffix(".json") + ".md", markdown_summary(self.report, conversion), "text/markdown")
-        if conversion is not None:  # keep the findings in ``report`` for later saves of the same run
-            self.report = json.loads(text)
+        storage.put_stream(key, report_text(self.report, self.findings()), "application/json")
+        summary = markdown_summary(self.report, self.first_findings)
+        storage.put_text(key.removesuffix(".json") + ".md", summary, "text/markdown")
+
+    def converted(self, conversion: Conversion) -> None:
+        """Take the converter's part of the report: its head now, its findings streamed at every save."""
+        self.report = run_report_head(conversion, self.report)
+        self.findings = conversion.findings.json_lines
+        self.first_findings = [f.to_json() for f in conversion.findings.first[:FIRST_FINDINGS]]
+        self.finding_log = conversion.findings
+
+    def load_stored_report(self, lines: Iterable[str]) -> None:
+        """Take the report an earlier attempt stored: its head in memory, its findings spooled to disk."""
+        spool = self.workdir / "findings.jsonl"
+        with spool.open("w", encoding="utf-8") as out:
+            self.report = split_report(lines, out)
+        self.findings = lambda: _spooled(spool)
+        self.first_findings = [json.loads(line) for line in islice(_spooled(spool), FIRST_FINDINGS)]
 
 
 def run_source(source: Source, services: Services) -> Outcome:
@@ -213,6 +241,8 @@ def run_source(source: Source, services: Services) -> Outcome:
             _log_failure(exc, run.stage)
             return _fail(run, kind, reason)
         finally:
+            if run.finding_log is not None:
+                run.finding_log.close()
             shutil.rmtree(workdir, ignore_errors=True)
     finally:
         logger.remove_keys(["feed", "run_id"])
@@ -246,31 +276,29 @@ def _fresh(run: Run) -> Outcome:
         extra={"stage": "convert", "status": conversion.status.value, "rows_read": conversion.rows_read,
                "rows_rejected": conversion.rows_rejected, "profile": conversion.profile},
     )  # fmt: skip
-    try:
-        if conversion.status is Status.REJECTED:
-            run.report["counts"] = counts(conversion, None, 0)
-            return _end(run, RunStatus.REJECTED, conversion.reason or "", "rejected", conversion)
-        layout = options.output.layout
-        with run.step("plan"):
-            plan = make_plan(
-                services.ledger, converted_rows(conversion), layout, feed=source.feed,
-                kind=config.export, policy=config.duplicate_policy,
-            )  # fmt: skip
-        to_send = run.workdir / "programs.txt"
-        sent = _write_programs(to_send, options.output, plan.rows_to_send(converted_rows(conversion)))
-        run.report["counts"] = counts(conversion, plan, sent)
-        run.report["ledger"] = plan.report()
-        run.report["sent"] = {"key": run.entry.sent_key, "rows": sent}
-        logger.info("planned", extra={"stage": "plan", "counts": run.report["counts"]})
-        # Freeze the plan: from here on a retry delivers and commits exactly this, or finds it overtaken.
-        services.storage.put_file(run.entry.sent_key, to_send, "text/plain; charset=utf-8")
-        run.save(conversion)
-        layout_names = tuple(f.value for f in layout.fields)
-        services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
-        run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
-        return _deliver_and_commit(run, config, to_send, plan.snapshot)
-    finally:
-        conversion.findings.close()
+    run.converted(conversion)
+    if conversion.status is Status.REJECTED:
+        run.report["counts"] = counts(conversion, None, 0)
+        return _end(run, RunStatus.REJECTED, conversion.reason or "", "rejected")
+    layout = options.output.layout
+    with run.step("plan"):
+        plan = make_plan(
+            services.ledger, converted_rows(conversion), layout, feed=source.feed,
+            kind=config.export, policy=config.duplicate_policy,
+        )  # fmt: skip
+    to_send = run.workdir / "programs.txt"
+    sent = _write_programs(to_send, options.output, plan.rows_to_send(converted_rows(conversion)))
+    run.report["counts"] = counts(conversion, plan, sent)
+    run.report["ledger"] = plan.report()
+    run.report["sent"] = {"key": run.entry.sent_key, "rows": sent}
+    logger.info("planned", extra={"stage": "plan", "counts": run.report["counts"]})
+    # Freeze the plan: from here on a retry delivers and commits exactly this, or finds it overtaken.
+    services.storage.put_file(run.entry.sent_key, to_send, "text/plain; charset=utf-8")
+    run.save()
+    layout_names = tuple(f.value for f in layout.fields)
+    services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
+    run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
+    return _deliver_and_commit(run, config, to_send, plan.snapshot)
 
 
 def _write_programs(path: Path, output: OutputFormat, rows: Iterable[Row]) -> int:
@@ -306,10 +334,10 @@ def _overtaken(run: Run, sha256: str) -> tuple[RunStatus, str] | None:
 def _resume(run: Run) -> Outcome:
     services, entry = run.services, run.entry
     logger.info("resuming run", extra={"stage": entry.stage.name.lower()})
-    stored = services.storage.read_text(entry.report_key)
+    stored = services.storage.lines(entry.report_key)
     if stored is None:  # the report is written before PLANNED is recorded, so this is a fault
         return _fail(run, "internal", f"the run is past planning but its report {entry.report_key} is missing")
-    run.report = json.loads(stored)
+    run.load_stored_report(stored)
     _clear_failure(run.report)
     try:
         config = _load_config(run.feed, services.storage)
@@ -326,6 +354,7 @@ def _resume(run: Run) -> Outcome:
             logger.info("plan overtaken by a later commit: planning again", extra={"stage": "plan"})
             run.entry = replace(entry, stage=Stage.STARTED, layout=(), planned_head=None)
             run.report = _new_report(run.source, run.entry)
+            run.findings, run.first_findings = _no_findings, []
             return _fresh(run)
     elif entry.stage < Stage.COMMITTED:
         last = services.journal.last_delivered(run.feed)
@@ -428,7 +457,6 @@ def _end(
     status: RunStatus,
     reason: str | None,
     folder: str = "processed",
-    conversion: Conversion | None = None,
     *,
     delivery_seconds: float | None = None,
 ) -> Outcome:
@@ -444,7 +472,7 @@ def _end(
         run.report["reason"] = reason
     run.report["seconds"] = round(time.monotonic() - run.started, 3)
     run.stage = "report"
-    run.save(conversion)
+    run.save()
     services.journal.advance(run.feed, entry.ref_id, Stage.FINISHED, status.value)
     run_counts = run.report.get("counts", {})
     emit_run_metrics(run.feed, status.value, run_counts, delivery_seconds=delivery_seconds)
@@ -535,9 +563,10 @@ def _new_report(source: Source, entry: RunEntry) -> dict[str, Any]:
 
 def _carry_earlier_failures(run: Run) -> None:
     """A run started again after a failure before its plan was stored keeps that failure's history."""
-    stored = run.services.storage.read_text(run.entry.report_key)
+    stored = run.services.storage.lines(run.entry.report_key)
     if stored is not None:
-        earlier = json.loads(stored)
+        with Path(os.devnull).open("w", encoding="utf-8") as nowhere:
+            earlier = split_report(stored, nowhere)
         _clear_failure(earlier)
         if earlier.get("earlier_failures"):
             run.report["earlier_failures"] = earlier["earlier_failures"]
