@@ -155,6 +155,13 @@ class _Connection:
         self.upstream = upstream
         self._lock = threading.Lock()
         self.closed = False
+        self.pumps = 2  # running pump threads; the connection counts as open until both have settled
+
+    def pump_done(self) -> bool:
+        """One pump has finished (its bytes counted); True for the last one."""
+        with self._lock:
+            self.pumps -= 1
+            return self.pumps == 0
 
     def close(self) -> None:
         with self._lock:
@@ -392,8 +399,9 @@ class TcpProxy:
             pass  # a reset or a cut (ValueError: the socket was closed under us): the connection is over
         finally:
             connection.close()
-            with self._lock:
-                self._connections.discard(connection)
+            if connection.pump_done():  # only then are both directions' bytes in the stats
+                with self._lock:
+                    self._connections.discard(connection)
 
     def _send_all(self, connection: _Connection, sink: socket.socket, data: bytes) -> int:
         sent = 0
@@ -475,9 +483,7 @@ class TcpProxy:
         for connection in connections:
             connection.close()
         with self._lock:
-            self._cuts += 1
-            for connection in connections:
-                self._connections.discard(connection)
+            self._cuts += 1  # each connection leaves the count of open ones when its pumps have ended
 
 
 ProxyFactory = Callable[[str, int], TcpProxy]
