@@ -146,7 +146,10 @@ class Storage:
                 parts.append({"PartNumber": len(parts) + 1, "ETag": sent["ETag"]})
                 part = stream.read(_PART)
             self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}  # type: ignore[typeddict-item]
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},  # type: ignore[typeddict-item]
             )
         except BaseException:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
