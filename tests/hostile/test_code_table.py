@@ -79,15 +79,28 @@ def test_a_code_table_saved_as_unicode_text_with_invisible_characters_still_read
     assert "144" in table and table.code_504 == "101"
 
 
+@pytest.mark.parametrize("damage", ["an unclosed quote", "random bytes"])
 def test_the_pipeline_fails_a_run_on_a_malformed_code_table_as_config_and_keeps_the_export(
     stack: Stack,  # noqa: F811
+    damage: str,
 ) -> None:
-    stack.s3.put_object(Bucket=BUCKET, Key="config/codes.csv", Body=MALFORMED["an unclosed quote"][0])
+    raw, reason = MALFORMED[damage]
+    stack.s3.put_object(Bucket=BUCKET, Key="config/codes.csv", Body=raw)
     stack.put_config('code_table = "codes.csv"\n' + stack.config())
     event = stack.drop(f"{HEADER}\n{GOOD}\n")
     assert len(stack.invoke(event)["batchItemFailures"]) == 1
     [report] = stack.reports()
     assert report["status"] == "failed" and report["failure"] == "config"
-    assert "config/codes.csv: the row starting on line 2 cannot be read" in report["reason"]
+    assert "config/codes.csv" in report["reason"] and reason in report["reason"]
     assert len(stack.keys(f"incoming/{FEED}/")) == 1
     assert stack.delivered() is None
+
+
+def test_the_pipeline_fails_a_run_on_a_feed_configuration_that_is_not_text_as_config(
+    stack: Stack,  # noqa: F811
+) -> None:
+    stack.s3.put_object(Bucket=BUCKET, Key=f"config/{FEED}.toml", Body=random.Random(3).randbytes(512))
+    assert len(stack.invoke(stack.drop(f"{HEADER}\n{GOOD}\n"))["batchItemFailures"]) == 1
+    [report] = stack.reports()
+    assert report["status"] == "failed" and report["failure"] == "config"
+    assert f"config/{FEED}.toml is not UTF-8 text" in report["reason"]

@@ -38,7 +38,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from programs_bridge.codetable import CodeTable, CodeTableError, parse_code_table
+from programs_bridge.codetable import CodeTable, CodeTableError, read_code_table
 from programs_bridge.convert import Conversion, Status, convert_export, converted_rows
 from programs_bridge.delivery.credentials import SftpCredentials
 from programs_bridge.delivery.errors import DeliveryError
@@ -591,9 +591,13 @@ def _iso(moment: datetime) -> str:
 
 def _load_config(feed: str, storage: Storage) -> FeedConfig:
     key = f"config/{feed}.toml"
-    text = storage.read_text(key)
-    if text is None:
+    raw = storage.read_bytes(key)
+    if raw is None:
         raise ConfigError(f"no configuration for feed {feed!r}: put it at {key} (see the README)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{key} is not UTF-8 text (byte {exc.start + 1} cannot be read): save it as UTF-8") from None
     return parse_feed_config(text, key)
 
 
@@ -601,7 +605,7 @@ def _load_code_table(config: FeedConfig, storage: Storage) -> CodeTable | None:
     if config.code_table is None:
         return None
     key = f"config/{config.code_table}"
-    text = storage.read_text(key)
-    if text is None:
+    raw = storage.read_bytes(key)
+    if raw is None:
         raise ConfigError(f"the code table {key} named in the feed's configuration is not in the bucket")
-    return parse_code_table(text, key)
+    return read_code_table(raw, key)

@@ -108,15 +108,15 @@ class Storage:
             return ()
         return tuple(versions[versions.index(version_id) + 1 :][:limit])
 
-    def read_text(self, key: str) -> str | None:
-        """A small text object (config, code table, a report), or None when there is none."""
+    def read_bytes(self, key: str) -> bytes | None:
+        """A small object (a config, a code table), or None when there is none."""
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 return None
             raise
-        return body.decode("utf-8-sig")
+        return body
 
     def put_text(self, key: str, text: str, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
