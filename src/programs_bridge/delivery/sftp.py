@@ -58,6 +58,7 @@ from programs_bridge.delivery.hostkeys import (
     preferred_algorithms,
 )
 from programs_bridge.delivery.keys import load_private_key
+from programs_bridge.delivery.paramiko_log import keep_paramiko_to_reasons
 from programs_bridge.delivery.remote_names import is_temp_of, remote_path, temp_name
 from programs_bridge.delivery.retry import RetryPolicy, call_with_retries
 
@@ -522,6 +523,7 @@ def _session(login: _Login, attempt: _Attempt) -> Iterator[SFTPClient]:
     """
     import paramiko
 
+    keep_paramiko_to_reasons()
     target, pins = login.target, login.pins
     where = attempt.where
     timeouts = target.timeouts

@@ -7,6 +7,7 @@ run with the ``feed`` dimension, so one invocation that drains several feeds sti
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -23,6 +24,31 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ProgramsBridge")
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
+
+#: The libraries' loggers whose records must come out as this logger's JSON lines in Lambda: our own
+#: modules (the ledger, delivery) and paramiko (warnings and errors only; its tracebacks are filtered out
+#: by ``delivery.paramiko_log``).
+_ROUTED = {"programs_bridge": None, "paramiko": "WARNING"}
+
+
+def route_library_logs() -> None:
+    """In Lambda, write our modules' and paramiko's records through the Powertools handler, as JSON with the
+    run's keys, instead of the runtime's plain-text root handler.
+
+    Powertools' ``copy_config_to_registered_loggers`` also stops those loggers propagating to the root, so
+    this runs only inside Lambda (``AWS_LAMBDA_FUNCTION_NAME`` is set by the runtime), never in the CLI or
+    the tests, whose handlers sit on the root logger.
+    """
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return
+    from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+    from programs_bridge.delivery.paramiko_log import keep_paramiko_to_reasons
+
+    keep_paramiko_to_reasons()  # registers paramiko's loggers before it is imported, and filters them
+    for name, level in _ROUTED.items():
+        logging.getLogger(name)
+        copy_config_to_registered_loggers(source_logger=logger, include={name}, log_level=level)
 
 #: Run-report count -> metric name (the dashboard and alarms in template.yaml use these names).
 COUNT_METRICS = {

@@ -42,7 +42,7 @@ from programs_bridge.pipeline.budget import InvocationBudget
 from programs_bridge.pipeline.events import INCOMING, Ignored, ObjectRef, continuation_body, objects_in
 from programs_bridge.pipeline.journal import Journal
 from programs_bridge.pipeline.lease import FeedBusy, FeedLease
-from programs_bridge.pipeline.observe import Notifier, emit_run_metrics, logger, tracer
+from programs_bridge.pipeline.observe import Notifier, emit_run_metrics, logger, route_library_logs, tracer
 from programs_bridge.pipeline.run import Outcome, RunContinues, RunFailed, Services, Source, ref_id, run_source
 from programs_bridge.pipeline.storage import ObjectVersion, Storage
 
@@ -54,6 +54,9 @@ _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_fail
 _idempotency = IdempotencyConfig(
     event_key_jmespath="[bucket, key, version, continuation]", expires_after_seconds=7 * 24 * 3600
 )
+
+
+route_library_logs()
 
 
 @cache

@@ -1,0 +1,40 @@
+"""paramiko's own log, kept to reasons: no tracebacks in the command's stderr or in the Lambda's JSON logs.
+
+When a connection dies under it (a server that stalls, sends garbage or closes mid-handshake), paramiko's
+transport thread logs the reason and then the whole traceback, one ERROR record per line
+(``Transport._log(ERROR, util.tb_strings())``).  Our own error already tells the district what happened;
+the traceback lines only break the JSON logs and alarm whoever reads them.  The filter keeps every record
+that states something ("Exception (client): Error reading SSH protocol banner") and drops the lines of a
+traceback; no record keeps an attached exception.
+"""
+
+from __future__ import annotations
+
+import logging
+
+#: The loggers paramiko's transport and SFTP client write to (``paramiko.util.get_logger`` channels).
+PARAMIKO_LOGGERS = ("paramiko", "paramiko.transport", "paramiko.transport.sftp")
+
+
+class ReasonsOnly(logging.Filter):
+    """Drop the lines of a traceback; keep the rest, without any attached exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Traceback (most recent call last)") or message[:1].isspace():
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+_FILTER = ReasonsOnly()
+
+
+def keep_paramiko_to_reasons() -> None:
+    """Install the filter on paramiko's loggers (idempotent; a filter on a logger sees its own records)."""
+    for name in PARAMIKO_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
