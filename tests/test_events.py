@@ -2,6 +2,9 @@
 
 import json
 from pathlib import Path
+from urllib.parse import quote_plus
+
+import pytest
 
 from programs_bridge.pipeline.events import Ignored, ObjectRef, continuation_body, objects_in
 
@@ -55,6 +58,14 @@ def test_a_file_directly_under_incoming_is_ignored() -> None:
     event["Records"][0]["s3"]["object"]["key"] = "incoming/export.csv"  # type: ignore[index]
     [ignored] = objects_in(event)
     assert isinstance(ignored, Ignored) and "incoming/<feed>/" in ignored.reason
+
+
+@pytest.mark.parametrize("feed", ["district\n", "district\r", ".hidden", "a" * 65, "dis trict"])
+def test_a_feed_folder_name_outside_the_safe_alphabet_is_ignored_with_a_reason(feed: str) -> None:
+    event = load("s3-put.json")
+    event["Records"][0]["s3"]["object"]["key"] = quote_plus(f"incoming/{feed}/export.csv", safe="/")  # type: ignore[index]
+    [ignored] = objects_in(event)
+    assert isinstance(ignored, Ignored) and "feed folder name" in ignored.reason
 
 
 def test_a_continuation_names_the_same_object_version_with_a_token_of_its_own() -> None:

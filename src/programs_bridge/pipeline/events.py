@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 INCOMING = "incoming/"
 #: The key of a continuation's token at the top of an S3 notification body.
 CONTINUATION = "programsBridgeContinuation"
-_FEED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_FEED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ign
     feed, _, rest = key[len(INCOMING) :].partition("/")
     if not rest:
         return Ignored("a file directly under incoming/: put it under incoming/<feed>/")
-    if not _FEED.match(feed):
+    if not _FEED.fullmatch(feed):  # (``$`` would let a trailing line break through)
         return Ignored("the feed folder name has characters other than letters, digits, '.', '_' and '-'")
     return ObjectRef(
         bucket=record.s3.bucket.name,
