@@ -30,7 +30,15 @@ from programs_bridge.headers import ColumnMatch, match_columns
 from programs_bridge.layout import COLUMN_BY_FIELD, Field
 from programs_bridge.mapping import Mapping
 from programs_bridge.profiles import PROFILES, closest_profile, detect_profile
-from programs_bridge.reader import ExportError, ExportInfo, ExportReader
+from programs_bridge.reader import (
+    DEFAULT_LIMITS,
+    ExportError,
+    ExportInfo,
+    ExportReader,
+    LimitError,
+    ReadCounts,
+    ReadLimits,
+)
 from programs_bridge.render import OutputFormat, render_header
 from programs_bridge.rows import WRITTEN, Outcome, RecordKey, RowConverter
 
@@ -61,6 +69,8 @@ class ConvertOptions:
     today: date = field(default_factory=date.today)
     keep_source_lines: bool = False
     """Also write ``Conversion.source_lines``: which export line each programs.txt row came from."""
+    read_limits: ReadLimits = DEFAULT_LIMITS
+    """How large a file, line, value and header may be before the file is refused (README: What it reads)."""
 
 
 @dataclass
@@ -81,6 +91,12 @@ class Conversion:
     rows_rejected: int = 0
     rows_skipped: int = 0
     rows_merged: int = 0
+    rows_blank: int = 0
+    """Blank or delimiter-only lines, skipped: not rows, but counted so that every line is accounted for."""
+    lines_read: int = 0
+    """Physical lines: the header, ``rows_read`` rows, ``rows_blank`` and lines inside quoted values."""
+    reason_code: str | None = None
+    """With a limit's refusal, which one (``file_too_large``, ``line_too_long`` ...)."""
     findings: FindingLog = field(default_factory=FindingLog)
     output: Path | None = None
     source_lines: Path | None = None
@@ -103,7 +119,11 @@ def convert_export(
     """Convert ``source``; write programs.txt to ``destination`` when given and the file is accepted."""
     result = Conversion(str(source), options=options)
     try:
-        with ExportReader(source, delimiter=options.delimiter, encoding=options.encoding) as reader:
+        reader = ExportReader(
+            source, delimiter=options.delimiter, encoding=options.encoding, limits=options.read_limits,
+            on_finding=result.findings.add,
+        )  # fmt: skip
+        with reader:
             result.info = reader.info
             result.findings.extend(reader.findings)
             chosen = _choose_mapping(reader.header, options.mapping, result)
@@ -117,6 +137,7 @@ def convert_export(
             staging_dir = destination.parent if destination is not None else None
             with _Staging(staging_dir, options.output) as staged:
                 _first_pass(reader.rows(), converter, staged, result, progress)
+                _count_lines(reader.counts, result)
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
                 if result.status is not Status.REJECTED and destination is not None:
@@ -124,9 +145,21 @@ def convert_export(
                         result.source_lines = staged.save_source_lines(destination)
                     staged.publish(destination)
                     result.output = destination
+    except LimitError as exc:
+        result.reason_code = exc.code
+        return result.reject(str(exc))
     except ExportError as exc:
         return result.reject(str(exc))
     return result
+
+
+def _count_lines(counts: ReadCounts, result: Conversion) -> None:
+    """Every physical line in the totals: rows the reader left out for their encoding (each with its row
+    error) are read and rejected rows; blank lines are counted apart."""
+    result.rows_read += counts.damaged
+    result.rows_rejected += counts.damaged
+    result.rows_blank = counts.blank
+    result.lines_read = counts.lines
 
 
 def _choose_mapping(

@@ -29,6 +29,7 @@ def report_head(conversion: Conversion) -> dict[str, Any]:
         "source": conversion.source,
         "status": conversion.status.value,
         "reason": conversion.reason,
+        "reason_code": conversion.reason_code,
         "profile": conversion.profile,
         "profile_detected": conversion.profile_detected,
         "encoding": info.encoding if info else None,
@@ -44,6 +45,8 @@ def report_head(conversion: Conversion) -> dict[str, Any]:
         "rows_rejected": conversion.rows_rejected,
         "rows_skipped": conversion.rows_skipped,
         "rows_merged": conversion.rows_merged,
+        "rows_blank": conversion.rows_blank,
+        "lines_read": conversion.lines_read,
         "findings_by_severity": dict(conversion.findings.by_severity),
         "findings_by_code": dict(sorted(conversion.findings.by_code.items())),
     }
@@ -114,6 +117,7 @@ def summary(conversion: Conversion, report_path: Path | None = None) -> str:
             f"  rows: {conversion.rows_read:,} read, {conversion.rows_written:,} written, "
             f"{conversion.rows_rejected:,} rejected, {conversion.rows_skipped:,} skipped, "
             f"{conversion.rows_merged:,} merged duplicates"
+            + (f"; {conversion.rows_blank:,} blank line(s) passed over" if conversion.rows_blank else "")
         )
     shown = conversion.findings.first[:_SUMMARY_FINDINGS]
     if shown:

@@ -201,3 +201,15 @@ def test_the_utf8_row_of_a_windows_1252_export_gets_an_error_naming_its_line(tmp
     assert [f.code for f in reader.findings] == ["encoding_cp1252", "encoding_mixed"]
     assert row_errors(reader.findings) == [(6, "encoding_mixed", Severity.ERROR)]
     assert [fields[1:3] for _, fields in rows] == [list(pair) for pair in CP1252_NAMES]
+
+
+def test_a_conversion_counts_the_damaged_row_as_read_and_rejected_and_reports_its_error(tmp_path: Path) -> None:
+    rows = [programs_row(n, last.encode(), first.encode()) for n, (last, first) in enumerate(NAMES, start=1)]
+    rows.insert(2, programs_row(999, b"G\xf3mez", b"Luis"))  # line 4
+
+    conversion, _ = convert(tmp_path, ILLUMINATE + b"".join(rows) + b"\n\t\t\t\n")
+
+    assert (conversion.rows_read, conversion.rows_rejected, conversion.rows_written) == (6, 1, 5)
+    assert conversion.rows_read == conversion.rows_valid + conversion.rows_rejected + conversion.rows_skipped
+    assert (conversion.rows_blank, conversion.lines_read) == (2, 9)  # every physical line is in the totals
+    assert [(f["line"], f["code"]) for f in conversion.findings.as_dicts()] == [(4, "encoding_invalid_bytes")]

@@ -204,3 +204,17 @@ def test_a_gzip_stream_of_delimiter_only_lines_is_counted_not_lost(tmp_path: Pat
         rows = list(reader.rows())
 
     assert (len(rows), reader.counts.blank, reader.counts.lines) == (4, 200_000, 200_005)
+
+
+def test_a_conversion_refused_at_a_limit_says_which_limit_in_its_report(tmp_path: Path) -> None:
+    from datetime import date
+
+    from programs_bridge.convert import ConvertOptions, convert_export
+    from programs_bridge.report import report_head
+
+    path = write(tmp_path, HEADER + ROWS)
+    options = ConvertOptions(today=date(2026, 9, 1), read_limits=ReadLimits(max_columns=3))
+    conversion = convert_export(path, tmp_path / "programs.txt", options)
+    head = report_head(conversion)
+    assert (head["status"], head["reason_code"]) == ("rejected", "too_many_columns")
+    assert "(limit max_columns)" in head["reason"]
