@@ -26,8 +26,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+#: Exit code when the command could not finish its work and kept nothing (as for a rejected file).
+EXIT_FAILED = 2
+
+
 class UsageError(Exception):
     """A problem with how the command was called or configured: exit code 64, one line, no traceback."""
+
+
+class CommandFailed(Exception):
+    """The work could not be finished (a full disk, say) and nothing was kept: exit code 2, one line."""
 
 
 Handler = Callable[[argparse.Namespace], int]
@@ -57,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandFailed as exc:
+        print(f"programs-bridge: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("programs-bridge: interrupted", file=sys.stderr)
         return 130

@@ -7,12 +7,14 @@ them; 2 the file was rejected and nothing was written; 64 a usage or configurati
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from programs_bridge.cli import UsageError
+from programs_bridge.cli import CommandFailed, UsageError
 from programs_bridge.codetable import CodeTableError, load_code_table
 from programs_bridge.convert import (
     DEFAULT_MAX_REJECT_SHARE,
@@ -24,6 +26,7 @@ from programs_bridge.convert import (
 from programs_bridge.layout import LAYOUTS, custom_layout
 from programs_bridge.mapping import MappingError, load_mapping
 from programs_bridge.profiles import PROFILES
+from programs_bridge.reader import ReadLimits
 from programs_bridge.render import OutputFormat
 from programs_bridge.report import save_report, summary
 
@@ -53,6 +56,10 @@ def add_converter_options(parser: argparse.ArgumentParser) -> None:
                         help="input encoding (default: detect)")  # fmt: skip
     parser.add_argument("--as-of", type=date.fromisoformat, metavar="YYYY-MM-DD",
                         help="judge dates (e.g. birth dates in the future) as of this day; default today")  # fmt: skip
+    limits = parser.add_argument_group("limits", "refuse a file past these (defaults: README, What it reads)")
+    for setting in dataclasses.fields(ReadLimits):
+        limits.add_argument(f"--{setting.name.replace('_', '-')}", type=int, metavar="N", dest=setting.name,
+                            help=f"default {setting.default:,}")  # fmt: skip
 
 
 def options_from_args(args: argparse.Namespace) -> ConvertOptions:
@@ -65,6 +72,8 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
         mapping = load_mapping(args.mapping) if args.mapping else PROFILES.get(args.profile or "")
         code_table = load_code_table(args.code_table) if args.code_table else None
         layout = custom_layout([c.strip() for c in args.columns.split(",")]) if args.columns else LAYOUTS[args.layout]
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ReadLimits)}
+        limits = ReadLimits(**{name: value for name, value in given.items() if value is not None})
     except (MappingError, CodeTableError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     return ConvertOptions(
@@ -75,6 +84,7 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
         delimiter=DELIMITERS[args.delimiter] if args.delimiter else (mapping.delimiter if mapping else None),
         encoding=args.encoding or (mapping.encoding if mapping else None),
         today=args.as_of or date.today(),
+        read_limits=limits,
     )
 
 
@@ -84,15 +94,43 @@ def terminal_progress(rows: int) -> None:
 
 def run_conversion(args: argparse.Namespace, destination: Path | None) -> Conversion:
     options = options_from_args(args)
+    if args.report:
+        writable(args.report, "the report")
     progress = terminal_progress if sys.stderr.isatty() else None
-    conversion = convert_export(args.input, destination, options, progress)
+    try:
+        conversion = convert_export(args.input, destination, options, progress)
+    except OSError as exc:  # the disk filled up (the staged rows are removed on the way out)
+        raise CommandFailed(f"could not write programs.txt: {exc.strerror or exc}; nothing was kept") from None
     if progress is not None and conversion.rows_read >= 50_000:
         print("\r\033[K", end="", file=sys.stderr)
-    if args.report:
-        save_report(conversion, args.report)
+    try:
+        if args.report:
+            save_report(conversion, args.report)
+    except OSError as exc:
+        for written in (conversion.output, conversion.source_lines, args.report):
+            if written is not None:
+                written.unlink(missing_ok=True)
+        raise CommandFailed(
+            f"could not write the report {args.report}: {exc.strerror or exc}; programs.txt was not kept either"
+        ) from None
+    finally:
+        conversion.findings.close()
     print(summary(conversion, args.report), file=sys.stderr)
-    conversion.findings.close()
     return conversion
+
+
+def writable(path: Path, what: str) -> None:
+    """Fail before any work when ``path`` cannot be written: a missing folder, a folder in the way, a disk
+    that refuses files (tried for real, with a probe file, since root passes every permission check)."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {what} {path}: folder {path.parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".programs-bridge-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -103,8 +141,7 @@ def _convert(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.is_dir():
         output = output / "programs.txt"
-    if not output.parent.is_dir():
-        raise UsageError(f"folder {output.parent} does not exist")
+    writable(output, "programs.txt")
     return EXIT_CODES[run_conversion(args, output).status]
 
 

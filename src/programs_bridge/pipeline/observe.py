@@ -50,6 +50,7 @@ def route_library_logs() -> None:
         logging.getLogger(name)
         copy_config_to_registered_loggers(source_logger=logger, include={name}, log_level=level)
 
+
 #: Run-report count -> metric name (the dashboard and alarms in template.yaml use these names).
 COUNT_METRICS = {
     "rows_read": "RowsRead",

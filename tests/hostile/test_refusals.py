@@ -1,0 +1,93 @@
+"""The command's refusals: a destination it cannot write, a disk that fills up, a limit set on the command
+line.  Each is one line on stderr and an exit code, never a traceback, and nothing half-written is left."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from programs_bridge.cli import main
+
+EXPORT = (
+    "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID\n"
+    "918273645,Quillfeather,Ysolde,3/4/2012,144,8/15/2025,,101\n"
+)
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    path = tmp_path / "export.csv"
+    path.write_text(EXPORT)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["convert", *argv, "--as-of", "2026-09-01"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def left_behind(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != "export.csv")
+
+
+@pytest.mark.parametrize(
+    ("flag", "where", "said"),
+    [
+        ("-o", "missing/programs.txt", "folder"),
+        ("-o", "/proc/programs.txt", "cannot write programs.txt /proc/programs.txt"),
+        ("--report", "/proc/report.json", "cannot write the report /proc/report.json"),
+        ("--report", ".", "is a folder"),
+    ],
+)
+def test_a_destination_that_cannot_be_written_is_refused_before_any_work(
+    export: Path, capsys: pytest.CaptureFixture[str], flag: str, where: str, said: str
+) -> None:
+    args = {"-o": str(export.parent / "programs.txt"), "--report": str(export.parent / "report.json")}
+    args[flag] = where if where.startswith("/") or where == "." else str(export.parent / where)
+    code, err = run(capsys, str(export), "-o", args["-o"], "--report", args["--report"])
+    assert code == 64 and said in err and len(err.strip().splitlines()) == 1
+    assert left_behind(export.parent) == []  # no programs.txt published before the report was found unwritable
+
+
+def test_a_disk_that_fills_up_while_converting_leaves_nothing_behind(
+    export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from programs_bridge import convert
+
+    def full(*_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(convert._Staging, "add", full)
+    code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"))
+    assert code == 2 and "No space left on device" in err and "nothing was kept" in err
+    assert left_behind(export.parent) == []  # no staged rows, no programs.txt
+
+
+def test_a_report_that_cannot_be_finished_takes_programs_txt_with_it(
+    export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from programs_bridge import conversion_cli
+
+    def half_written(conversion: Any, path: Path) -> None:
+        path.write_text('{"status": ')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(conversion_cli, "save_report", half_written)
+    report = export.parent / "report.json"
+    code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"), "--report", str(report))
+    assert code == 2 and "could not write the report" in err and "programs.txt was not kept" in err
+    assert left_behind(export.parent) == []
+
+
+def test_limits_can_be_set_on_the_command_line_and_a_nonsensical_one_is_a_usage_error(
+    export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"), "--max-columns", "3")
+    assert code == 2 and "(limit max_columns)" in err
+    code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"), "--max-line-bytes", "10")
+    assert code == 64 and "max_line_bytes must be a whole number of at least 1024" in err
