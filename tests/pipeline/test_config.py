@@ -40,6 +40,12 @@ def test_an_inline_mapping_layout_and_line_ending_reach_the_converter() -> None:
     assert config.export is ExportKind.DELTA and config.duplicate_policy is Policy.REPAIR
 
 
+def test_read_limits_are_set_per_feed_and_reach_the_converter() -> None:
+    config = parse_feed_config("[limits]\nmax_columns = 40\n" + SFTP, "config/district.toml")
+    limits = config.convert_options(None, date(2026, 9, 1)).read_limits
+    assert (limits.max_columns, limits.max_line_bytes) == (40, 1 << 20)
+
+
 def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> None:
     config = parse_feed_config(SFTP + "[sftp.timeouts]\nconnect = 5\nio = 20.5\n", "config/district.toml")
     timeouts = config.sftp_target().timeouts
@@ -62,6 +68,8 @@ def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> 
         ("[sftp\n", "is not valid TOML"),
         (SFTP + "[sftp.timeouts]\nio = 0\n", "sftp.timeouts"),
         (SFTP + "[sftp.timeouts]\nread = 5\n", "sftp.timeouts.read: unknown setting"),
+        ("[limits]\nmax_rows = 5\n" + SFTP, "limits.max_rows: unknown setting"),
+        ("[limits]\nmax_field_bytes = 10\n" + SFTP, "max_field_bytes must be a whole number of at least 1024"),
     ],
 )
 def test_every_problem_is_named_by_its_path(text: str, problem: str) -> None:

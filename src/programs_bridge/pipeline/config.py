@@ -22,6 +22,7 @@ from programs_bridge.layout import LAYOUTS, Layout, custom_layout
 from programs_bridge.ledger.model import ExportKind, Policy
 from programs_bridge.mapping import Mapping
 from programs_bridge.profiles import PROFILES
+from programs_bridge.reader import ReadLimits
 from programs_bridge.render import OutputFormat
 
 
@@ -65,6 +66,8 @@ class FeedConfig(_Strict):
     columns: tuple[str, ...] | None = None
     line_ending: Literal["lf", "crlf"] = "lf"
     header: bool = True
+    limits: ReadLimits = Setting(default_factory=ReadLimits)
+    """``[limits]``: how large a file, a line, a value and a header may be (README: What it reads)."""
     sftp: SftpSettings
 
     @model_validator(mode="after")
@@ -89,6 +92,7 @@ class FeedConfig(_Strict):
             encoding=self.mapping.encoding if self.mapping else None,
             today=today,
             keep_source_lines=True,
+            read_limits=self.limits,
         )
 
     def retry_policy(self) -> RetryPolicy:
