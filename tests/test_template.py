@@ -348,6 +348,7 @@ def test_the_function_gets_every_setting_the_pipeline_reads_from_its_environment
     source = "\n".join(path.read_text() for path in (ROOT / "src" / "programs_bridge" / "pipeline").glob("*.py"))
     read = set(re.findall(r"os\.environ(?:\.get\(|\[)\"([A-Z][A-Z0-9_]*)\"", source))
     local_only = {"AWS_ENDPOINT_URL", "PROGRAMS_BRIDGE_WORKDIR"}  # moto in tests and the demo; a default
+    local_only.add("AWS_LAMBDA_FUNCTION_NAME")  # set by the Lambda runtime itself
     assert {"LEDGER_TABLE", "IDEMPOTENCY_TABLE"} <= read  # the search finds what it should
     assert read - local_only <= set(props("PipelineFunction")["Environment"]["Variables"])
 
