@@ -25,13 +25,13 @@ from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote_plus
 
 import boto3
 
 from programs_bridge.ledger.store import create_table
 from programs_bridge.local.moto_server import MotoServer, moto_server
 from programs_bridge.local.sftp_server import LocalSftp, local_sftp
+from programs_bridge.pipeline.events import ObjectRef, s3_record
 
 FEED = "district"
 BUCKET = "programs-bridge-demo"
@@ -165,24 +165,11 @@ def _provision(sftp: LocalSftp, config_text: str) -> None:
 
 def s3_event_via_sqs(bucket: str, key: str, response: dict[str, Any], size: int) -> dict[str, Any]:
     """The SQS message AWS sends for an S3 ObjectCreated notification (the key URL-encoded, as S3 does)."""
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {
-                "key": quote_plus(key, safe="/"),
-                "size": size,
-                "eTag": response["ETag"].strip('"'),
-                "versionId": response.get("VersionId", ""),
-                "sequencer": f"{time.time_ns():X}",
-            },
-        },
-    }
+    ref = ObjectRef(
+        bucket=bucket, key=key, version_id=response.get("VersionId") or None, etag=response["ETag"].strip('"'),
+        size=size, sequencer=f"{time.time_ns():X}", event_time=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+    )  # fmt: skip
+    record = s3_record(ref)
     return {
         "Records": [
             {

@@ -107,9 +107,16 @@ def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ign
 
 def continuation_body(ref: ObjectRef, token: str) -> dict[str, Any]:
     """The queue message that brings ``ref``'s run back: S3's notification shape, with ``token``."""
-    record = {
+    return {"Records": [s3_record(ref)], CONTINUATION: token}
+
+
+def s3_record(ref: ObjectRef) -> dict[str, Any]:
+    """The S3 ObjectCreated notification record for ``ref``, as S3 writes it (the key URL-encoded): the
+    inverse of ``object_ref``, for continuations and for the demo's and tests' events."""
+    return {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
         "eventTime": ref.event_time,
         "eventName": "ObjectCreated:Put",
         "s3": {
@@ -124,4 +131,3 @@ def continuation_body(ref: ObjectRef, token: str) -> dict[str, Any]:
             },
         },
     }
-    return {"Records": [record], CONTINUATION: token}

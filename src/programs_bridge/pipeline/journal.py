@@ -138,7 +138,8 @@ class Journal:
     def replan(self, feed: str, ref_id: str) -> bool:
         """Send a run whose frozen plan was overtaken (another run committed since) back to ``STARTED``,
         if it has delivered nothing yet.  False when it had already moved on."""
-        return self._update(feed, ref_id, Stage.STARTED, "in_progress", "#stage = :planned", planned=True)
+        planned = {":planned": {"N": str(int(Stage.PLANNED))}}
+        return self._update(feed, ref_id, Stage.STARTED, "in_progress", "#stage = :planned", condition_values=planned)
 
     def _update(
         self,
@@ -149,12 +150,15 @@ class Journal:
         condition: str,
         extra: dict[str, Any] | None = None,
         *,
-        planned: bool = False,
+        condition_values: dict[str, Any] | None = None,
     ) -> bool:
+        """Set the stage and status (and ``extra`` attributes) when ``condition`` holds; False when it did not."""
         names = {"#stage": "stage", "#status": "status"}
-        values: dict[str, Any] = {":stage": {"N": str(int(stage))}, ":status": {"S": status}}
-        if planned:
-            values[":planned"] = {"N": str(int(Stage.PLANNED))}
+        values: dict[str, Any] = {
+            ":stage": {"N": str(int(stage))},
+            ":status": {"S": status},
+            **(condition_values or {}),
+        }
         update = "SET #stage = :stage, #status = :status"
         for name, value in (extra or {}).items():
             update += f", {name} = :{name}"

@@ -95,8 +95,7 @@ def emit_run_metrics(
     failure: str | None = None,
 ) -> None:
     """One EMF batch for one run of one feed."""
-    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-    metrics.add_dimension(name="feed", value=feed)
+    metrics = _feed_metrics(feed)
     for count, name in COUNT_METRICS.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts.get(count, 0))
     # A failure counts once, under its own kind, so each kind raises exactly one alarm.
@@ -125,7 +124,13 @@ class Notifier:
 
 def emit_continued(feed: str) -> None:
     """A run stopped at a safe point to continue in a new invocation (not a failure: no alarm)."""
-    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-    metrics.add_dimension(name="feed", value=feed)
+    metrics = _feed_metrics(feed)
     metrics.add_metric(name=CONTINUED_METRIC, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()
+
+
+def _feed_metrics(feed: str) -> EphemeralMetrics:
+    """A batch of metrics with the ``feed`` dimension (the dashboard's and alarms' only dimension)."""
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    metrics.add_dimension(name="feed", value=feed)
+    return metrics

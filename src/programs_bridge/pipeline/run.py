@@ -163,6 +163,8 @@ class Run:
     stage: str = "start"
     """The stage under way, named in a failure's reason."""
     started: float = field(default_factory=time.monotonic)
+    retried: bool = False
+    """An earlier attempt began this run (its stored report may hold failures to carry on)."""
     #: The report's findings as JSON texts, walked again at every save (never all in memory).
     findings: Callable[[], Iterable[str]] = _no_findings
     first_findings: list[dict[str, Any]] = field(default_factory=list)
@@ -211,19 +213,17 @@ class Run:
 
 def run_source(source: Source, services: Services) -> Outcome:
     """Take one export through every stage, resuming where an earlier attempt stopped."""
-    entry = services.journal.begin(
-        source.feed,
-        RunEntry(
-            ref_id=source.ref_id,
-            run_id=source.run_id,
-            stage=Stage.STARTED,
-            status=RunStatus.IN_PROGRESS.value,
-            report_key=f"reports/{source.feed}/{source.run_id}.json",
-            sent_key=f"processed/{source.feed}/{source.run_id}.programs.txt",
-            layout=(),
-            source_time=source.uploaded,
-        ),
+    new = RunEntry(
+        ref_id=source.ref_id,
+        run_id=source.run_id,
+        stage=Stage.STARTED,
+        status=RunStatus.IN_PROGRESS.value,
+        report_key=f"reports/{source.feed}/{source.run_id}.json",
+        sent_key=f"processed/{source.feed}/{source.run_id}.programs.txt",
+        layout=(),
+        source_time=source.uploaded,
     )
+    entry = services.journal.begin(source.feed, new)
     logger.append_keys(feed=source.feed, run_id=entry.run_id)
     try:
         if entry.stage is Stage.FINISHED:
@@ -231,7 +231,7 @@ def run_source(source: Source, services: Services) -> Outcome:
             return Outcome(entry.run_id, entry.status, entry.report_key)
         workdir = services.workdir / entry.run_id
         workdir.mkdir(parents=True, exist_ok=True)
-        run = Run(source, entry, services, workdir, _new_report(source, entry))
+        run = Run(source, entry, services, workdir, _new_report(source, entry), retried=entry is not new)
         try:
             return _fresh(run) if entry.stage is Stage.STARTED else _resume(run)
         except (RunFailed, RunContinues):
@@ -253,7 +253,8 @@ def run_source(source: Source, services: Services) -> Outcome:
 
 def _fresh(run: Run) -> Outcome:
     services, source = run.services, run.source
-    _carry_earlier_failures(run)
+    if run.retried:
+        _carry_earlier_failures(run)
     try:
         config = _load_config(source.feed, services.storage)
         code_table = _load_code_table(config, services.storage)
@@ -352,9 +353,12 @@ def _resume(run: Run) -> Outcome:
         if head != entry.planned_head and services.journal.replan(run.feed, entry.ref_id):
             # Another run committed since this plan was made: its classes (exit, duplicate risk) are stale.
             logger.info("plan overtaken by a later commit: planning again", extra={"stage": "plan"})
+            earlier = run.report.get("earlier_failures")
             run.entry = replace(entry, stage=Stage.STARTED, layout=(), planned_head=None)
             run.report = _new_report(run.source, run.entry)
-            run.findings, run.first_findings = _no_findings, []
+            if earlier:
+                run.report["earlier_failures"] = earlier
+            run.findings, run.first_findings, run.retried = _no_findings, [], False  # nothing more to read back
             return _fresh(run)
     elif entry.stage < Stage.COMMITTED:
         last = services.journal.last_delivered(run.feed)

@@ -160,9 +160,10 @@ def drain(feed: str, ref: dict[str, str], services: Services) -> list[Outcome]:
             source = Source(feed, key, version)
             sources[source.ref_id] = source
     current = set(sources)
-    trigger = _trigger(ref, services)
-    if trigger is not None:
-        sources.setdefault(trigger.ref_id, trigger)
+    if ref_id(ref["key"], ref["version_id"] or None, ref["etag"]) not in current:  # listed already: no lookup
+        trigger = _trigger(ref, services)
+        if trigger is not None:
+            sources[trigger.ref_id] = trigger
     outcomes = []
     # Oldest first; in one second, by key name, and a key's current version after its older ones.
     for source in sorted(sources.values(), key=lambda s: (s.uploaded, s.key, s.ref_id in current)):
