@@ -668,12 +668,20 @@ class _Meter(Generic[AnyStr]):
             if length > self.max_line:
                 raise _Stop("long_line", self.start)
             if length > self.max_field:
-                if len(self.long) < _LONG_LINES_KEPT:
-                    self.long.append(self.start)
-                else:
-                    self.too_many_long = True
+                self._keep_long()
             self.start = self.offset + last + 1
         self.offset = end
+
+    def finish(self) -> None:
+        """The end of the stream: the last line, when no line break ends it, is measured too."""
+        if (self.offset - self.start) * self.scale > self.max_field:
+            self._keep_long()
+
+    def _keep_long(self) -> None:
+        if len(self.long) < _LONG_LINES_KEPT:
+            self.long.append(self.start)
+        else:
+            self.too_many_long = True
 
 
 class _QuoteParity:
@@ -764,6 +772,7 @@ def _settle_bytes(
         _scan_bytes(stream, meter, parity, evidence, utf8=encoding != "cp1252")
     except _Stop as stop:
         raise _stopped(stop, open_chunks, encoding, limits) from None
+    meter.finish()
     long_lines = _long_lines(meter, open_chunks, encoding)
     plan = _Plan(encoding, findings, None, long_lines, meter.too_many_long, parity.quoted_break)
     if encoding == "cp1252":
@@ -912,6 +921,7 @@ def _settle_utf16(
             seen += len(text)
     except _Stop as stop:
         raise _stopped(stop, open_chunks, encoding, limits) from None
+    meter.finish()
     return _Plan(encoding, findings, None, _long_lines(meter, open_chunks, encoding), meter.too_many_long, quotes)
 
 

@@ -127,6 +127,16 @@ def test_a_value_longer_than_max_field_bytes_names_its_row_and_the_limit(tmp_pat
     assert "quote" not in str(refused)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_value_too_large_on_a_last_line_without_a_line_break_is_refused_too(tmp_path: Path, encoding: str) -> None:
+    text = (HEADER + ROWS).decode() + "00999,Lee," + "A" * 100_000 + ",101"  # no line break at the end
+    path = write(tmp_path, text.encode(encoding))
+
+    refused = refusal(path)
+
+    assert (refused.code, refused.line) == ("value_too_large", 6)
+
+
 def test_a_quoted_value_spanning_lines_past_max_field_bytes_names_the_row_it_starts_in(tmp_path: Path) -> None:
     note = b"\n".join([b"x" * 49] * 2_000)  # 100,000 bytes over 2,000 lines, each of them short
     path = write(tmp_path, HEADER + ROWS + b'00999,"' + note + b'",Ann,101\n00998,Kim,Bo,101\n')
