@@ -35,7 +35,6 @@ from programs_bridge.reader import (
     ExportError,
     ExportInfo,
     ExportReader,
-    LimitError,
     ReadCounts,
     ReadLimits,
 )
@@ -145,10 +144,8 @@ def convert_export(
                         result.source_lines = staged.save_source_lines(destination)
                     staged.publish(destination)
                     result.output = destination
-    except LimitError as exc:
-        result.reason_code = exc.code
-        return result.reject(str(exc))
     except ExportError as exc:
+        result.reason_code = exc.code
         return result.reject(str(exc))
     return result
 

@@ -91,11 +91,6 @@ class RowSet:
             self._bits[byte] |= mask
             self._count += 1
 
-    def __contains__(self, index: object) -> bool:
-        if not isinstance(index, int) or not 0 <= index < len(self._bits) << 3:
-            return False
-        return bool(self._bits[index >> 3] & 1 << (index & 7))
-
     def __len__(self) -> int:
         return self._count
 
@@ -119,7 +114,6 @@ class DuplicateVerdict:
     drop: RowSet
     merged: int = 0
     rejected: int = 0
-    case_only: int = 0
 
 
 class DuplicateFinder:
@@ -198,7 +192,7 @@ class DuplicateFinder:
         return _arrays(self._spool, "q", _READ_ITEMS)
 
     def resolve(
-        self, staged_rows: Iterable[bytes], layout: Layout, findings: FindingLog, staged_bytes: int | None = None
+        self, staged_rows: Iterable[bytes], layout: Layout, findings: FindingLog, staged_bytes: int
     ) -> DuplicateVerdict:
         """Pass 2 over the staged rows (UTF-8 lines as written, without header), in the order they were added.
 
@@ -209,11 +203,11 @@ class DuplicateFinder:
         if not self.repeats:
             return verdict
         self._bits = bytearray()  # pass 1 is over: its bitset goes back before pass 2 builds its tables
-        row_bytes = (staged_bytes or 0) // max(self.rows, 1) or 160
+        row_bytes = staged_bytes // max(self.rows, 1) or 160
         distinct = self._distinct_suspects()
         # Distinct keys among the rows picked: a suspect hash's rows, the earlier row of another hash it
         # shared a slot with, and (with the bitset) rows that share a suspect's slot by chance.
-        keys = 2 * distinct + (self.rows * distinct >> 24 if self._suspect_bits is not None else 0)
+        keys = 2 * distinct + (self.rows * distinct // _SUSPECT_BITS if self._suspect_bits is not None else 0)
         wanted = -(-keys * (row_bytes + _KEY_COST) // _PARTITION_BUDGET)
         positions = key_positions(layout)
         with ExitStack() as files:
@@ -225,7 +219,6 @@ class DuplicateFinder:
                 partition.close()  # its disk space back before the next one is read
             for index, line, kind, referred, detail in decisions.in_line_order():
                 if kind == _CASE:
-                    verdict.case_only += 1
                     findings.add(_case_only(line, referred, detail))
                     continue
                 verdict.drop.add(index)
@@ -313,6 +306,8 @@ def _decide(
         try:
             states = _learn(partition, positions, order, check=splits < _MAX_SPLITS)
         except _TooManyKeys:
+            states = None  # split below, outside the handler: its traceback would keep _learn's tables alive
+        if states is None:
             order.close()
             with ExitStack() as files:
                 parts = _temporary_files(files, _SPLIT)

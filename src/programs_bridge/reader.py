@@ -175,6 +175,9 @@ class ExportError(Exception):
     """The whole file cannot be read.  The message is one sentence a data clerk can act on, with no
     student data in it (at most a line number)."""
 
+    #: Which refusal, for the report's ``reason_code`` (set by :class:`LimitError`; None for the others).
+    code: str | None = None
+
 
 class LimitError(ExportError):
     """The file goes past one of its :class:`ReadLimits`: ``code`` says which way (``file_too_large``,
