@@ -11,17 +11,42 @@ traceback; no record keeps an attached exception.
 from __future__ import annotations
 
 import logging
+import re
 
 #: The loggers paramiko's transport and SFTP client write to (``paramiko.util.get_logger`` channels).
 PARAMIKO_LOGGERS = ("paramiko", "paramiko.transport", "paramiko.transport.sftp")
 
 
+#: The lines of a traceback after its first: blank, indented frames, the chaining sentences, and the
+#: exception lines themselves (``EOFError``, ``paramiko.ssh_exception.SSHException: Error reading ...``).
+#: paramiko's reasons ("Exception (client): ...", "Socket exception: ...") never look like these.
+_TRACEBACK_LINE = re.compile(
+    r"\s*$|\s|During handling of the above exception|The above exception was the direct cause|[A-Za-z_][\w.]*(:|$)"
+)
+
+
 class ReasonsOnly(logging.Filter):
-    """Drop the lines of a traceback; keep the rest, without any attached exception."""
+    """Drop a traceback's records, keep the rest without any attached exception.
+
+    A traceback arrives as consecutive records from one thread, the first "Traceback (most recent call
+    last)"; from there, that thread's records that look like traceback lines are dropped, and the first
+    that does not ends it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._in_traceback: set[int | None] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message.startswith("Traceback (most recent call last)") or message[:1].isspace():
+        if message.startswith("Traceback (most recent call last)"):
+            self._in_traceback.add(record.thread)
+            return False
+        if record.thread in self._in_traceback:
+            if _TRACEBACK_LINE.match(message):
+                return False
+            self._in_traceback.discard(record.thread)
+        if not message.strip():
             return False
         record.exc_info = None
         record.exc_text = None

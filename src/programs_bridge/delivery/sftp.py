@@ -225,11 +225,13 @@ def deliver(
         raise DeliveryConfigError(f"cannot read the file to deliver: {exc.strerror}") from None
     final = remote_path(target.remote_dir, target.remote_name)
     where = f"[{target.host}]:{target.port}"
+    login = _Login(target, pins, credentials, key)
+    keep_paramiko_to_reasons()
 
     def attempt(number: int) -> DeliveryReceipt:
         log.info("delivery attempt", extra={"attempt": number, "host": target.host, "port": target.port})
         timekeeper = _Attempt(budget, target.timeouts, where, number, size)
-        removed = _deliver_once(timekeeper, _Login(target, pins, credentials, key), local_file, progress)
+        removed = _deliver_once(timekeeper, login, local_file, progress)
         return DeliveryReceipt(final, size, number, removed)
 
     receipt = call_with_retries(attempt, retry or RetryPolicy(), sleep=sleep, budget=budget, where=where)
@@ -349,8 +351,10 @@ class _Attempt:
 
     def explain(self, exc: DeliveryError) -> DeliveryError:
         """The error to report for ``exc``: a connection failure at the deadline is the budget running out,
-        and one the watchdog caused is a phase that overran its limit."""
-        if not isinstance(exc, ConnectionFailed | RemoteOperationFailed | AuthenticationFailed):
+        and one the watchdog caused is a phase that overran its limit.  A refused login is never relabelled:
+        ``_authenticate`` already turns a lost connection or an auth time-out into ConnectionFailed, so an
+        AuthenticationFailed here is the server's answer, which no retry must repeat."""
+        if not isinstance(exc, ConnectionFailed | RemoteOperationFailed):
             return exc
         if self.budget.remaining() <= _OVERDUE:
             return self.out_of_time()
@@ -523,7 +527,6 @@ def _session(login: _Login, attempt: _Attempt) -> Iterator[SFTPClient]:
     """
     import paramiko
 
-    keep_paramiko_to_reasons()
     target, pins = login.target, login.pins
     where = attempt.where
     timeouts = target.timeouts
