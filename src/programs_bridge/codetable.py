@@ -76,7 +76,8 @@ def decode_code_table(raw: bytes, source: str = "code table") -> str:
     Text"), else Windows-1252 (Excel's plain CSV)."""
     if len(raw) > MAX_BYTES:
         raise CodeTableError(
-            f"{source} is {len(raw):,} bytes, far more than a code table's few rows: is it the right file?"
+            f"{source} is larger than {MAX_BYTES >> 20} MiB, far more than a code table's few rows: "
+            "is it the right file?"
         )
     for bom, encoding, name in _BOMS:
         if raw.startswith(bom):
@@ -144,7 +145,8 @@ def read_code_table(raw: bytes, source: str = "code table") -> CodeTable:
 
 def load_code_table(path: Path) -> CodeTable:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as table:
+            raw = table.read(MAX_BYTES + 1)  # enough to know it is too big, without reading a huge file whole
     except OSError as exc:
         raise CodeTableError(f"cannot read code table {path}: {exc.strerror}") from None
     return read_code_table(raw, str(path))

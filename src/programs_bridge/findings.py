@@ -57,8 +57,18 @@ def info(line: int | None, column: str | None, code: str, message: str) -> Findi
 #: A code-like token: what a program, site, eligibility or exit code looks like, and no name can.
 _TOKEN = re.compile(r"[A-Z0-9_.\-]{1,10}", re.ASCII)
 #: A school year as SIS exports spell it, right or wrong (``2025-2026``, ``2025-26``, ``SY2025-26``,
-#: ``2025/2027``): two parts, so never a date, and a first part of 19xx or 20xx, so not a student ID's digits.
-_SCHOOL_YEAR = re.compile(r"(?:SY ?)?(?:19|20)\d\d ?[-/\u2013\u2014] ?(?:(?:19|20)\d\d|\d\d)", re.ASCII)
+#: ``2025/2027``): a first part of 19xx or 20xx, so not a student ID's digits.
+_SCHOOL_YEAR = re.compile(r"(?:SY ?)?((?:19|20)\d\d) ?[-/\u2013\u2014] ?((?:19|20)\d\d|\d\d)", re.ASCII)
+
+
+def _school_year(value: str) -> bool:
+    """A school year, and not a year and month (``2010-05`` may be a birth date's): a two-digit second part
+    is one only when it cannot be a month, or is the first year plus one (``2025-26``)."""
+    match = _SCHOOL_YEAR.fullmatch(value)
+    if match is None:
+        return False
+    first, second = match[1], match[2]
+    return len(second) == 4 or int(second) > 12 or int(second) == (int(first) + 1) % 100
 
 
 def quotable(value: str) -> bool:
@@ -81,7 +91,7 @@ def quotable(value: str) -> bool:
     text came from the configuration, not from a student's record.  Everything else is described
     (:func:`describe`), never shown.
     """
-    if _SCHOOL_YEAR.fullmatch(value):
+    if _school_year(value):
         return True
     return (
         _TOKEN.fullmatch(value) is not None

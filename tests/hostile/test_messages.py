@@ -111,3 +111,11 @@ def test_a_name_in_a_code_column_is_described_and_a_code_shaped_value_still_quot
     assert messages[5, "site_id_not_integer"].startswith("Site ID '12A' is not a whole number")
     assert messages[6, "unknown_program"].startswith("Program ID 'SP-2' is not a code key")
     assert messages[7, "academic_year_format"].startswith("'2025-27' is not one school year")
+
+
+def test_a_year_and_month_in_the_academic_year_column_is_described_not_quoted(tmp_path: Path) -> None:
+    rows = [[*GOOD[:11], "2010-05", *GOOD[12:]], [*GOOD[:11], "2009/11", *GOOD[12:]]]  # a birth year and month
+    conversion = convert(tmp_path, rows, code_table=CODES)
+    messages = [issue["message"] for issue in conversion.findings.as_dicts() if issue["code"].startswith("academic")]
+    assert len(messages) == 2
+    assert not any("2010" in message or "2009" in message for message in messages)

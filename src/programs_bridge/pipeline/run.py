@@ -38,6 +38,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from programs_bridge.codetable import MAX_BYTES as CODE_TABLE_BYTES
 from programs_bridge.codetable import CodeTable, CodeTableError, read_code_table
 from programs_bridge.convert import Conversion, Status, convert_export, converted_rows
 from programs_bridge.delivery.credentials import SftpCredentials
@@ -67,6 +68,8 @@ LoadCredentials = Callable[[str], SftpCredentials]
 #: Invocations one commit may span before the run fails as ``timeout`` (a first night of 2M records takes
 #: two or three; twenty means the table cannot keep up).
 MAX_COMMIT_ATTEMPTS = 20
+#: A feed's configuration is a few lines; a larger object there is not one (and is not read whole).
+_CONFIG_BYTES = 1 << 20
 
 
 class RunFailed(Exception):
@@ -595,9 +598,11 @@ def _iso(moment: datetime) -> str:
 
 def _load_config(feed: str, storage: Storage) -> FeedConfig:
     key = f"config/{feed}.toml"
-    raw = storage.read_bytes(key)
+    raw = storage.read_bytes(key, _CONFIG_BYTES)
     if raw is None:
         raise ConfigError(f"no configuration for feed {feed!r}: put it at {key} (see the README)")
+    if len(raw) > _CONFIG_BYTES:
+        raise ConfigError(f"{key} is larger than {_CONFIG_BYTES >> 20} MiB: a feed's configuration is a few lines")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -609,7 +614,7 @@ def _load_code_table(config: FeedConfig, storage: Storage) -> CodeTable | None:
     if config.code_table is None:
         return None
     key = f"config/{config.code_table}"
-    raw = storage.read_bytes(key)
+    raw = storage.read_bytes(key, CODE_TABLE_BYTES)
     if raw is None:
         raise ConfigError(f"the code table {key} named in the feed's configuration is not in the bucket")
     return read_code_table(raw, key)

@@ -108,10 +108,11 @@ class Storage:
             return ()
         return tuple(versions[versions.index(version_id) + 1 :][:limit])
 
-    def read_bytes(self, key: str) -> bytes | None:
-        """A small object (a config, a code table), or None when there is none."""
+    def read_bytes(self, key: str, limit: int) -> bytes | None:
+        """A small object (a config, a code table): at most ``limit`` + 1 bytes of it, so that one dropped by
+        mistake in its place is refused as too big without being read whole; None when there is none."""
         try:
-            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read(limit + 1)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 return None
