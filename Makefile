@@ -114,12 +114,12 @@ bench: system-deps $(STAMP)
 	$(BIN)/python -m bench
 
 samples: $(STAMP)
-	$(BIN)/python -m programs_bridge.synthetic --samples samples
+	$(BIN)/python -m programs_bridge.local.synthetic --samples samples
 
 # The whole pipeline on an embedded local stack (moto server + a pure-Python SFTP server, no root, no AWS):
 # four nights of bundled synthetic exports through the real Lambda handler.  Results in out/demo/.
 demo: $(STAMP)
-	$(BIN)/python -m programs_bridge.demo --out out/demo
+	$(BIN)/python -m programs_bridge demo --out out/demo
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam build out .pytest_cache .mypy_cache .ruff_cache

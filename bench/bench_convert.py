@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from programs_bridge.synthetic import generate
+from programs_bridge.local.synthetic import generate
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

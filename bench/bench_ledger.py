@@ -28,13 +28,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from programs_bridge.layout import STANDARD, Layout
 from programs_bridge.ledger.classify import classify
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import READERS, LedgerStore, RunRecord, create_table
 from programs_bridge.local.moto_server import moto_server
+from programs_bridge.programs_txt.layout import STANDARD, Layout
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "ledger.json"

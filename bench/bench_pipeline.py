@@ -76,7 +76,7 @@ print("BENCH-SETUP " + json.dumps({"key": key, "ETag": head["ETag"], "VersionId"
 _CHILD = r"""
 import json, os, sys, time
 import boto3
-from programs_bridge.demo import FakeContext, s3_event_via_sqs
+from programs_bridge.local.demo import FakeContext, s3_event_via_sqs
 
 dropped = json.loads(sys.argv[1])
 os.environ.update(LEDGER_TABLE="bench-ledger", IDEMPOTENCY_TABLE="bench-idempotency",
@@ -96,7 +96,7 @@ s3 = boto3.client("s3")
 [report_key] = [o["Key"] for o in s3.list_objects_v2(Bucket="bench", Prefix="reports/")["Contents"]
                 if o["Key"].endswith(".json")]
 from programs_bridge.pipeline.storage import Storage
-from programs_bridge.report import split_report
+from programs_bridge.report.conversion import split_report
 class Count:
     lines = 0
     def write(self, text):
@@ -152,7 +152,7 @@ def _end_to_end(rows: int, *, damage: float = 0.002, reject_share: float = 1.0) 
     from tests.support.sshd import generate_key, running_sshd
 
     from programs_bridge.local.moto_server import moto_server
-    from programs_bridge.synthetic import generate
+    from programs_bridge.local.synthetic import generate
 
     DATA.mkdir(parents=True, exist_ok=True)
     export = DATA / f"pipeline-powerschool-{rows}{'' if damage == 0.002 else f'-damage{damage}'}.csv"

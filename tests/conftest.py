@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from programs_bridge.dates import DateParser
-from programs_bridge.layout import Field
+from programs_bridge.convert.dates import DateParser
+from programs_bridge.convert.profiles import closest_profile
+from programs_bridge.convert.reader import ExportReader
 from programs_bridge.local.moto_server import MotoServer, moto_server
-from programs_bridge.profiles import closest_profile
-from programs_bridge.reader import ExportReader
-from programs_bridge.synthetic import FIRST_NAMES, LAST_NAMES
+from programs_bridge.local.synthetic import FIRST_NAMES, LAST_NAMES
+from programs_bridge.programs_txt.layout import Field
 from support.log_leaks import LeakWatch, leaked
 
 #: ``tcp_proxy``: a switchable TCP proxy in front of a test server (tests/support/proxy.py).

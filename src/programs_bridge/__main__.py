@@ -1,5 +1,5 @@
 """``python -m programs_bridge`` runs the CLI."""
 
-from programs_bridge.cli import main
+from programs_bridge.cli.main import main
 
 raise SystemExit(main())

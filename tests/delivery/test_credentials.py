@@ -92,7 +92,7 @@ def test_a_secret_that_is_not_json_is_a_configuration_error(aws: MotoServer) -> 
 
 def test_importing_the_package_does_not_load_paramiko() -> None:
     """Lambdas that import the pipeline but never deliver must not pay paramiko's import time."""
-    code = "import sys, programs_bridge.delivery, programs_bridge.delivery.cli; print('paramiko' in sys.modules)"
+    code = "import sys, programs_bridge.delivery, programs_bridge.cli.deliver; print('paramiko' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

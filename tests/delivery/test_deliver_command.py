@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from programs_bridge.cli import main
+from programs_bridge.cli.main import main
 from support.sshd import KeyPair, SshdOptions, SshdServer, generate_key
 
 pytestmark = pytest.mark.sshd

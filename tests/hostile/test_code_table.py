@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.conftest import BUCKET, FEED, Stack, stack  # noqa: F401  (stack: the pipeline's end-to-end fixture)
-from programs_bridge.cli import main
-from programs_bridge.codetable import CodeTableError, load_code_table
+from programs_bridge.cli.main import main
+from programs_bridge.convert.codetable import CodeTableError, load_code_table
 
 HEADER = "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID"
 GOOD = "918273645,Quillfeather,Ysolde,3/4/2012,144,8/15/2025,,101"

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from conftest import PERSONAL_VALUES
-from programs_bridge import convert, dedupe
-from programs_bridge.convert import Conversion, ConvertOptions, Status, convert_export
-from programs_bridge.synthetic import generate
+from programs_bridge.convert import dedupe
+from programs_bridge.convert import engine as convert
+from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export
+from programs_bridge.local.synthetic import generate
 
 HEADER = (
     "Student_Number,State_StudentNumber,Last_Name,First_Name,Middle_Name,DOB,ProgramID,"

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from conftest import PERSONAL_VALUES
-from programs_bridge.convert import Conversion, ConvertOptions, convert_export
-from programs_bridge.findings import Finding, Severity
-from programs_bridge.layout import COLUMNS
-from programs_bridge.reader import ExportError, ExportReader
+from programs_bridge.convert.engine import Conversion, ConvertOptions, convert_export
+from programs_bridge.convert.findings import Finding, Severity
+from programs_bridge.convert.reader import ExportError, ExportReader
+from programs_bridge.programs_txt.layout import COLUMNS
 
 TODAY = date(2026, 9, 1)
 #: Accented names a clerk would check by eye, all of them in Windows-1252 too.

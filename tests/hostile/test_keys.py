@@ -13,8 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from programs_bridge.codetable import parse_code_table
-from programs_bridge.convert import Conversion, ConvertOptions, Status, convert_export
+from programs_bridge.convert.codetable import parse_code_table
+from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export
 
 HEADER = (
     "Student_Number,State_StudentNumber,Last_Name,First_Name,Middle_Name,DOB,ProgramID,"
@@ -66,8 +66,8 @@ def test_a_site_of_zeros_is_site_0_and_each_spelling_is_said_once(tmp_path: Path
 
 
 def test_a_configured_site_constant_with_zeros_is_quoted_because_it_is_not_student_data(tmp_path: Path) -> None:
-    from programs_bridge.mapping import parse_mapping
-    from programs_bridge.profiles import POWERSCHOOL
+    from programs_bridge.convert.mapping import parse_mapping
+    from programs_bridge.convert.profiles import POWERSCHOOL
 
     columns = {k: v for k, v in POWERSCHOOL.columns.items() if k != "site_id"}
     mapping = parse_mapping({"columns": columns, "constants": {"site_id": "0012"}})

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from programs_bridge.cli import main
-from programs_bridge.reader import ExportReader, LimitError, ReadLimits
+from programs_bridge.cli.main import main
+from programs_bridge.convert.reader import ExportReader, LimitError, ReadLimits
 
 MIB = 1 << 20
 HEADER = b"Student_Number,Last_Name,First_Name,ProgramID\n"
@@ -64,7 +64,7 @@ READ_IN_A_CHILD = """
 import json, resource, sys
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-from programs_bridge.reader import ExportReader, LimitError
+from programs_bridge.convert.reader import ExportReader, LimitError
 try:
     ExportReader(Path(sys.argv[1])).close()
     outcome = {"refused": None}
@@ -219,8 +219,8 @@ def test_a_gzip_stream_of_delimiter_only_lines_is_counted_not_lost(tmp_path: Pat
 def test_a_conversion_refused_at_a_limit_says_which_limit_in_its_report(tmp_path: Path) -> None:
     from datetime import date
 
-    from programs_bridge.convert import ConvertOptions, convert_export
-    from programs_bridge.report import report_head
+    from programs_bridge.convert.engine import ConvertOptions, convert_export
+    from programs_bridge.report.conversion import report_head
 
     path = write(tmp_path, HEADER + ROWS)
     options = ConvertOptions(today=date(2026, 9, 1), read_limits=ReadLimits(max_columns=3))

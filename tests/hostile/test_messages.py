@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from conftest import PERSONAL_VALUES
-from programs_bridge.codetable import parse_code_table
-from programs_bridge.convert import Conversion, ConvertOptions, convert_export
-from programs_bridge.dates import excel_serial_day, format_date
-from programs_bridge.layout import COLUMNS
-from programs_bridge.report import summary
+from programs_bridge.convert.codetable import parse_code_table
+from programs_bridge.convert.dates import excel_serial_day, format_date
+from programs_bridge.convert.engine import Conversion, ConvertOptions, convert_export
+from programs_bridge.programs_txt.layout import COLUMNS
+from programs_bridge.report.conversion import summary
 from support.log_leaks import leaked
 
 TODAY = date(2026, 9, 1)

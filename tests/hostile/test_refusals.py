@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from programs_bridge.cli import main
+from programs_bridge.cli.main import main
 
 EXPORT = (
     "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID\n"
@@ -57,7 +57,7 @@ def test_a_destination_that_cannot_be_written_is_refused_before_any_work(
 def test_a_disk_that_fills_up_while_converting_leaves_nothing_behind(
     export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from programs_bridge import convert
+    from programs_bridge.convert import engine as convert
 
     def full(*_: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -71,7 +71,7 @@ def test_a_disk_that_fills_up_while_converting_leaves_nothing_behind(
 def test_a_report_that_cannot_be_finished_takes_programs_txt_with_it(
     export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from programs_bridge import conversion_cli
+    from programs_bridge.cli import convert as conversion_cli
 
     def half_written(conversion: Any, path: Path) -> None:
         path.write_text('{"status": ')

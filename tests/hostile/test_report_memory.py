@@ -10,7 +10,7 @@ import boto3
 
 from programs_bridge.local.moto_server import MotoServer
 from programs_bridge.pipeline.storage import Storage
-from programs_bridge.report import report_text, split_report
+from programs_bridge.report.conversion import report_text, split_report
 
 FINDING = {"line": 0, "column": "Students.DOB", "code": "bad_date", "severity": "error", "message": "not a date"}
 

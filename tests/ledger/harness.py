@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from programs_bridge.layout import STANDARD, Field, Layout
 from programs_bridge.ledger.commit import CommitResult, commit_plan
 from programs_bridge.ledger.model import ExportKind, Policy, Row
 from programs_bridge.ledger.plan import Plan, make_plan
 from programs_bridge.ledger.store import LedgerStore, RunRecord
+from programs_bridge.programs_txt.layout import STANDARD, Field, Layout
 
 FEED = "district-a"
 

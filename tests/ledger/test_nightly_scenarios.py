@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from programs_bridge.layout import STANDARD, Field
 from programs_bridge.ledger.commit import commit, commit_plan
 from programs_bridge.ledger.model import Decision, ExportKind, Policy
 from programs_bridge.ledger.plan import make_plan
 from programs_bridge.ledger.store import StaleLedgerError
+from programs_bridge.programs_txt.layout import STANDARD, Field
 
 from .harness import Ledger, enrolment, numbered
 
@@ -247,8 +247,8 @@ def test_policy_repair_holds_a_row_that_two_open_records_could_mean(ledger: Ledg
 
 
 def test_repair_writes_the_start_date_where_the_layout_keeps_it() -> None:
-    from programs_bridge.layout import custom_layout, record_key
     from programs_bridge.ledger.model import rekey
+    from programs_bridge.programs_txt.layout import custom_layout, record_key
 
     eligibility_only = custom_layout(
         [f.value for f in STANDARD.fields if f not in (Field.PROGRAM_START_DATE, Field.PROGRAM_END_DATE)]

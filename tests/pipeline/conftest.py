@@ -14,8 +14,8 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from programs_bridge.demo import FakeContext, s3_event_via_sqs
 from programs_bridge.ledger.store import create_table
+from programs_bridge.local.demo import FakeContext, s3_event_via_sqs
 from programs_bridge.local.moto_server import MotoServer
 from support.log_leaks import LeakWatch
 from support.sshd import KeyPair, SshdServer, generate_key, running_sshd

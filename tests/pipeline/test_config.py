@@ -4,9 +4,9 @@ from datetime import date
 
 import pytest
 
-from programs_bridge.layout import LEGACY, Field
 from programs_bridge.ledger.model import ExportKind, Policy
 from programs_bridge.pipeline.config import ConfigError, parse_feed_config
+from programs_bridge.programs_txt.layout import LEGACY, Field
 
 SFTP = """
 [sftp]

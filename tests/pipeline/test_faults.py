@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from programs_bridge.demo import FakeContext
 from programs_bridge.ledger.store import LedgerStore
+from programs_bridge.local.demo import FakeContext
 from programs_bridge.pipeline import wiring
 from programs_bridge.pipeline.journal import Journal
 from support.log_leaks import leaked

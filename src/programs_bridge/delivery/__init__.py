@@ -2,6 +2,9 @@
 Secrets Manager, atomic verified uploads, bounded retries.
 
 Importing this package is cheap: paramiko is loaded only when a delivery actually connects.
+
+May import: ``convert``, ``programs_txt`` (it needs neither today), never ``ledger``; its command is
+``cli.deliver``.
 """
 
 import logging

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from programs_bridge.layout import Layout
 from programs_bridge.ledger.model import (
     DECISION_CODE,
     DECISIONS,
@@ -28,6 +27,7 @@ from programs_bridge.ledger.model import (
     row_facts,
 )
 from programs_bridge.ledger.snapshot import LedgerSnapshot
+from programs_bridge.programs_txt.layout import Layout
 
 _UNSEEN, _SEEN, _EXITED = 0, 1, 2
 

@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from programs_bridge.layout import Layout
 from programs_bridge.ledger.model import Row, RowFacts, check_feed, row_facts
 from programs_bridge.ledger.plan import Plan
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage, records_pk, shard_of
+from programs_bridge.programs_txt.layout import Layout
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from programs_bridge.layout import COLUMNS, KEY_FIELDS, Field, Layout, record_key
+from programs_bridge.programs_txt.layout import COLUMNS, KEY_FIELDS, Field, Layout, record_key
 
 #: One row of a converted programs.txt: the physical line of the source it came from, and its fields
 #: ordered by the run's Layout.

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from programs_bridge.layout import Layout
 from programs_bridge.ledger.classify import Classification, DuplicateRisk, classify
 from programs_bridge.ledger.model import (
     Decision,
@@ -29,6 +28,7 @@ from programs_bridge.ledger.model import (
 )
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
+from programs_bridge.programs_txt.layout import Layout
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic import Field as Setting
 
-from programs_bridge.codetable import CodeTable
-from programs_bridge.convert import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
+from programs_bridge.convert.codetable import CodeTable
+from programs_bridge.convert.engine import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
+from programs_bridge.convert.mapping import Mapping
+from programs_bridge.convert.profiles import PROFILES
+from programs_bridge.convert.reader import ReadLimits
 from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import SftpTarget, Timeouts
-from programs_bridge.layout import LAYOUTS, Layout, custom_layout
 from programs_bridge.ledger.model import ExportKind, Policy
-from programs_bridge.mapping import Mapping
-from programs_bridge.profiles import PROFILES
-from programs_bridge.reader import ReadLimits
-from programs_bridge.render import OutputFormat
+from programs_bridge.programs_txt.layout import LAYOUTS, Layout, custom_layout
+from programs_bridge.programs_txt.render import OutputFormat
 
 
 class ConfigError(Exception):

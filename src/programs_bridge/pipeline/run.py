@@ -38,15 +38,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from programs_bridge.codetable import MAX_BYTES as CODE_TABLE_BYTES
-from programs_bridge.codetable import CodeTable, CodeTableError, read_code_table
-from programs_bridge.convert import Conversion, Status, convert_export, converted_rows
+from programs_bridge.convert.codetable import MAX_BYTES as CODE_TABLE_BYTES
+from programs_bridge.convert.codetable import CodeTable, CodeTableError, read_code_table
+from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
+from programs_bridge.convert.finding_log import FindingLog
 from programs_bridge.delivery.credentials import SftpCredentials
 from programs_bridge.delivery.errors import DeliveryError
 from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
-from programs_bridge.finding_log import FindingLog
-from programs_bridge.layout import Layout, custom_layout
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.plan import make_plan
@@ -57,9 +56,10 @@ from programs_bridge.pipeline.config import ConfigError, FeedConfig, parse_feed_
 from programs_bridge.pipeline.journal import Journal, LastDelivered, RunEntry, Stage
 from programs_bridge.pipeline.observe import Notifier, emit_continued, emit_run_metrics, logger, tracer
 from programs_bridge.pipeline.storage import ObjectVersion, Storage
-from programs_bridge.render import OutputFormat, render_header
-from programs_bridge.report import report_text, split_report
-from programs_bridge.run_report import FIRST_FINDINGS, RunStatus, counts, markdown_summary, run_report_head
+from programs_bridge.programs_txt.layout import Layout, custom_layout
+from programs_bridge.programs_txt.render import OutputFormat, render_header
+from programs_bridge.report.conversion import report_text, split_report
+from programs_bridge.report.run import FIRST_FINDINGS, RunStatus, counts, markdown_summary, run_report_head
 
 #: ``deliver(file, target, credentials, retry, deadline)``: the deadline is a ``time.monotonic()`` value.
 Deliver = Callable[[Path, SftpTarget, SftpCredentials, RetryPolicy, float | None], DeliveryReceipt]

@@ -1,0 +1,41 @@
+"""``programs-bridge demo``: the command's options here, the demo itself loaded only when it runs.
+
+The demo needs boto3, moto and asyncssh; every other command would pay for them at start-up if the parser
+imported ``local.demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from programs_bridge.convert.profiles import PROFILES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("exports", nargs="*", type=Path, help="exports to drop, one per night, in order")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--profile", choices=sorted(PROFILES), help="built-in profile for your exports")
+    source.add_argument("--mapping", type=Path, help="a TOML mapping for your exports")
+    parser.add_argument(
+        "--config", type=Path, help="your feed configuration (config/<feed>.toml); its [sftp] table is replaced"
+    )
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where to write NN-programs.txt etc.")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from programs_bridge.local.demo import run
+
+    return run(args)
+
+
+def add_command(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline locally (moto + an embedded SFTP server), one export per night",
+        description="Drop each export as the next night into a local stack and run the real Lambda handler; "
+        "writes DIR/NN-programs.txt and DIR/NN-report.json; exit 1 if any run failed.",
+    )
+    add_arguments(demo)
+    demo.set_defaults(handler=_demo)

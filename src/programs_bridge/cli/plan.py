@@ -1,0 +1,130 @@
+"""``programs-bridge plan``: a dry run of a night's export against a live ledger.
+
+Converts the export exactly as the pipeline would, reads the feed's ledger (real AWS, or any endpoint in
+``AWS_ENDPOINT_URL``), classifies every row, and prints what would happen: nothing is delivered or written.
+Exit codes: 0 nothing needs attention; 1 duplicate risks, missing records or rejected rows to look at;
+2 the export itself was rejected; 64 usage; 3 the ledger could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from programs_bridge.cli.convert import add_converter_options, options_from_args
+from programs_bridge.convert.engine import Status, convert_export, converted_rows
+from programs_bridge.ledger.model import ExportKind, Policy
+from programs_bridge.report.conversion import summary
+
+if TYPE_CHECKING:
+    from programs_bridge.ledger.plan import Plan
+    from programs_bridge.report.run import RunStatus
+
+EXIT_LEDGER = 3
+
+
+def _plan(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the ledger pulls in boto3 (~0.1 s), which every other command
+    # (``convert`` on a laptop above all) would otherwise pay for at start-up.
+    from programs_bridge.ledger.plan import make_plan
+    from programs_bridge.ledger.store import LedgerError, LedgerStore
+    from programs_bridge.report.run import RunStatus
+
+    options = options_from_args(args)
+    options = replace(options, keep_source_lines=True)
+    with tempfile.TemporaryDirectory(prefix="programs-bridge-plan-") as work:
+        conversion = convert_export(args.input, Path(work) / "programs.txt", options)
+        if conversion.status is Status.REJECTED:
+            print(summary(conversion), file=sys.stderr)
+            _save(args.report, conversion, _head(args, RunStatus.REJECTED, conversion.reason, None, conversion))
+            return 2
+        try:
+            plan = make_plan(
+                LedgerStore(args.table),
+                converted_rows(conversion),
+                options.output.layout,
+                feed=args.feed,
+                kind=ExportKind(args.export),
+                policy=Policy(args.policy),
+            )
+        except (LedgerError, OSError) as exc:
+            print(f"programs-bridge: cannot read the ledger: {exc}", file=sys.stderr)
+            return EXIT_LEDGER
+        except Exception as exc:  # botocore's errors: no credentials, no table, throttling ...
+            print(f"programs-bridge: cannot read the ledger table {args.table!r}: {exc}", file=sys.stderr)
+            return EXIT_LEDGER
+        print(summary(conversion), file=sys.stderr)
+        print(plan_summary(plan), file=sys.stderr)
+        head = _head(args, RunStatus.PLANNED, None, plan, conversion)
+        _save(args.report, conversion, head)
+        if args.report:
+            print(f"  full report: {args.report}", file=sys.stderr)
+        attention = head["counts"]["duplicate_risks"] or head["counts"]["missing"] or conversion.rows_rejected
+        return 1 if attention else 0
+
+
+def _head(
+    args: argparse.Namespace, status: RunStatus, reason: str | None, plan: Plan | None, conversion: Any
+) -> dict[str, Any]:
+    from programs_bridge.report.run import counts  # see _plan: loaded with the ledger
+
+    ledger = plan.report() if plan is not None else None
+    return {
+        "feed": args.feed,
+        "status": status.value,
+        "reason": reason,
+        "counts": counts(conversion, plan, ledger["rows_to_send"] if ledger else 0),
+        "ledger": ledger,
+    }
+
+
+def _save(path: Path | None, conversion: Any, head: dict[str, Any]) -> None:
+    from programs_bridge.report.conversion import report_text
+    from programs_bridge.report.run import run_report_head  # see _plan: loaded with the ledger
+
+    if path is not None:
+        with path.open("w", encoding="utf-8") as out:
+            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
+
+
+def plan_summary(plan: Plan) -> str:
+    """Per-class counts and the duplicate risks, named by line and by what differs (no student data)."""
+    report = plan.report(limit=20)
+    counts_line = ", ".join(f"{n:,} {name}" for name, n in report["counts"].items())
+    lines = [
+        f"  ledger: feed {plan.feed!r}, {report['ledger_records']:,} records known; {plan.kind.value} export, "
+        f"policy {plan.policy.value}",
+        f"  classes: {counts_line}",
+    ]
+    for risk in report["duplicate_risks"]:
+        matches = "; ".join(
+            f"open record with start {m['key']['program_start_date']}, site {m['key']['site_id'] or '(empty)'}"
+            f" (differs in {', '.join(m['differs'])})"
+            for m in risk["open_records"]
+        )
+        lines.append(f"    line {risk['line']}: duplicate risk, {risk['action']}: {matches}")
+    if report["missing"]:
+        lines.append(
+            f"    {len(plan.classification.missing):,} record(s) open in the ledger are missing from this full export"
+        )
+    return "\n".join(lines)
+
+
+def add_command(subparsers: Any) -> None:
+    plan = subparsers.add_parser(
+        "plan",
+        help="dry run: classify an export against the ledger (new, exit, duplicate risk ...), write nothing",
+        description="Classify an export against a live ledger and report; exit 0 clean, 1 needs attention, "
+        "2 export rejected, 3 ledger unreadable, 64 usage.",
+    )
+    add_converter_options(plan)
+    plan.add_argument("--table", required=True, help="the ledger's DynamoDB table")
+    plan.add_argument("--feed", default="district", help="the feed (district or data feed) name")
+    plan.add_argument("--export", choices=[k.value for k in ExportKind], default="full")
+    plan.add_argument("--policy", choices=[p.value for p in Policy], default="hold",
+                      help="what a duplicate-risk row would do: hold, send or repair")  # fmt: skip
+    plan.set_defaults(handler=_plan)

@@ -1,0 +1,389 @@
+"""Convert one export into programs.txt: read, map, validate, de-duplicate, apply the reject policy.
+
+The output is staged next to its destination and only moved into place when the file as a whole is
+accepted, so a rejected run never leaves a partial or stale-looking programs.txt behind, and a reader of the
+destination never sees half a file.  Memory stays flat with the file's size: rows stream through, findings
+spool to disk (``finding_log.py``), duplicate keys are found with a fixed-size bitset and decided from
+temporary files (``dedupe.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from itertools import compress, islice, repeat
+from operator import add
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from programs_bridge.convert.codetable import CodeTable
+from programs_bridge.convert.dedupe import DuplicateFinder, RowSet
+from programs_bridge.convert.finding_log import FindingLog
+from programs_bridge.convert.findings import info, warning
+from programs_bridge.convert.headers import ColumnMatch, match_columns
+from programs_bridge.convert.mapping import Mapping
+from programs_bridge.convert.profiles import PROFILES, closest_profile, detect_profile
+from programs_bridge.convert.reader import (
+    DEFAULT_LIMITS,
+    ExportError,
+    ExportInfo,
+    ExportReader,
+    ReadCounts,
+    ReadLimits,
+)
+from programs_bridge.convert.rows import WRITTEN, Outcome, RecordKey, RowConverter
+from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, Field
+from programs_bridge.programs_txt.render import OutputFormat, render_header
+
+DEFAULT_MAX_REJECT_SHARE = 0.05
+_PROGRESS_EVERY = 50_000
+_LINE_CHUNK = 1 << 16
+_BATCH = 256  # written rows staged at a time: the per-batch calls are nearly free, and the batch stays in cache
+
+
+class Status(StrEnum):
+    OK = "ok"
+    """Every row made it into programs.txt (warnings allowed)."""
+    PARTIAL = "partial"
+    """programs.txt was written; some rows were left out and are listed in the report."""
+    REJECTED = "rejected"
+    """Nothing was written: the file as a whole is not fit to send."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    output: OutputFormat = field(default_factory=OutputFormat)
+    mapping: Mapping | None = None
+    """None: detect a built-in profile from the header."""
+    code_table: CodeTable | None = None
+    max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
+    delimiter: str | None = None
+    encoding: str | None = None
+    today: date = field(default_factory=date.today)
+    keep_source_lines: bool = False
+    """Also write ``Conversion.source_lines``: which export line each programs.txt row came from."""
+    read_limits: ReadLimits = DEFAULT_LIMITS
+    """How large a file, line, value and header may be before the file is refused (README: What it reads)."""
+
+
+@dataclass
+class Conversion:
+    """What happened to one export; ``report.conversion`` turns it into the JSON report and the summary."""
+
+    source: str
+    status: Status = Status.REJECTED
+    reason: str | None = None
+    profile: str | None = None
+    profile_detected: bool = False
+    info: ExportInfo | None = None
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+    rows_read: int = 0
+    rows_valid: int = 0
+    """Rows that passed every check (written unless the file as a whole was rejected)."""
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_skipped: int = 0
+    rows_merged: int = 0
+    rows_blank: int = 0
+    """Blank or delimiter-only lines, skipped: not rows, but counted so that every line is accounted for."""
+    lines_read: int = 0
+    """Physical lines: the header, ``rows_read`` rows, ``rows_blank`` and lines inside quoted values."""
+    reason_code: str | None = None
+    """With a limit's refusal, which one (``file_too_large``, ``line_too_long`` ...)."""
+    findings: FindingLog = field(default_factory=FindingLog)
+    output: Path | None = None
+    source_lines: Path | None = None
+    """With ``keep_source_lines``: int32 export line numbers, one per written row; the caller deletes it."""
+
+    def reject(self, reason: str) -> Conversion:
+        self.status, self.reason, self.rows_written = Status.REJECTED, reason, 0
+        return self
+
+
+Progress = Callable[[int], None]
+
+
+def convert_export(
+    source: Path,
+    destination: Path | None,
+    options: ConvertOptions,
+    progress: Progress | None = None,
+) -> Conversion:
+    """Convert ``source``; write programs.txt to ``destination`` when given and the file is accepted."""
+    result = Conversion(str(source), options=options)
+    try:
+        reader = ExportReader(
+            source, delimiter=options.delimiter, encoding=options.encoding, limits=options.read_limits,
+            on_finding=result.findings.add,
+        )  # fmt: skip
+        with reader:
+            result.info = reader.info
+            result.findings.extend(reader.findings)
+            chosen = _choose_mapping(reader.header, options.mapping, result)
+            if chosen is None:
+                return result
+            mapping, match = chosen
+            converter = RowConverter(
+                mapping, match, reader.header, options.output.layout, today=options.today,
+                code_table=options.code_table,
+            )  # fmt: skip
+            staging_dir = destination.parent if destination is not None else None
+            with _Staging(staging_dir, options.output) as staged:
+                _first_pass(reader.rows(), converter, staged, result, progress)
+                _count_lines(reader.counts, result)
+                _second_pass(staged, result)
+                _apply_reject_policy(result)
+                if result.status is not Status.REJECTED and destination is not None:
+                    if options.keep_source_lines:
+                        result.source_lines = staged.save_source_lines(destination)
+                    staged.publish(destination)
+                    result.output = destination
+    except ExportError as exc:
+        result.reason_code = exc.code
+        return result.reject(str(exc))
+    return result
+
+
+def _count_lines(counts: ReadCounts, result: Conversion) -> None:
+    """Every physical line in the totals: rows the reader left out for their encoding (each with its row
+    error) are read and rejected rows; blank lines are counted apart."""
+    result.rows_read += counts.damaged
+    result.rows_rejected += counts.damaged
+    result.rows_blank = counts.blank
+    result.lines_read = counts.lines
+
+
+def _choose_mapping(
+    header: list[str], mapping: Mapping | None, result: Conversion
+) -> tuple[Mapping, ColumnMatch] | None:
+    if mapping is not None:
+        match = match_columns(mapping, header)
+        result.profile = mapping.name
+        if not match.usable:
+            result.reject(_unusable_header(mapping, match))
+            return None
+    else:
+        detection = detect_profile(header)
+        if detection is None:
+            nearest, nearest_match = closest_profile(header)
+            lacking = ", ".join(_labels(nearest_match.missing_required))
+            result.reject(
+                "the header matches no known program export (profiles: "
+                f"{', '.join(PROFILES)}); the closest, {nearest.name}, lacks {lacking}. "
+                "Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+            )
+            return None
+        mapping, match = detection.mapping, detection.match
+        result.profile, result.profile_detected = mapping.name, True
+    for column in match.unmatched_skip_columns:
+        result.findings.add(
+            info(
+                1,
+                column,
+                "skip_column_absent",
+                f"no column '{column}' in this file: its skip rule does nothing",
+            )
+        )
+    return mapping, match
+
+
+def _labels(fields: tuple[Field, ...]) -> list[str]:
+    return [COLUMN_BY_FIELD[f].label for f in fields]
+
+
+def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
+    parts = []
+    if match.missing_required:
+        wanted = "; ".join(
+            f"{COLUMN_BY_FIELD[f].label} ({' or '.join(mapping.sources(f)) or 'not mapped'})"
+            for f in match.missing_required
+        )
+        parts.append(f"the file has no column for {wanted}")
+    for target, names in match.ambiguous.items():
+        parts.append(f"{target.value} matches several columns ({', '.join(names)}); name one exactly")
+    return (
+        f"mapping '{mapping.name}' does not fit this file: "
+        + "; ".join(parts)
+        + ". Is this the right file? If it is, fix the mapping's column names"
+    )
+
+
+def _first_pass(
+    rows: Iterator[tuple[int, list[str]]],
+    converter: RowConverter,
+    staged: _Staging,
+    result: Conversion,
+    progress: Progress | None,
+) -> None:
+    findings, convert = result.findings, converter.convert
+    # Written rows are staged in batches: one write and one duplicate-finder call per batch, not per row.
+    texts: list[str] = []
+    keys: list[RecordKey] = []
+    lines: list[int] = []
+    read = rejected = skipped = 0
+    for read, (line, fields) in enumerate(rows, start=1):  # read: the count after the loop
+        outcome, text, key, found = convert(line, fields)
+        if found:
+            findings.extend(found)
+        if outcome is WRITTEN:
+            texts.append(text)
+            keys.append(key)
+            lines.append(line)
+            if len(texts) == _BATCH:
+                staged.add(texts, keys, lines)
+                texts, keys, lines = [], [], []
+        elif outcome is Outcome.REJECTED:
+            rejected += 1
+        else:
+            skipped += 1
+        if progress is not None and read % _PROGRESS_EVERY == 0:
+            progress(read)
+    staged.add(texts, keys, lines)
+    written = read - rejected - skipped
+    result.rows_read, result.rows_valid, result.rows_written = read, written, written
+    result.rows_rejected, result.rows_skipped = rejected, skipped
+    stripped = converter.id_shape.finding(converter.names[Field.IMPORT_STUDENT_ID])
+    if stripped is not None:
+        result.findings.add(stripped)
+    if converter.zeros_restored:
+        result.findings.add(
+            warning(
+                converter.first_zero_restored_line,
+                None,
+                "leading_zeros_restored",
+                f"{converter.zeros_restored} Import Student ID(s) were shorter than {converter.id_width} digits "
+                "(Excel strips leading zeros) and were padded back; check one against the SIS",
+            )
+        )
+
+
+def _second_pass(staged: _Staging, result: Conversion) -> None:
+    with staged.rows() as rows:
+        size = os.fstat(rows.fileno()).st_size - rows.tell()
+        verdict = staged.duplicates.resolve(rows, result.options.output.layout, result.findings, size)
+    if not verdict.drop:
+        return
+    result.rows_merged += verdict.merged
+    result.rows_rejected += verdict.rejected
+    result.rows_written -= len(verdict.drop)
+    result.rows_valid -= len(verdict.drop)
+    staged.dropped = verdict.drop
+
+
+def converted_rows(conversion: Conversion) -> Iterator[tuple[int, list[str]]]:
+    """The written programs.txt read back as ``(export line, fields)``: what the ledger plans and commits.
+
+    Needs a conversion made with ``keep_source_lines``; walk it as often as needed.
+    """
+    if conversion.output is None or conversion.source_lines is None:
+        raise ValueError("the conversion wrote no programs.txt with source lines")
+    header = conversion.options.output.header
+    newline = conversion.options.output.newline
+    with conversion.output.open(encoding="utf-8", newline="") as rows, conversion.source_lines.open("rb") as lines:
+        if header:
+            rows.readline()
+        numbers = array("i")
+        for text in rows:
+            if not numbers:
+                with suppress(EOFError):
+                    numbers.fromfile(lines, _LINE_CHUNK)
+                numbers.reverse()
+            yield numbers.pop(), text[: -len(newline)].split("\t")
+
+
+def _apply_reject_policy(result: Conversion) -> None:
+    considered = result.rows_read - result.rows_skipped
+    if considered == 0:
+        result.reject("the file has a header but no data rows")
+    elif result.rows_written == 0:
+        result.reject(f"none of the {considered} rows is valid; nothing would reach Illuminate")
+    elif result.rows_rejected / considered > result.options.max_reject_share:
+        share = result.rows_rejected / considered
+        result.reject(
+            f"{result.rows_rejected} of {considered} rows ({share:.1%}) have errors, more than the "
+            f"{result.options.max_reject_share:.0%} allowed: the export looks damaged, so nothing was sent. "
+            "Fix the rows listed in the report, or raise the limit if this is expected"
+        )
+    elif result.rows_rejected:
+        result.status = Status.PARTIAL
+    else:
+        result.status = Status.OK
+
+
+class _Staging:
+    """programs.txt rows written to a temporary file beside the destination, published by an atomic rename."""
+
+    def __init__(self, directory: Path | None, output: OutputFormat) -> None:
+        self.newline = output.newline
+        self._header = render_header(output) if output.header else ""
+        self._dir = directory
+        self._file: IO[str] | None = None
+        self.duplicates = DuplicateFinder()
+        self.dropped = RowSet(0)
+
+    def __enter__(self) -> _Staging:
+        fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        self._file.write(self._header)
+        return self
+
+    def add(self, texts: list[str], keys: list[RecordKey], source_lines: list[int]) -> None:
+        """Stage a batch of written rows: their programs.txt lines, record keys and export lines."""
+        assert self._file is not None
+        # Row by row (in C): joined, one row with a wide character would make the whole batch a wide string.
+        self._file.writelines(map(add, texts, repeat(self.newline)))
+        self.duplicates.add(keys, source_lines)
+
+    def __exit__(self, *_: object) -> None:
+        if self._file is not None:
+            self._file.close()
+        self.duplicates.close()
+        self.path.unlink(missing_ok=True)
+
+    def rows(self) -> BinaryIO:
+        """The staged file positioned after the header: its lines are the rows, as UTF-8 with line ends.
+
+        Bytes, not text: pass 2 picks a few suspect rows out of a million, and only those need decoding.
+        """
+        assert self._file is not None
+        self._file.flush()
+        staged = self.path.open("rb")
+        if self._header:
+            staged.readline()
+        return staged
+
+    def save_source_lines(self, destination: Path) -> Path:
+        """The export line of every row still staged, beside ``destination`` (see ``converted_rows``)."""
+        fd, name = tempfile.mkstemp(prefix=f".{destination.name}-", suffix=".lines", dir=destination.parent)
+        with os.fdopen(fd, "wb") as out:
+            kept = self.dropped.kept()
+            for lines in self.duplicates.source_lines():
+                array("i", compress(lines, islice(kept, len(lines)))).tofile(out)
+        return Path(name)
+
+    def publish(self, destination: Path) -> None:
+        """Move the staged file into place without the ``dropped`` rows; staged beside the destination, so the
+        rename is atomic.  Dropping here rather than when the duplicates are judged copies the file once, and
+        not at all when the file as a whole is rejected."""
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        if self.dropped:
+            self._copy_without_dropped()
+        self.path.replace(destination)
+
+    def _copy_without_dropped(self) -> None:
+        """Rewrite the staged file without the rows in ``dropped``: C-level copying, one flag a row."""
+        fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as kept, self.path.open("rb") as staged:
+            if self._header:
+                kept.write(staged.readline())
+            kept.writelines(compress(staged, self.dropped.kept()))
+        Path(name).replace(self.path)

@@ -1,0 +1,82 @@
+"""Matching a mapping's column names against an export's header row.
+
+SIS exports spell the same column many ways: ``Students.Student_Number``, ``student_number``,
+``STUDENT NUMBER``, or ``01 Import Student ID`` in an Illuminate-shaped file.  Matching therefore ignores case,
+punctuation, spacing, an ``NN `` label number and a table prefix (``PGM.``, ``Students.``).  A name that
+carries its own prefix (``spProgram.startDate``) first tries to match with the prefix, so exports that hold
+two ``startDate`` columns from different tables can still be told apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from programs_bridge.convert.mapping import Mapping
+from programs_bridge.programs_txt.layout import COLUMNS, Field
+
+_LABEL_NUMBER = re.compile(r"^\s*\d{1,2}\s+")
+_NOT_ALNUM_OR_DOT = re.compile(r"[^0-9a-z.]+")
+
+
+def qualified(label: str) -> str:
+    """Case- and punctuation-free form that keeps a table prefix: ``Students.Student_Number`` ->
+    ``students.studentnumber``."""
+    label = _LABEL_NUMBER.sub("", label.replace("\ufeff", "").strip().strip('"'))
+    return _NOT_ALNUM_OR_DOT.sub("", label.lower()).strip(".")
+
+
+def bare(label: str) -> str:
+    """Like ``qualified`` without the table prefix: ``PGM.PSD`` -> ``psd``."""
+    return qualified(label).rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """Where each programs.txt field comes from in one particular export."""
+
+    positions: dict[Field, int]
+    missing_required: tuple[Field, ...]
+    ambiguous: dict[Field, tuple[str, ...]] = field(default_factory=dict)
+    skip: tuple[tuple[int, frozenset[str]], ...] = ()
+    unmatched_skip_columns: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return not self.missing_required and not self.ambiguous
+
+
+def _find(name: str, header: Sequence[str]) -> list[int]:
+    wanted = qualified(name)
+    exact = [i for i, label in enumerate(header) if qualified(label) == wanted]
+    if exact or "." in wanted:
+        return exact
+    return [i for i, label in enumerate(header) if bare(label) == wanted]
+
+
+def match_columns(mapping: Mapping, header: Sequence[str]) -> ColumnMatch:
+    positions: dict[Field, int] = {}
+    ambiguous: dict[Field, tuple[str, ...]] = {}
+    for target in mapping.columns:
+        for name in mapping.sources(target):
+            hits = _find(name, header)
+            if len(hits) == 1:
+                positions[target] = hits[0]
+                break
+            if len(hits) > 1:
+                ambiguous[target] = tuple(header[i] for i in hits)
+                break
+    given = set(positions) | set(mapping.constants)
+    missing = [c.field for c in COLUMNS if c.required and c.field not in given]
+    if not given & {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE}:
+        missing.append(Field.PROGRAM_START_DATE)
+    skip: list[tuple[int, frozenset[str]]] = []
+    unmatched: list[str] = []
+    for rule in mapping.skip:
+        hits = _find(rule.column, header)
+        if len(hits) == 1:
+            skip.append((hits[0], frozenset(v.strip().casefold() for v in rule.values)))
+        else:
+            unmatched.append(rule.column)
+    return ColumnMatch(positions, tuple(missing), ambiguous, tuple(skip), tuple(unmatched))

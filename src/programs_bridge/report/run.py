@@ -1,0 +1,108 @@
+"""The run report: one JSON document per processed file, the same from the Lambda, ``plan`` and ``demo``.
+
+It extends the converter's report (``conversion``: counts of rows read, written, rejected, and every finding)
+with what the ledger decided, what was delivered, and a ``counts`` object that puts the numbers a district
+watches side by side.  Next to it goes a short Markdown summary for people who do not read JSON.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from programs_bridge.convert.engine import Conversion
+from programs_bridge.ledger.plan import Plan
+from programs_bridge.report.conversion import report_head
+
+#: Findings the Markdown summary shows; the JSON report has them all.
+FIRST_FINDINGS = 10
+
+COUNT_NAMES = (
+    "rows_read", "rows_rejected", "rows_skipped", "rows_merged", "rows_sent", "new", "unchanged", "updated",
+    "exits", "duplicate_risks", "held", "reopened", "missing",
+)  # fmt: skip
+
+
+class RunStatus(StrEnum):
+    DELIVERED = "delivered"
+    """programs.txt reached the SFTP server and the ledger recorded it."""
+    REJECTED = "rejected"
+    """The export was not fit to send (see reason and issues); nothing was delivered."""
+    FAILED = "failed"
+    """Something outside the export failed (configuration, SFTP, AWS); the export stays in incoming/ for a retry."""
+    REPEAT = "repeat"
+    """The same bytes as the last delivered export of this feed; nothing was sent again."""
+    SUPERSEDED = "superseded"
+    """Older than an export of this feed that was already delivered; sending it would roll Illuminate back."""
+    PLANNED = "planned"
+    """A dry run (``programs-bridge plan``): nothing was delivered or committed."""
+    IN_PROGRESS = "in_progress"
+    """The run has not finished yet (or stopped half-way and will be retried)."""
+
+
+def counts(conversion: Conversion | None, plan: Plan | None, rows_sent: int | None = None) -> dict[str, int]:
+    """The headline numbers of a run; every name is always present, so dashboards can rely on it."""
+    out = dict.fromkeys(COUNT_NAMES, 0)
+    if conversion is not None:
+        out["rows_read"] = conversion.rows_read
+        out["rows_rejected"] = conversion.rows_rejected
+        out["rows_skipped"] = conversion.rows_skipped
+        out["rows_merged"] = conversion.rows_merged
+    if plan is not None:
+        decided = {decision.value: n for decision, n in plan.classification.counts.items()}
+        actions = plan.action_counts()
+        out["new"] = decided.get("new", 0)
+        out["unchanged"] = decided.get("unchanged", 0)
+        out["updated"] = decided.get("updated", 0)
+        out["exits"] = decided.get("exit", 0)
+        out["duplicate_risks"] = decided.get("duplicate_risk", 0)
+        out["reopened"] = decided.get("reopen", 0)
+        out["missing"] = decided.get("missing", 0)
+        out["held"] = actions.get("held", 0)
+    if rows_sent is not None:
+        out["rows_sent"] = rows_sent
+    return out
+
+
+def run_report_head(conversion: Conversion, head: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``head`` (run id, status, counts, ledger, delivery ...) over the converter's report head."""
+    return {**report_head(conversion), "conversion_status": conversion.status.value, **head}
+
+
+def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]]) -> str:
+    """A short human summary to sit next to the JSON report."""
+    c = head.get("counts", {})
+    lines = [
+        f"# programs-bridge run {head.get('run_id', '')}: {head.get('status', '').upper()}",
+        "",
+        f"- feed: `{head.get('feed', '')}`",
+        f"- export: `{head.get('source', {}).get('key', '') if isinstance(head.get('source'), dict) else ''}`",
+    ]
+    if head.get("reason"):
+        lines.append(f"- reason: {head['reason']}")
+    lines += [
+        f"- rows: {c.get('rows_read', 0):,} read, {c.get('rows_sent', 0):,} sent, "
+        f"{c.get('rows_rejected', 0):,} rejected, {c.get('held', 0):,} held",
+        f"- records: {c.get('new', 0):,} new, {c.get('updated', 0):,} updated, {c.get('exits', 0):,} exits, "
+        f"{c.get('reopened', 0):,} reopened, {c.get('unchanged', 0):,} unchanged",
+        f"- attention: {c.get('duplicate_risks', 0):,} duplicate risks, {c.get('missing', 0):,} missing "
+        "from a full export",
+    ]
+    delivery = head.get("delivery")
+    if isinstance(delivery, dict) and delivery.get("remote_path"):
+        lines.append(f"- delivered: `{delivery['remote_path']}` ({delivery.get('size', 0):,} bytes)")
+    ledger = head.get("ledger")
+    risks = ledger.get("duplicate_risks", []) if isinstance(ledger, dict) else []
+    if risks:
+        lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in |", "|---|---|---|"]
+        for risk in risks[:20]:
+            differs = "; ".join(", ".join(r["differs"]) for r in risk.get("open_records", []))
+            lines.append(f"| {risk.get('line')} | {risk.get('action')} | {differs} |")
+    if first_findings:
+        lines += ["", "## First findings", "", "| line | column | severity | code | message |", "|---|---|---|---|---|"]
+        for f in first_findings[:FIRST_FINDINGS]:
+            message = str(f.get("message", "")).replace("|", "/")
+            line, column = f.get("line") or "", f.get("column") or ""
+            lines.append(f"| {line} | {column} | {f.get('severity', '')} | {f.get('code', '')} | {message} |")
+    lines += ["", "The JSON report next to this file lists every finding."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,125 @@
+from pathlib import Path
+
+import pytest
+
+from programs_bridge.cli.main import main
+from programs_bridge.convert.headers import match_columns
+from programs_bridge.convert.mapping import MappingError, load_mapping
+from programs_bridge.programs_txt.layout import Field
+
+GOOD = """
+name = "synergy"
+[columns]
+import_student_id = "Student ID"
+last_name = "Last"
+first_name = "First"
+birth_date = "Birthdate"
+program_id = ["Program Code", "Program"]
+program_start_date = "Start"
+program_end_date = "End"
+[constants]
+site_id = "12"
+[values.program_id]
+"Special Education" = "144"
+[dates]
+order = "DMY"
+open_end_dates = ["12/31/9999"]
+[academic_year]
+first_month = 8
+[[skip]]
+column = "Deleted"
+values = ["Y"]
+[ids]
+import_student_id_width = 6
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "district.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_complete_mapping_loads_with_every_setting(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, GOOD))
+    assert mapping.name == "synergy"
+    assert mapping.sources(Field.PROGRAM_ID) == ("Program Code", "Program")
+    assert mapping.constants[Field.SITE_ID] == "12"
+    assert mapping.values["program_id"]["Special Education"] == "144"
+    assert mapping.dates.order == "DMY"
+    assert mapping.academic_year.first_month == 8
+    assert mapping.skip[0].values == ("Y",)
+    assert mapping.ids.import_student_id_width == 6
+
+
+def test_the_file_name_names_a_mapping_without_a_name(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, GOOD.replace('name = "synergy"', "")))
+    assert mapping.name == "district"
+
+
+def test_a_misspelt_column_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(MappingError) as caught:
+        load_mapping(write(tmp_path, GOOD.replace("last_name =", "lastname =")))
+    message = str(caught.value)
+    assert "columns.lastname: not a programs.txt column" in message
+    assert "last_name" in message  # the list of valid names helps the clerk fix it
+
+
+def test_an_unknown_section_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match=r"datez: unknown setting"):
+        load_mapping(write(tmp_path, GOOD + "\n[datez]\norder = 'MDY'\n"))
+
+
+def test_a_bad_value_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match=r"academic_year.first_month"):
+        load_mapping(write(tmp_path, GOOD.replace("first_month = 8", "first_month = 13")))
+
+
+def test_a_required_column_left_unmapped_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match=r"birth_date"):
+        load_mapping(write(tmp_path, GOOD.replace('birth_date = "Birthdate"\n', "")))
+
+
+def test_broken_toml_is_a_mapping_error_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match=r"not valid TOML"):
+        load_mapping(write(tmp_path, "[columns\n"))
+
+
+def test_header_matching_ignores_case_punctuation_and_table_prefixes(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, GOOD))
+    header = ["STUDENT_ID", "x.Last", "first", "BirthDate", "program", "START", "end", "DELETED"]
+    match = match_columns(mapping, header)
+    assert match.usable
+    assert match.positions[Field.PROGRAM_ID] == 4
+    assert match.skip == ((7, frozenset({"y"})),)
+
+
+def test_two_columns_that_both_fit_are_reported_as_ambiguous(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, GOOD))
+    header = [
+        "Student ID",
+        "Last",
+        "First",
+        "Birthdate",
+        "Program",
+        "enrollment.Start",
+        "program.Start",
+        "End",
+    ]
+    match = match_columns(mapping, header)
+    assert not match.usable
+    assert match.ambiguous[Field.PROGRAM_START_DATE] == ("enrollment.Start", "program.Start")
+
+
+@pytest.mark.parametrize("empty", ["[]", '""', '["Student ID", " "]'])
+def test_a_column_list_that_names_no_column_is_named_in_the_error_and_exits_64(
+    tmp_path: Path, empty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD.replace('import_student_id = "Student ID"', f"import_student_id = {empty}"))
+    named = r"columns\.import_student_id: (the list of export columns is empty|an export column name is empty)"
+    with pytest.raises(MappingError, match=named):
+        load_mapping(path)
+    export = tmp_path / "export.csv"
+    export.write_text("Student ID,Last,First,Birthdate,Program,Start,End\n4521,Lee,Ann,3/4/2012,144,15/8/2025,\n")
+    assert main(["validate", str(export), "--mapping", str(path)]) == 64  # a configuration error, not a bad file
+    assert "columns.import_student_id:" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+import pytest
+
+from programs_bridge.convert.profiles import detect_profile
+from programs_bridge.programs_txt.layout import STANDARD, Field
+
+HEADERS = {
+    "powerschool": "Students.Student_Number,Students.State_StudentNumber,Students.Last_Name,Students.First_Name,"
+    "Students.Middle_Name,Students.DOB,SPEnrollments.ProgramID,GEN.Name,SPEnrollments.Enter_Date,"
+    "SPEnrollments.Exit_Date,SPEnrollments.ExitCode,SPEnrollments.GradeLevel,SPEnrollments.SchoolID",
+    "aeries": "PGM.PID,STU.CID,STU.LN,STU.FN,STU.MN,STU.BD,PGM.CD,PGM.ESD,PGM.EED,PGM.PSD,PGM.PED,PGM.SCL,PGM.DEL",
+    "infinite-campus": "student.studentNumber,student.stateID,student.lastName,student.firstName,"
+    "student.middleName,student.birthdate,spProgram.code,spProgram.name,spProgram.startDate,spProgram.endDate,"
+    "school.schoolNumber",
+    "illuminate": ",".join(STANDARD.header),
+}
+
+
+@pytest.mark.parametrize("profile", sorted(HEADERS))
+def test_each_sis_shape_is_recognised_from_its_header(profile: str) -> None:
+    detection = detect_profile(HEADERS[profile].split(","))
+    assert detection is not None
+    assert detection.mapping.name == profile
+
+
+def test_illuminate_labels_match_without_their_numbers_and_in_any_case() -> None:
+    header = [label.split(" ", 1)[1].upper() for label in STANDARD.header[:12]]
+    detection = detect_profile(header)
+    assert detection is not None and detection.mapping.name == "illuminate"
+    assert Field.SITE_ID not in detection.match.positions
+
+
+def test_powerschool_without_table_prefixes_is_still_powerschool() -> None:
+    header = [h.split(".")[-1].lower() for h in HEADERS["powerschool"].split(",")]
+    detection = detect_profile(header)
+    assert detection is not None and detection.mapping.name == "powerschool"
+
+
+def test_a_course_roster_matches_no_profile() -> None:
+    assert detect_profile(["Student_Number", "Course_Number", "Section", "Teacher", "Period"]) is None
+
+
+def test_aeries_skips_rows_flagged_deleted() -> None:
+    detection = detect_profile(HEADERS["aeries"].split(","))
+    assert detection is not None
+    assert detection.match.skip == ((12, frozenset({"y", "t", "1", "true"})),)
