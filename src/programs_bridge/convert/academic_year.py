@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from programs_bridge.convert.dates import format_date, is_quotable
+from programs_bridge.convert.dates import format_date
+from programs_bridge.convert.findings import describe, quotable
 
 ACADEMIC_YEAR_FORMAT = "academic_year_format"
 
@@ -20,7 +21,11 @@ _BARE_YEAR = re.compile(r"(?:SY\s*)?(\d{4})", re.ASCII | re.IGNORECASE)
 
 
 def normalise_academic_year(raw: str) -> tuple[str, str | None, str | None]:
-    """``(text, code, message)``: text ``YYYY-YYYY`` or ``""``; code ``academic_year_format`` or ``None``."""
+    """``(text, code, message)``: text ``YYYY-YYYY`` or ``""``; code ``academic_year_format`` or ``None``.
+
+    The message quotes the value only when :func:`~programs_bridge.convert.findings.quotable` allows (a
+    shifted row can put a birth date's ``2010-05`` or an ID's digits here), and describes it otherwise.
+    """
     value = raw.strip()
     if not value:
         return "", None, None
@@ -29,17 +34,17 @@ def normalise_academic_year(raw: str) -> tuple[str, str | None, str | None]:
         expected = f"{first}-{first + 1}"
         if second in (str(first + 1), f"{(first + 1) % 100:02d}"):
             return expected, None, None
+        if quotable(value):
+            return _problem(
+                f"'{value}' is not one school year: the second year must be the first plus one, as in {expected}"
+            )
+    elif _BARE_YEAR.fullmatch(value):
         return _problem(
-            f"'{value}' is not one school year: the second year must be the first plus one, as in {expected}"
+            "Academic Year is a single number, which Illuminate rejects: a bare year could mean either of two "
+            "school years; send the school year as YYYY-YYYY, for example 2025-2026"
         )
-    if match := _BARE_YEAR.fullmatch(value):
-        year = int(match[1])
-        return _problem(
-            f"'{value}' is a single year, which Illuminate rejects as an Academic Year and which could mean "
-            f"{year - 1}-{year} or {year}-{year + 1}: send the school year as YYYY-YYYY"
-        )
-    subject = f"'{value}'" if is_quotable(value) else "The value"
-    return _problem(f"{subject} is not a school year: send it as YYYY-YYYY, for example 2025-2026")
+    subject = f"'{value}' is" if quotable(value) else f"Academic Year is {describe(value)},"
+    return _problem(f"{subject} not a school year: send it as YYYY-YYYY, for example 2025-2026")
 
 
 def _problem(message: str) -> tuple[str, str | None, str | None]:

@@ -21,9 +21,9 @@ Accepted forms (surrounding whitespace ignored):
 Excel serial day numbers (``41856``) are recognised and reported with the date they mean, because an
 export that went through Excel is a file the clerk should re-export, not one to trust silently.
 
-Messages quote the value for the clerk, except for values that may be personal: in a ragged row a name
-or a student ID can land in a date column, so text with words in it and bare digit strings are described
-rather than quoted.  Birth dates are personal too: parse them with ``quote_values=False``.
+Messages never quote the value, nor the day it would mean: in a ragged row a name, a student ID or a birth
+date can land in any date column, and birth dates are personal themselves.  They say what kind of problem it
+is and what to send instead; the finding's line and column tell the clerk where to look.
 """
 
 from __future__ import annotations
@@ -86,8 +86,6 @@ _NUMERIC = re.compile(rf"(\d{{1,4}})([/.-])(\d{{1,2}})\2(\d{{1,4}}){_TIME}", re.
 _NAMED_MONTH = re.compile(rf"(\d{{1,2}})([-\s])([a-z]{{3,9}})\2(\d{{4}}|\d{{2}}){_TIME}", re.ASCII | re.IGNORECASE)
 _COMPACT = re.compile(r"((?:19|20)\d{2})(\d{2})(\d{2})", re.ASCII)
 _EXCEL_SERIAL = re.compile(r"(\d{1,5})(?:\.\d+)?", re.ASCII)
-_WORD = re.compile(r"[^\W\d_]{3,}")
-
 # English on purpose: ``calendar.month_name`` follows the process locale, SIS exports do not.
 _MONTH_NAMES = (
     "January",
@@ -120,20 +118,12 @@ def excel_serial_day(serial: int) -> date:
     return _EXCEL_EPOCH + timedelta(days=serial)
 
 
-def is_quotable(value: str) -> bool:
-    """Whether ``value`` may be quoted in a message: short, no word of three letters or more, not bare digits.
-
-    A value in the wrong column can be a student's name or ID; those must not reach reports or logs.
-    """
-    return len(value) <= 32 and not value.isdigit() and _WORD.search(value) is None
-
-
-def parse_date(raw: str, order: DateOrder = DateOrder.MDY, *, quote_values: bool = True) -> DateResult:
+def parse_date(raw: str, order: DateOrder = DateOrder.MDY) -> DateResult:
     """Parse one value without caching (see :class:`DateParser` for the cached, per-file version)."""
     value = raw.strip()
     if not value:
         return EMPTY
-    said = _Said(value, quote_values)
+    said = _Said(value)
     if match := _NUMERIC.fullmatch(value):
         return _numeric(match, order, said)
     if match := _NAMED_MONTH.fullmatch(value):
@@ -170,79 +160,54 @@ def _full_year(digits: str) -> int:
     return year
 
 
-def _calendar_problem(year: int, month: int, day: int) -> str | None:
-    """Why year/month/day is not a day on the calendar, or ``None`` when it is."""
-    if year < 1:
-        return "there is no year 0"
-    if not 1 <= month <= 12:
-        return f"there is no month {month}"
-    length = calendar.monthrange(year, month)[1]
-    if not 1 <= day <= length:
-        return f"{_MONTH_NAMES[month - 1]} {year} has {length} days"
-    return None
+def _is_day(year: int, month: int, day: int) -> bool:
+    """Whether year/month/day is a day on the calendar."""
+    return year >= 1 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
 
 
 class _Said(NamedTuple):
-    """One raw value and whether it may be quoted: builds the results, so every message names it alike."""
+    """One raw value: builds the results, so every message describes it alike and none quotes it."""
 
     value: str
-    quote: bool
-
-    @property
-    def subject(self) -> str:
-        """The value in quotes; but a bare digit string (``20231301``) may be a student ID, so not that."""
-        if not self.quote:
-            return "The value"
-        return f"The {len(self.value)}-digit value" if self.value.isdigit() else f"'{self.value}'"
 
     def checked(self, year: int, month: int, day: int, other_order: DateOrder | None = None) -> DateResult:
-        """The date, or ``impossible_date`` saying why and, when ``other_order`` would fit, how to fix it."""
-        problem = _calendar_problem(year, month, day)
-        if problem is None:
+        """The date, or ``impossible_date`` saying so and, when ``other_order`` would fit, how to fix it."""
+        if _is_day(year, month, day):
             found = date(year, month, day)
             return DateResult(format_date(found), found, None, None)
         hint = ""
-        if other_order is not None and _calendar_problem(year, day, month) is None:
+        if other_order is not None and _is_day(year, day, month):
             first = "day" if other_order is DateOrder.DMY else "month"
             hint = f"; if this file writes the {first} first, set the date order to {other_order} in the mapping"
-        why = f" ({problem})" if self.quote else ""  # the reason names the year and month
-        message = f"{self.subject} is not a calendar date{why}: correct it in the SIS and re-export{hint}"
+        message = f"The value is not a calendar date: correct it in the SIS and re-export{hint}"
         return DateResult("", None, IMPOSSIBLE_DATE, message)
 
     def excel_serial(self, serial: int) -> DateResult:
-        meant = excel_serial_day(serial)
-        subject, meaning = (f"'{self.value}'", f" (it means {format_date(meant)})") if self.quote else ("The value", "")
         message = (
-            f"{subject} is an Excel serial number, not a date{meaning}: the file was opened and saved "
+            "The value is an Excel serial number, not a date: the file was opened and saved "
             "in Excel; re-export it from the SIS or format the column as a date before saving"
         )
-        return DateResult("", meant, EXCEL_SERIAL_DATE, message)
+        return DateResult("", excel_serial_day(serial), EXCEL_SERIAL_DATE, message)
 
     def bad(self) -> DateResult:
-        if self.quote and is_quotable(self.value):
-            subject = f"'{self.value}' is not a date"
-        elif self.value.isdigit():
-            subject = f"A {len(self.value)}-digit number is not a date"
-        else:
-            subject = "The value is not a date"
-        return DateResult("", None, BAD_DATE, f"{subject}: {_WHAT_TO_SEND}")
+        subject = f"A {len(self.value)}-digit number" if self.value.isdigit() else "The value"
+        return DateResult("", None, BAD_DATE, f"{subject} is not a date: {_WHAT_TO_SEND}")
 
 
 class DateParser:
     """Caching parser: a real export repeats few distinct date strings over 1M rows, so parse each once.
 
-    One parser per (file, date order, quoting) is the intended use.  The caches are plain dicts, cleared
+    One parser per (file, date order) is the intended use.  The caches are plain dicts, cleared
     when they reach ``cache_size`` entries so that a file of unique garbage cannot grow memory unbounded.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_end_cache", "_open_days", "_open_words", "order", "quote_values")
+    __slots__ = ("_cache", "_cache_size", "_end_cache", "_open_days", "_open_words", "order")
 
     def __init__(
         self,
         order: DateOrder = DateOrder.MDY,
         open_sentinels: Iterable[str] = ("1/1/1900", "01-JAN-1900"),
         *,
-        quote_values: bool = True,
         cache_size: int = 100_000,
     ) -> None:
         """``open_sentinels`` are end dates that mean "still open".
@@ -251,7 +216,6 @@ class DateParser:
         ``1900-01-01T00:00:00``); any other sentinel (``NULL``, ``OPEN``) matches as text, ignoring case.
         """
         self.order = order
-        self.quote_values = quote_values
         self._cache_size = cache_size
         self._cache: dict[str, DateResult] = {}
         self._end_cache: dict[str, DateResult] = {}
@@ -279,7 +243,7 @@ class DateParser:
         """The result for ``raw``; hot path, one dict lookup when the value was seen before."""
         result = self._cache.get(raw)
         if result is None:
-            result = self._remember(self._cache, raw, parse_date(raw, self.order, quote_values=self.quote_values))
+            result = self._remember(self._cache, raw, parse_date(raw, self.order))
         return result
 
     def parse_end(self, raw: str) -> DateResult:

@@ -97,7 +97,7 @@ def quotable(value: str) -> bool:
         _TOKEN.fullmatch(value) is not None
         and 1 <= sum(c.isdigit() for c in value) <= 2
         and not value.isdigit()
-        and parse_date(value, quote_values=False).code == BAD_DATE
+        and parse_date(value).code == BAD_DATE
     )
 
 
@@ -110,7 +110,7 @@ def describe(value: str) -> str:
             return "a number in digits other than 0-9"
         width = len(value)
         return f"{'an' if width in (8, 11, 18) or 80 <= width <= 89 else 'a'} {width}-digit number"
-    if parse_date(value, quote_values=False).code != BAD_DATE:
+    if parse_date(value).code != BAD_DATE:
         return "a date"
     if any(c.isalpha() for c in value):
         return "text"

@@ -112,7 +112,7 @@ class RowConverter:
             c.field: header[match.positions[c.field]] if c.field in match.positions else c.label for c in COLUMNS
         }
         # Not quoting: a date column may hold a student ID or a birth date from a shifted row.
-        self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates, quote_values=False)
+        self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates)
         self.program_values = {k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()}
         self.site_values = {k.strip().casefold(): v for k, v in mapping.values.get("site_id", {}).items()}
         # Site IDs that are the district's own configuration, not a row's data: these may be quoted.
@@ -265,10 +265,8 @@ class RowConverter:
 
         starts_on = ps_day or es_day
         if year:
-            given = year
             year, code, message = normalise_academic_year(year)
             if code:
-                message = message if quotable(given) else _year_message(given)
                 found.append(error(line, names[F.ACADEMIC_YEAR], code, message or "bad academic year"))
             elif starts_on is not None and academic_year_mismatch(year, starts_on, self.first_month):
                 found.append(
@@ -491,13 +489,3 @@ def _end_before_start(line: int, column: str, what: str) -> Finding:
     return error(
         line, column, "end_before_start", f"{what} End Date is before {what} Start Date; correct one of them in the SIS"
     )
-
-
-def _year_message(value: str) -> str:
-    """``normalise_academic_year``'s message without the value, for a value that may not be quoted."""
-    if value.isdigit() and len(value) == 4:
-        return (
-            "Academic Year is a single number, which Illuminate rejects: a bare year could mean either of two "
-            "school years; send the school year as YYYY-YYYY, for example 2025-2026"
-        )
-    return f"Academic Year is {describe(value)}, not a school year: send it as YYYY-YYYY, for example 2025-2026"
