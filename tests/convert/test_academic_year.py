@@ -74,6 +74,11 @@ def test_a_code_like_value_is_quoted() -> None:
     assert message is not None and "'SY25' is not a school year" in message
 
 
+def test_a_bare_year_with_a_prefix_is_described_as_a_value() -> None:
+    message = normalise_academic_year("SY2025")[2]
+    assert message == "Academic Year is text, not a school year: send it as YYYY-YYYY, for example 2025-2026"
+
+
 def test_a_year_and_month_is_not_quoted_as_a_school_year() -> None:
     """``2010-05`` looks like a school year with a bad second part, but may be a birth date's year and month."""
     message = normalise_academic_year("2010-05")[2]

@@ -17,7 +17,6 @@ from programs_bridge.convert.findings import describe, quotable
 ACADEMIC_YEAR_FORMAT = "academic_year_format"
 
 _SCHOOL_YEAR = re.compile(r"(?:SY\s*)?(\d{4})\s*[-/\u2013\u2014]\s*(\d{4}|\d{2})", re.ASCII | re.IGNORECASE)
-_BARE_YEAR = re.compile(r"(?:SY\s*)?(\d{4})", re.ASCII | re.IGNORECASE)
 
 
 def normalise_academic_year(raw: str) -> tuple[str, str | None, str | None]:
@@ -38,7 +37,7 @@ def normalise_academic_year(raw: str) -> tuple[str, str | None, str | None]:
             return _problem(
                 f"'{value}' is not one school year: the second year must be the first plus one, as in {expected}"
             )
-    elif _BARE_YEAR.fullmatch(value):
+    elif value.isdigit() and len(value) == 4:
         return _problem(
             "Academic Year is a single number, which Illuminate rejects: a bare year could mean either of two "
             "school years; send the school year as YYYY-YYYY, for example 2025-2026"
