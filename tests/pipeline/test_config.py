@@ -58,7 +58,7 @@ def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> 
         (SFTP.replace("host =", "hots ="), "sftp.host: Field required; sftp.hots: unknown setting"),
         (SFTP + 'duplicate_policy = "ignore"', "sftp.duplicate_policy: unknown setting"),
         ('duplicate_policy = "ignore"\n' + SFTP, "duplicate_policy: Input should be 'hold', 'send' or 'repair'"),
-        ('profile = "sims"\n' + SFTP, "profile: Input should be"),
+        ('profile = "sims"\n' + SFTP, "profile: unknown profile 'sims'; use one of: illuminate, powerschool"),
         ("max_reject_share = 5\n" + SFTP, "max_reject_share: Input should be less than or equal to 1"),
         ('columns = ["import_student_id"]\n' + SFTP, "leaves out required column(s)"),
         (

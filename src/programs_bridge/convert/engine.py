@@ -17,7 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from itertools import compress, islice, repeat
+from itertools import chain, compress, islice, repeat
 from operator import add
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -120,22 +120,27 @@ def convert_export(
     try:
         reader = ExportReader(
             source, delimiter=options.delimiter, encoding=options.encoding, limits=options.read_limits,
-            on_finding=result.findings.add,
+            on_finding=result.findings.add, header=options.mapping is None or options.mapping.header,
         )  # fmt: skip
         with reader:
             result.info = reader.info
             result.findings.extend(reader.findings)
-            chosen = _choose_mapping(reader.header, options.mapping, result)
+            rows = reader.rows()
+            first = next(rows)  # the reader has made sure there is one
+            header = reader.header or _headerless_names(options.mapping, first[1])
+            chosen = _choose_mapping(header, options.mapping, result)
             if chosen is None:
                 return result
             mapping, match = chosen
             converter = RowConverter(
-                mapping, match, reader.header, options.output.layout, today=options.today,
-                code_table=options.code_table,
+                mapping, match, header, options.output.layout, today=options.today, code_table=options.code_table,
             )  # fmt: skip
+            wrong = converter.wrong_file(first[1])
+            if wrong is not None:
+                return result.reject(wrong)
             staging_dir = destination.parent if destination is not None else None
             with _Staging(staging_dir, options.output) as staged:
-                _first_pass(reader.rows(), converter, staged, result, progress)
+                _first_pass(chain((first,), rows), converter, staged, result, progress)
                 _count_lines(reader.counts, result)
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
@@ -157,6 +162,15 @@ def _count_lines(counts: ReadCounts, result: Conversion) -> None:
     result.rows_rejected += counts.damaged
     result.rows_blank = counts.blank
     result.lines_read = counts.lines
+
+
+def _headerless_names(mapping: Mapping | None, first: list[str]) -> list[str]:
+    """What a headerless file's fields are called: the mapping's record layout, or ``field 1`` ... as wide
+    as the widest row the mapping accepts, else as the first row."""
+    assert mapping is not None  # a headerless read happens only for a mapping that says so
+    if mapping.field_names:
+        return list(mapping.field_names)
+    return [f"field {n}" for n in range(1, max(mapping.field_counts, default=len(first)) + 1)]
 
 
 def _choose_mapping(
@@ -181,16 +195,15 @@ def _choose_mapping(
             return None
         mapping, match = detection.mapping, detection.match
         result.profile, result.profile_detected = mapping.name, True
-    for column in match.unmatched_skip_columns:
+    for column in map(_source, match.unmatched_skip_columns):
         result.findings.add(
-            info(
-                1,
-                column,
-                "skip_column_absent",
-                f"no column '{column}' in this file: its skip rule does nothing",
-            )
+            info(1, column, "skip_column_absent", f"no column '{column}' in this file: its skip rule does nothing")
         )
     return mapping, match
+
+
+def _source(column: str | int) -> str:
+    return f"field {column}" if isinstance(column, int) else column
 
 
 def _labels(fields: tuple[Field, ...]) -> list[str]:
@@ -201,10 +214,12 @@ def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
     parts = []
     if match.missing_required:
         wanted = "; ".join(
-            f"{COLUMN_BY_FIELD[f].label} ({' or '.join(mapping.sources(f)) or 'not mapped'})"
+            f"{COLUMN_BY_FIELD[f].label} ({' or '.join(map(_source, mapping.sources(f))) or 'not mapped'})"
             for f in match.missing_required
         )
         parts.append(f"the file has no column for {wanted}")
+    if match.records_unmatched and mapping.records is not None:
+        parts.append(f"no single column {_source(mapping.records.column)} says each record's kind")
     for target, names in match.ambiguous.items():
         parts.append(f"{target.value} matches several columns ({', '.join(names)}); name one exactly")
     return (

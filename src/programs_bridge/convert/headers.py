@@ -4,7 +4,8 @@ SIS exports spell the same column many ways: ``Students.Student_Number``, ``stud
 ``STUDENT NUMBER``, or ``01 Import Student ID`` in an Illuminate-shaped file.  Matching therefore ignores case,
 punctuation, spacing, an ``NN `` label number and a table prefix (``PGM.``, ``Students.``).  A name that
 carries its own prefix (``spProgram.startDate``) first tries to match with the prefix, so exports that hold
-two ``startDate`` columns from different tables can still be told apart.
+two ``startDate`` columns from different tables can still be told apart.  A column named by position
+(``8``) is the row's eighth field, whatever the header says, and so is found in a headerless file too.
 """
 
 from __future__ import annotations
@@ -40,14 +41,20 @@ class ColumnMatch:
     missing_required: tuple[Field, ...]
     ambiguous: dict[Field, tuple[str, ...]] = field(default_factory=dict)
     skip: tuple[tuple[int, frozenset[str]], ...] = ()
-    unmatched_skip_columns: tuple[str, ...] = ()
+    unmatched_skip_columns: tuple[str | int, ...] = ()
+    records: tuple[int, frozenset[str]] | None = None
+    """The record-kind rule's column and kinds (``Mapping.records``), when it applies to this file."""
+    records_unmatched: bool = False
+    """The mapping reads only some record kinds, and this file has no (single) column that says the kind."""
 
     @property
     def usable(self) -> bool:
-        return not self.missing_required and not self.ambiguous
+        return not self.missing_required and not self.ambiguous and not self.records_unmatched
 
 
-def _find(name: str, header: Sequence[str]) -> list[int]:
+def _find(name: str | int, header: Sequence[str]) -> list[int]:
+    if isinstance(name, int):
+        return [name - 1] if name <= len(header) else []
     wanted = qualified(name)
     exact = [i for i, label in enumerate(header) if qualified(label) == wanted]
     if exact or "." in wanted:
@@ -72,11 +79,18 @@ def match_columns(mapping: Mapping, header: Sequence[str]) -> ColumnMatch:
     if not given & {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE}:
         missing.append(Field.PROGRAM_START_DATE)
     skip: list[tuple[int, frozenset[str]]] = []
-    unmatched: list[str] = []
+    unmatched: list[str | int] = []
     for rule in mapping.skip:
         hits = _find(rule.column, header)
         if len(hits) == 1:
             skip.append((hits[0], frozenset(v.strip().casefold() for v in rule.values)))
         else:
             unmatched.append(rule.column)
-    return ColumnMatch(positions, tuple(missing), ambiguous, tuple(skip), tuple(unmatched))
+    records, records_unmatched = None, False
+    if mapping.records is not None:
+        hits = _find(mapping.records.column, header)
+        if len(hits) == 1:
+            records = (hits[0], frozenset(v.strip().casefold() for v in mapping.records.values))
+        else:
+            records_unmatched = True
+    return ColumnMatch(positions, tuple(missing), ambiguous, tuple(skip), tuple(unmatched), records, records_unmatched)

@@ -3,7 +3,11 @@
 A mapping names, for each programs.txt column, the export column(s) it comes from, or a constant; value maps
 turn SIS program and site codes into Illuminate's code keys; the rest are the habits of a given SIS (date order,
 "open" sentinel end dates, rows to skip, ID widths Excel may have shortened).  Built-in profiles
-(``profiles.py``) are instances of the same model, so a custom mapping can do anything a profile does.
+(``profiles.py``) are instances of the same model, so a custom mapping can do anything a profile does, and a
+mapping may start from one (``extends = "calpads-sprg"``) and add or override its tables.
+
+A column is named by its header label, or by its 1-based position (``import_student_id = 8``), which is
+how a headerless extract (``header = false``, CALPADS SPRG among them) is read.
 
 Loading reports every problem with the dotted path of the bad key, e.g. ``columns.studnet_id``, because the
 person who wrote the file is a data clerk, not a developer.
@@ -13,9 +17,19 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    StrictInt,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic import Field as Setting
 from pydantic_core import PydanticCustomError
 
@@ -37,6 +51,24 @@ def _names_a_column(value: str | list[str]) -> str | list[str]:
 
 
 SourceColumns = Annotated[str | list[str], AfterValidator(_names_a_column)]
+#: The most fields a positional mapping may point at: ``ReadLimits.max_columns``' default.
+MAX_POSITION = 500
+#: A column by its 1-based position in the row; strict, so ``true`` is not read as field 1.
+Position = Annotated[StrictInt, Setting(ge=1, le=MAX_POSITION)]
+
+
+def _by_kind(value: Any) -> str:
+    return _BY_POSITION if isinstance(value, int) and not isinstance(value, bool) else _BY_NAME
+
+
+#: Union tags: a value is checked as a position or as names, never both, so an error names one problem.
+_BY_POSITION, _BY_NAME = "by-position", "by-name"
+Source = Annotated[
+    Annotated[Position, Tag(_BY_POSITION)] | Annotated[SourceColumns, Tag(_BY_NAME)], Discriminator(_by_kind)
+]
+#: A skip or record rule's column: one label or one position.
+ColumnRef = Annotated[Annotated[Position, Tag(_BY_POSITION)] | Annotated[str, Tag(_BY_NAME)], Discriminator(_by_kind)]
+ValueTable = Literal["program_id", "site_id"]
 
 DEFAULT_OPEN_END_DATES = ("1/1/1900", "01-JAN-1900")
 
@@ -64,9 +96,22 @@ class AcademicYearSettings(_Strict):
 
 
 class SkipRule(_Strict):
-    column: str
+    column: ColumnRef
     values: tuple[str, ...]
     """Rows whose ``column`` holds one of these values (any case) are skipped and counted, e.g. Aeries DEL=Y."""
+
+
+class RecordRule(_Strict):
+    """Which records this mapping reads, for files that say what kind each record is (CALPADS'
+    RecordTypeCode): a first row of another kind rejects the file as the wrong one, a later row of another
+    kind is a row error."""
+
+    column: ColumnRef
+    values: tuple[str, ...]
+    """The record kinds read, e.g. ``["SPRG"]`` (compared in any case)."""
+    others: tuple[str, ...] = ()
+    """Kinds known to mark another file (``SENR``, ``SINF``, ...): a rejection names them, being codes, not
+    personal data; any other value is described, never quoted."""
 
 
 class IdSettings(_Strict):
@@ -78,15 +123,44 @@ class IdSettings(_Strict):
 class Mapping(_Strict):
     name: str = "custom"
     description: str = ""
-    columns: dict[Field, SourceColumns] = Setting(default_factory=dict)
+    extends: str | None = None
+    """The built-in profile this mapping starts from; its tables are merged key by key, skip rules added."""
+    columns: dict[Field, Source] = Setting(default_factory=dict)
     constants: dict[Field, str] = Setting(default_factory=dict)
-    values: dict[Literal["program_id", "site_id"], dict[str, str]] = Setting(default_factory=dict)
+    values: dict[ValueTable, dict[str, str]] = Setting(default_factory=dict)
+    required_values: tuple[ValueTable, ...] = ()
+    """Value tables every row's code must be found in: an unmapped code is a row error, not passed through
+    (a CALPADS CDS school code is never an Illuminate Site ID)."""
     dates: DateSettings = DateSettings()
     academic_year: AcademicYearSettings = AcademicYearSettings()
     skip: tuple[SkipRule, ...] = ()
+    records: RecordRule | None = None
     ids: IdSettings = IdSettings()
-    delimiter: Literal[",", "\t", "|", ";"] | None = None
+    delimiter: Literal[",", "\t", "|", "^", ";"] | None = None
     encoding: Literal["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252"] | None = None
+    header: bool = True
+    """Whether the first line names the columns.  A headerless file is never detected: a feed or command
+    names its profile or mapping, and its columns are named by position or by ``field_names``."""
+    field_names: tuple[str, ...] = ()
+    """A headerless file's record layout, in order: the names messages use, and that ``columns`` may use as
+    if the file had this header.  Without them, fields are called ``field 1``, ``field 2`` ..."""
+    field_counts: tuple[Annotated[int, Setting(ge=1, le=MAX_POSITION)], ...] = ()
+    """A headerless file's accepted field counts (SPRG: 26, or 28 in the ODS extract); a row of another
+    count is a row error.  Default: as many as ``field_names``, or as the file's first row."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extend(cls, data: Any, info: ValidationInfo) -> Any:
+        """Resolve ``extends`` against the profiles the caller passed in the validation context."""
+        if not isinstance(data, dict) or data.get("extends") is None:
+            return data
+        bases: dict[str, Mapping] = (info.context or {}).get("profiles", {})
+        name = data["extends"]
+        if not isinstance(name, str) or name not in bases:
+            known = ", ".join(bases) or "none here"
+            raise PydanticCustomError("unknown_profile", "extends names no built-in profile; use one of: {known}",
+                                      {"known": known})  # fmt: skip
+        return extended(bases[name], data)
 
     @model_validator(mode="after")
     def _complete(self) -> Mapping:
@@ -99,18 +173,77 @@ class Mapping(_Strict):
             raise ValueError(f"no source column or constant for required column(s): {', '.join(missing)}")
         if not given & {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE}:
             raise ValueError("map program_start_date or eligibility_start_date: Illuminate needs one of them")
+        if not self.header:
+            self._check_positional()
+        elif self.field_names or self.field_counts:
+            raise ValueError("field_names and field_counts describe a file without a header row: add header = false")
+        for table in self.required_values:
+            if not self.values.get(table):
+                raise ValueError(f"required_values names {table}, but there is no [values.{table}] table")
         return self
 
-    def sources(self, field: Field) -> tuple[str, ...]:
-        """The export column names that may carry ``field``, most preferred first."""
+    def _check_positional(self) -> None:
+        named = [f.value for f in self.columns for s in self.sources(f) if isinstance(s, str)]
+        named += [str(rule.column) for rule in self.skip if isinstance(rule.column, str)]
+        if self.records is not None and isinstance(self.records.column, str):
+            named.append(self.records.column)
+        unknown = [n for n in named if n not in self.field_names] if self.field_names else named
+        if unknown:
+            raise ValueError(
+                f"header = false, so columns are named by position (import_student_id = 8) or by field_names; "
+                f"not found: {', '.join(unknown)}"
+            )
+        width = len(self.field_names) or max(self.field_counts, default=MAX_POSITION)
+        beyond = sorted({p for p in self.positions() if p > width})
+        if beyond:
+            raise ValueError(f"position(s) {', '.join(map(str, beyond))} lie past the {width} fields of a row")
+
+    def positions(self) -> list[int]:
+        """Every column named by position, skip and record rules included."""
+        sources = [s for f in self.columns for s in self.sources(f)]
+        sources += [rule.column for rule in self.skip] + ([self.records.column] if self.records else [])
+        return [s for s in sources if isinstance(s, int)]
+
+    def sources(self, field: Field) -> tuple[str | int, ...]:
+        """The export columns (labels or 1-based positions) that may carry ``field``, most preferred first."""
         value = self.columns.get(field, ())
-        return (value,) if isinstance(value, str) else tuple(value)
+        return (value,) if isinstance(value, str | int) else tuple(value)
+
+
+#: Tables a mapping merges key by key into the profile it extends; ``values`` one level deeper.
+_MERGED = ("dates", "academic_year", "ids")
+
+
+def extended(base: Mapping, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a mapping file's settings) laid over ``base``: a key given replaces the base's, tables merge,
+    skip rules add to the base's, and a column the file gives as a constant (or the reverse) stops being
+    the other."""
+    merged: dict[str, Any] = base.model_dump(mode="json", exclude_defaults=True, exclude={"name", "description"})
+    merged["description"] = base.description
+    for key, value in data.items():
+        if key in ("columns", "constants") and isinstance(value, dict):
+            other = "constants" if key == "columns" else "columns"
+            merged[other] = {k: v for k, v in merged.get(other, {}).items() if k not in value}
+            merged[key] = {**merged.get(key, {}), **value}
+        elif key in _MERGED and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        elif key == "values" and isinstance(value, dict):
+            tables = dict(merged.get("values", {}))
+            for table, entries in value.items():
+                tables[table] = {**tables.get(table, {}), **entries} if isinstance(entries, dict) else entries
+            merged["values"] = tables
+        elif key == "skip" and isinstance(value, list):
+            merged["skip"] = [*merged.get("skip", []), *value]
+        else:
+            merged[key] = value
+    merged["extends"] = base.name
+    return merged
 
 
 def _describe(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"] if part != "[key]")
+        where = ".".join(str(part) for part in problem["loc"] if part not in ("[key]", _BY_POSITION, _BY_NAME))
         if problem["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling; see the README's mapping reference)"
         elif problem["type"] == "enum" and "[key]" in problem["loc"]:
@@ -122,22 +255,25 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_mapping(data: dict[str, object], source: str = "mapping") -> Mapping:
+def parse_mapping(
+    data: dict[str, object], source: str = "mapping", profiles: dict[str, Mapping] | None = None
+) -> Mapping:
+    """Validate a mapping's settings; ``profiles`` are what ``extends`` may name (``profiles.PROFILES``)."""
     try:
-        return Mapping.model_validate(data)
+        return Mapping.model_validate(data, context={"profiles": profiles or {}})
     except ValidationError as exc:
         raise MappingError(f"{source} is not a valid mapping:\n{_describe(exc)}") from None
 
 
-def load_mapping(path: Path) -> Mapping:
-    """Read and validate a TOML mapping file."""
+def load_mapping(path: Path, profiles: dict[str, Mapping] | None = None) -> Mapping:
+    """Read and validate a TOML mapping file (``profiles``: what its ``extends`` may name)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise MappingError(f"cannot read mapping file {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path} is not valid TOML: {exc}") from None
-    mapping = parse_mapping(data, str(path))
+    mapping = parse_mapping(data, str(path), profiles)
     if "name" not in data:
         mapping = mapping.model_copy(update={"name": path.stem})
     return mapping

@@ -1,8 +1,9 @@
 """Read a district's SIS export exactly as it was dropped, streamed, whatever produced it.
 
 Districts send what their SIS or Excel wrote: UTF-8 with or without a BOM, Excel's "Unicode Text" (UTF-16,
-tab-delimited), Windows-1252 from an older Excel "CSV", gzip or not, comma, tab, pipe or semicolon, CR, LF or
-CRLF, quoted values holding delimiters and newlines.  This module settles all of that once per file and then
+tab-delimited), Windows-1252 from an older Excel "CSV", gzip or not, comma, tab, pipe, caret (CALPADS) or
+semicolon, CR, LF or CRLF, quoted values holding delimiters and newlines, with a header row or (a positional
+extract such as CALPADS SPRG) without one.  This module settles all of that once per file and then
 hands the caller plain ``(line, fields)`` pairs, so no other module has to know about bytes.
 
 How, and why this way:
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DELIMITERS",
+    "DELIMITER_NAMES",
     "ENCODINGS",
     "ExportError",
     "ExportInfo",
@@ -70,8 +72,12 @@ __all__ = [
 
 #: The delimiters a district's export may use.  When the header ties between several, the one least likely
 #: to appear inside a column name wins, so this is also the tie-break order (commas and semicolons turn up in
-#: labels such as "Name, Last"; tabs and pipes practically never do).
-DELIMITERS: Final = ("\t", "|", ";", ",")
+#: labels such as "Name, Last"; tabs, pipes and carets practically never do).  The caret is CALPADS's: every
+#: state extract (SPRG, SENR, ...) is caret-delimited.
+DELIMITERS: Final = ("\t", "|", "^", ";", ",")
+
+#: The delimiters by the names a user gives them (``--delimiter caret``) and messages use.
+DELIMITER_NAMES: Final = {",": "comma", "\t": "tab", "|": "pipe", "^": "caret", ";": "semicolon"}
 
 #: Encodings as reported to users, and the only ones accepted from a mapping's ``encoding`` setting.
 ENCODINGS: Final = ("utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252")
@@ -128,7 +134,6 @@ _LABELS: Final = {
     "utf-16-be": "UTF-16",
     "cp1252": "Windows-1252",
 }
-_DELIMITER_NAMES: Final = {",": "comma", "\t": "tab", "|": "pipe", ";": "semicolon"}
 _UTF16: Final = ("utf-16-le", "utf-16-be")
 
 #: Files that are certainly not a text export, by their first bytes: what a clerk most often drops by mistake.
@@ -203,18 +208,20 @@ class ExportInfo:
 class ReadCounts:
     """Every physical line of the file, accounted for; final once :meth:`ExportReader.rows` is exhausted.
 
-    ``lines == 1 + rows + blank + damaged + continued``: the header, the rows handed out, the blank or
-    delimiter-only rows skipped (before the header too), the rows left out for their encoding (each with a
-    row error), and the lines that continue a quoted value started on an earlier line."""
+    ``lines == header + rows + blank + damaged + continued``: the header (one line, none in a headerless
+    file), the rows handed out, the blank or delimiter-only rows skipped (before the header too), the rows
+    left out for their encoding (each with a row error), and the lines that continue a quoted value started
+    on an earlier line."""
 
     lines: int = 0
     rows: int = 0
     blank: int = 0
     damaged: int = 0
+    header: int = 1
 
     @property
     def continued(self) -> int:
-        return max(0, self.lines - 1 - self.rows - self.blank - self.damaged)
+        return max(0, self.lines - self.header - self.rows - self.blank - self.damaged)
 
 
 class ExportReader:
@@ -225,6 +232,9 @@ class ExportReader:
     ``delimiter`` and ``encoding`` override the sniffing, for the rare file that fools it.  A row left out
     while streaming (bytes of the wrong encoding) is reported to ``on_finding`` as a row error (pass a
     finding log's ``add``); without it, the finding is appended to ``findings``.
+
+    With ``header=False`` (a positional extract, such as CALPADS SPRG) the first line is the first data row:
+    ``header`` is empty, the delimiter is sniffed from that row, and line 1 is the first row's line.
     """
 
     info: ExportInfo
@@ -240,6 +250,7 @@ class ExportReader:
         encoding: str | None = None,
         limits: ReadLimits = DEFAULT_LIMITS,
         on_finding: Callable[[Finding], object] | None = None,
+        header: bool = True,
     ) -> None:
         if delimiter is not None and delimiter not in DELIMITERS:
             raise ValueError(f"unsupported delimiter {delimiter!r}: use one of {DELIMITERS!r}")
@@ -251,7 +262,7 @@ class ExportReader:
 
         plan = _settle_encoding(open_chunks, _requested_encoding(encoding), limits, compressed)
         self.findings = plan.findings
-        self.counts = ReadCounts()
+        self.counts = ReadCounts(header=int(header))
         self._report = on_finding if on_finding is not None else self.findings.append
         _make_room_in_csv(limits.max_field_bytes)
         binary = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115  # closed by close()
@@ -265,13 +276,15 @@ class ExportReader:
 
     def _start(self, plan: _Plan, compressed: bool, delimiter: str | None, limits: ReadLimits) -> None:
         """Read up to the first data row: sniff the delimiter, parse the header, make sure data follows."""
+        has_header = bool(self.counts.header)
         blank, head = _header_lines(self._text)
         if not head:
-            raise ExportError(_ONLY_BLANK)
+            raise ExportError(_ONLY_BLANK if has_header else "the file holds only blank lines")
         chosen = delimiter or _sniff_delimiter("".join(head))
         if chosen is None:
+            between, line = ("column names", "the header line") if has_header else ("values", "the first line")
             raise ExportError(
-                "the header line has no comma, tab, semicolon or pipe between column names, "
+                f"{line} has no comma, tab, semicolon, pipe or caret between {between}, "
                 "so this does not look like a delimited export"
             )
         # Blank lines before the header go in as empty lines: they count for line numbers, and cannot turn into
@@ -284,19 +297,29 @@ class ExportReader:
         reader = csv.reader(lines, delimiter=chosen, quotechar='"', strict=True)
         checks = _Checks(plan, limits)
         records = _records(reader, chosen, checks, self.counts, self._report, ended)
+        self.info = ExportInfo(plan.encoding, chosen, compressed, _line_ending(head[-1]))
+        if not has_header:
+            self._headerless(records, plan)
+            return
         found, first = next(records, None), next(records, None)
         if found is None:
             raise ExportError(_ONLY_BLANK)
         if first is None and self.counts.damaged:
-            raise ExportError(
-                f"none of the file's {self.counts.damaged} data row(s) can be read: each has bytes that do not fit "
-                f"the file's encoding ({_LABELS[plan.encoding]}){_SAVE_AS}"
-            )
+            raise _none_readable(self.counts.damaged, plan)
         if first is None:
             raise ExportError("the file has a header but no data rows")
         self.header = [name.lstrip("\ufeff").strip() for name in found[1]]
-        self.info = ExportInfo(plan.encoding, chosen, compressed, _line_ending(head[-1]))
         self._rows: Iterator[tuple[int, list[str]]] | None = chain((first,), records)
+
+    def _headerless(self, records: Iterator[tuple[int, list[str]]], plan: _Plan) -> None:
+        """No header to parse: the first record is a row (``_records`` knows from ``counts.header``)."""
+        first = next(records, None)
+        if first is None:
+            if self.counts.damaged:
+                raise _none_readable(self.counts.damaged, plan)
+            raise ExportError("the file holds only blank lines")
+        self.header = []
+        self._rows = chain((first,), records)
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line, fields) for every data row; line = physical line number (1-based, header = line 1)
@@ -322,6 +345,13 @@ class ExportReader:
 
 
 # --- the second pass: text and rows -------------------------------------------------------------------
+
+
+def _none_readable(damaged: int, plan: _Plan) -> ExportError:
+    return ExportError(
+        f"none of the file's {damaged} data row(s) can be read: each has bytes that do not fit "
+        f"the file's encoding ({_LABELS[plan.encoding]}){_SAVE_AS}"
+    )
 
 
 @dataclass(frozen=True)
@@ -448,14 +478,15 @@ def _records(
     report: Callable[[Finding], object],
     ended: list[int],
 ) -> Iterator[tuple[int, list[str]]]:
-    """The header, then the non-blank data rows, each with the physical line it starts on; csv damage becomes
-    :class:`ExportError`.  ``ended[0]`` is kept at the last line of the last record, for ``_metered``."""
+    """The header (unless ``counts.header`` says there is none), then the non-blank data rows, each with the
+    physical line it starts on; csv damage becomes :class:`ExportError`.  ``ended[0]`` is kept at the last
+    line of the last record, for ``_metered``."""
     last = rows = blank = damaged = 0
     watching = iter(checks.long_lines)
     watch = 0 if checks.measure_all else next(watching, _NEVER)
     suspect = checks.suspect
     try:
-        for fields in reader:
+        for fields in reader if counts.header else ():
             line = reader.line_num
             if fields and (fields[0].strip() or "".join(fields).strip()):
                 checks.header(fields, last + 1)
@@ -521,7 +552,7 @@ def _csv_damage(detail: str, start: int, at: int, delimiter: str, checks: _Check
     if "expected after" in detail:
         return ExportError(
             f"the row starting on line {start} has a quote in the middle of a value: a quoted value must end "
-            f"right before the next {_DELIMITER_NAMES[delimiter]}, and a quote inside it must be doubled"
+            f"right before the next {DELIMITER_NAMES[delimiter]}, and a quote inside it must be doubled"
         )
     return ExportError(f"the row starting on line {start} cannot be read ({detail})")
 
@@ -554,8 +585,8 @@ def _header_lines(text: Iterable[str]) -> tuple[int, list[str]]:
 
 
 def _is_blank(line: str) -> bool:
-    """A line with nothing but whitespace, quotes and delimiters (Excel's ``,,,,`` leftovers)."""
-    return not "".join(line.split()).strip('",;|')
+    """A line with nothing but whitespace, quotes and delimiters (Excel's ``,,,,`` leftovers, ``^^^^``)."""
+    return not "".join(line.split()).strip('",;|^')
 
 
 def _sniff_delimiter(header: str) -> str | None:

@@ -93,6 +93,16 @@ class RowConverter:
         code_table: CodeTable | None = None,
     ) -> None:
         self.width = len(header)
+        # A headerless mapping may accept rows of other widths (SPRG-R's two trailing fields): those are cut
+        # or padded to the width read.
+        self.widths = frozenset(mapping.field_counts) if not mapping.header and mapping.field_counts else frozenset()
+        self.expected = (
+            f"the header has {self.width}" if mapping.header
+            else f"mapping '{mapping.name}' reads rows of {' or '.join(map(str, sorted(self.widths)))} fields"
+            if self.widths else f"the file's first row has {self.width}"
+        )  # fmt: skip
+        self.records = match.records
+        self.record_rule = mapping.records
         self.layout = layout
         self.today = today
         self.oldest_birth = today.replace(year=today.year - _OLDEST_PLAUSIBLE_AGE - 1, month=1, day=1)
@@ -115,6 +125,8 @@ class RowConverter:
         self.dates = DateParser(mapping.dates.order, mapping.dates.open_end_dates)
         self.program_values = {k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()}
         self.site_values = {k.strip().casefold(): v for k, v in mapping.values.get("site_id", {}).items()}
+        self.programs_required = "program_id" in mapping.required_values
+        self.sites_required = "site_id" in mapping.required_values
         # Site IDs that are the district's own configuration, not a row's data: these may be quoted.
         self.configured_sites = set(self.site_values.values())
         if Field.SITE_ID not in match.positions and Field.SITE_ID in mapping.constants:
@@ -123,6 +135,7 @@ class RowConverter:
         # Where invisible characters are looked for: every column the conversion reads, names at their ends
         # only (a zero-width joiner inside a Persian or Indic name is part of its spelling).
         keys = {at for field, at in match.positions.items() if field not in _NAMES} | {at for at, _ in match.skip}
+        keys |= {match.records[0]} if match.records else set()
         self.read_at = tuple(sorted(keys | set(match.positions.values())))
         self.trim_only = frozenset(set(match.positions.values()) - keys)
         self.header = list(header)
@@ -143,24 +156,28 @@ class RowConverter:
 
     def convert(self, line: int, fields: list[str]) -> RowResult:
         if len(fields) != self.width:
-            return RowResult(
-                Outcome.REJECTED,
-                findings=(
-                    error(
-                        line,
-                        None,
-                        "field_count",
-                        f"this row has {len(fields)} fields but the header has {self.width}: an unquoted "
-                        "delimiter inside a value, or a missing field; fix the row in the SIS export",
+            if len(fields) not in self.widths:
+                return RowResult(
+                    Outcome.REJECTED,
+                    findings=(
+                        error(
+                            line,
+                            None,
+                            "field_count",
+                            f"this row has {len(fields)} fields but {self.expected}: an unquoted "
+                            "delimiter inside a value, or a missing field; fix the row in the SIS export",
+                        ),
                     ),
-                ),
-            )
+                )
+            fields = fields[: self.width] + [""] * (self.width - len(fields))
         # Two C-level tests on the joined row: an ASCII row holds no invisible character, and a row whose
         # every character is printable neither (each one is a Unicode format, control or separator character).
         joined = "".join(fields)
         revealed: list[Finding] | None = None
         if not joined.isascii() and not joined.isprintable():
             fields, revealed = self._reveal(line, fields)
+        if self.records is not None and fields[self.records[0]].strip().casefold() not in self.records[1]:
+            return RowResult(Outcome.REJECTED, findings=(self._other_record(line, fields),))
         for position, skip_values in self.skip:
             if fields[position].strip().casefold() in skip_values:
                 return SKIPPED
@@ -212,7 +229,11 @@ class RowConverter:
         # Program ID: a code key of the district's Student Programs code table.
         source_program = program
         if self.program_values:
-            program = self.program_values.get(program.casefold(), program)
+            mapped = self.program_values.get(program.casefold())
+            if mapped is not None:
+                program = mapped
+            elif self.programs_required and program:
+                found.append(self._unmapped(line, F.PROGRAM_ID, program, (sid, ssid)))
         if not program:
             found.append(_required(line, names[F.PROGRAM_ID], "Program ID"))
         elif len(program) > 30:
@@ -221,7 +242,12 @@ class RowConverter:
             found.extend(self._check_code(line, program, source_program))
 
         if self.site_values:
-            site = self.site_values.get(site.casefold(), site)
+            mapped = self.site_values.get(site.casefold())
+            if mapped is not None:
+                site = mapped
+            elif self.sites_required and site:
+                found.append(self._unmapped(line, F.SITE_ID, site, (sid, ssid)))
+                site = ""
         if self.check_site and site:
             if not site.isdigit() or not site.isascii():
                 found.append(self._site_not_integer(line, site))
@@ -348,6 +374,51 @@ class RowConverter:
             )
         return cleaned, found
 
+    def wrong_file(self, fields: list[str]) -> str | None:
+        """Why the whole file is the wrong one, judged on its first row: a record kind this mapping does not
+        read (a CALPADS SENR file given to the SPRG profile).  None when the row's kind is read."""
+        if self.records is None or self.record_rule is None:
+            return None
+        at, kinds = self.records
+        if len(fields) <= at or fields[at].strip().casefold() in kinds:
+            return None
+        return (
+            f"this is not a file of {' or '.join(self.record_rule.values)} records: the first row's "
+            f"{self.header[at]} {self._kind(fields[at])}. Is this the right file? Send the "
+            f"{'/'.join(self.record_rule.values)} extract"
+        )
+
+    def _other_record(self, line: int, fields: list[str]) -> Finding:
+        assert self.records is not None and self.record_rule is not None
+        at = self.records[0]
+        return error(
+            line,
+            self.header[at],
+            "other_record_type",
+            f"this row's {self.header[at]} {self._kind(fields[at])}: this file should hold only "
+            f"{' or '.join(self.record_rule.values)} records; the row is left out",
+        )
+
+    def _kind(self, value: str) -> str:
+        """A record kind, quoted when it is one of the known kinds (a code), else described."""
+        assert self.record_rule is not None
+        value = value.strip()
+        if value.casefold() in {other.casefold() for other in self.record_rule.others}:
+            return f"is {value.upper()}, the record type of another file"
+        return f"is {describe(value)}, not a record type this mapping reads"
+
+    def _unmapped(self, line: int, field: Field, code: str, row_ids: tuple[str, str]) -> Finding:
+        """A code with no entry in a value table the mapping requires (``required_values``)."""
+        label, table = COLUMN_BY_FIELD[field].label, field.value
+        shown_code = f"'{code}'" if quotable(code) or _school_code(code, row_ids) else describe(code)
+        return error(
+            line,
+            self.names[field],
+            f"unmapped_{table}",
+            f"{label} comes from code {shown_code}, which has no entry in the mapping's [values.{table}] table: "
+            f"add one that gives the district's {label} for it",
+        )
+
     def _site_not_integer(self, line: int, site: str) -> Finding:
         if site in self.configured_sites or quotable(site):
             what = f"Site ID '{site}' is not a whole number"
@@ -452,6 +523,13 @@ class RowConverter:
             "birth_date_implausible",
             f"Birth Date makes the student older than {_OLDEST_PLAUSIBLE_AGE}; check it in the SIS",
         )
+
+
+def _school_code(value: str, row_ids: tuple[str, str]) -> bool:
+    """Whether ``value`` may be quoted as a school code: the 7 digits of a CDS school code (not a date, not a
+    name) that are neither of the row's own student IDs.  A value misplaced in a school column comes from
+    its own row, so this rules a student ID out where ``quotable``, which never quotes numbers, cannot."""
+    return len(value) == 7 and value.isdigit() and value.isascii() and value not in row_ids
 
 
 def _required(line: int, column: str, label: str) -> Finding:

@@ -11,8 +11,9 @@ import tomllib
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic import Field as Setting
+from pydantic_core import PydanticCustomError
 
 from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.engine import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
@@ -54,7 +55,8 @@ class SftpSettings(_Strict):
 
 
 class FeedConfig(_Strict):
-    profile: Literal["powerschool", "aeries", "infinite-campus", "illuminate"] | None = None
+    profile: str | None = None
+    """A built-in profile by name (``convert.profiles.PROFILES``); a headerless export needs one, or a mapping."""
     mapping: Mapping | None = None
     """An inline mapping (the same settings as a --mapping file); leave out for a profile or detection."""
     code_table: str | None = None
@@ -69,6 +71,17 @@ class FeedConfig(_Strict):
     limits: ReadLimits = Setting(default_factory=ReadLimits)
     """``[limits]``: how large a file, a line, a value and a header may be (README: What it reads)."""
     sftp: SftpSettings
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, name: str | None) -> str | None:
+        if name is not None and name not in PROFILES:
+            raise PydanticCustomError(
+                "unknown_profile",
+                "unknown profile '{name}'; use one of: {known}",
+                {"name": name, "known": ", ".join(PROFILES)},
+            )
+        return name
 
     @model_validator(mode="after")
     def _one_source(self) -> FeedConfig:
@@ -117,7 +130,7 @@ def parse_feed_config(text: str, source: str) -> FeedConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
     try:
-        return FeedConfig.model_validate(data)
+        return FeedConfig.model_validate(data, context={"profiles": PROFILES})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'] if p != '[key]') or 'config'}: "
