@@ -25,13 +25,13 @@ from programs_bridge.convert.engine import (
 )
 from programs_bridge.convert.mapping import MappingError, load_mapping
 from programs_bridge.convert.profiles import PROFILES
-from programs_bridge.convert.reader import ReadLimits
+from programs_bridge.convert.reader import DELIMITER_NAMES, ReadLimits
 from programs_bridge.programs_txt.layout import LAYOUTS, custom_layout
 from programs_bridge.programs_txt.render import OutputFormat
 from programs_bridge.report.conversion import save_report, summary
 
 EXIT_CODES = {Status.OK: 0, Status.PARTIAL: 1, Status.REJECTED: 2}
-DELIMITERS = {"comma": ",", "tab": "\t", "pipe": "|", "semicolon": ";"}
+DELIMITERS = {name: char for char, name in DELIMITER_NAMES.items()}
 
 
 def add_converter_options(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +69,7 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
     if not 0 <= args.max_reject_share <= 1:
         raise UsageError("--max-reject-share must be between 0 and 1 (0.05 means 5%)")
     try:
-        mapping = load_mapping(args.mapping) if args.mapping else PROFILES.get(args.profile or "")
+        mapping = load_mapping(args.mapping, PROFILES) if args.mapping else PROFILES.get(args.profile or "")
         code_table = load_code_table(args.code_table) if args.code_table else None
         layout = custom_layout([c.strip() for c in args.columns.split(",")]) if args.columns else LAYOUTS[args.layout]
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ReadLimits)}
@@ -81,8 +81,8 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
         mapping=mapping,
         code_table=code_table,
         max_reject_share=args.max_reject_share,
-        delimiter=DELIMITERS[args.delimiter] if args.delimiter else (mapping.delimiter if mapping else None),
-        encoding=args.encoding or (mapping.encoding if mapping else None),
+        delimiter=DELIMITERS[args.delimiter] if args.delimiter else None,
+        encoding=args.encoding,
         today=args.as_of or date.today(),
         read_limits=limits,
     )

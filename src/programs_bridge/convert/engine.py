@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -64,6 +64,7 @@ class ConvertOptions:
     code_table: CodeTable | None = None
     max_reject_share: float = DEFAULT_MAX_REJECT_SHARE
     delimiter: str | None = None
+    """None: the mapping's, else sniffed."""
     encoding: str | None = None
     today: date = field(default_factory=date.today)
     keep_source_lines: bool = False
@@ -118,9 +119,12 @@ def convert_export(
     """Convert ``source``; write programs.txt to ``destination`` when given and the file is accepted."""
     result = Conversion(str(source), options=options)
     try:
+        mapping = options.mapping
         reader = ExportReader(
-            source, delimiter=options.delimiter, encoding=options.encoding, limits=options.read_limits,
-            on_finding=result.findings.add, header=options.mapping is None or options.mapping.header,
+            source, limits=options.read_limits, on_finding=result.findings.add,
+            delimiter=options.delimiter or (mapping.delimiter if mapping else None),
+            encoding=options.encoding or (mapping.encoding if mapping else None),
+            header=mapping is None or mapping.header,
         )  # fmt: skip
         with reader:
             result.info = reader.info
@@ -195,11 +199,32 @@ def _choose_mapping(
             return None
         mapping, match = detection.mapping, detection.match
         result.profile, result.profile_detected = mapping.name, True
+    untabled = [table for table in mapping.required_values if not mapping.values.get(table)]
+    if untabled:
+        result.reject(_lacking_tables(mapping, untabled))
+        return None
     for column in map(_source, match.unmatched_skip_columns):
         result.findings.add(
-            info(1, column, "skip_column_absent", f"no column '{column}' in this file: its skip rule does nothing")
+            info(
+                1 if mapping.header else None,  # line 1 is the header, or a headerless file's first row
+                column,
+                "skip_column_absent",
+                f"no column '{column}' in this file: its skip rule does nothing",
+            )
         )
     return mapping, match
+
+
+def _lacking_tables(mapping: Mapping, tables: Sequence[str]) -> str:
+    named = " and ".join(f"[values.{t}]" for t in tables)
+    where = (
+        f"add {named} to it" if mapping.extends or mapping.name not in PROFILES
+        else f'write a mapping file with extends = "{mapping.name}" and {named}'
+    )  # fmt: skip
+    return (
+        f"mapping '{mapping.name}' needs a {named} table to turn this export's codes into the district's own "
+        f"(a CALPADS school code is never an Illuminate Site ID): {where}, with an entry for each code"
+    )
 
 
 def _source(column: str | int) -> str:

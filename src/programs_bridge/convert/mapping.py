@@ -37,9 +37,11 @@ from programs_bridge.convert.dates import DateOrder
 from programs_bridge.programs_txt.layout import COLUMNS, Field
 
 
-def _names_a_column(value: str | list[str]) -> str | list[str]:
+def _names_a_column(value: int | str | list[str]) -> int | str | list[str]:
     """A source must name at least one export column, and no name may be blank: either would leave the
     programs.txt column unmapped with the file blamed for it ("the file has no column for ...")."""
+    if isinstance(value, int):
+        return value
     names = [value] if isinstance(value, str) else value
     if not names:
         raise PydanticCustomError(
@@ -50,21 +52,27 @@ def _names_a_column(value: str | list[str]) -> str | list[str]:
     return value
 
 
-SourceColumns = Annotated[str | list[str], AfterValidator(_names_a_column)]
 #: The most fields a positional mapping may point at: ``ReadLimits.max_columns``' default.
 MAX_POSITION = 500
 #: A column by its 1-based position in the row; strict, so ``true`` is not read as field 1.
 Position = Annotated[StrictInt, Setting(ge=1, le=MAX_POSITION)]
+#: Union tags: a value is checked as the one kind its type says, so an error names one problem, not every
+#: branch's (``_describe`` leaves the tags out of the path).
+_BY_POSITION, _BY_NAME, _BY_NAMES = "by-position", "by-name", "by-names"
+_TAGS = (_BY_POSITION, _BY_NAME, _BY_NAMES)
 
 
 def _by_kind(value: Any) -> str:
-    return _BY_POSITION if isinstance(value, int) and not isinstance(value, bool) else _BY_NAME
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _BY_POSITION
+    return _BY_NAMES if isinstance(value, list | tuple) else _BY_NAME
 
 
-#: Union tags: a value is checked as a position or as names, never both, so an error names one problem.
-_BY_POSITION, _BY_NAME = "by-position", "by-name"
+#: A column by label, by a list of alternative labels, or by position.
 Source = Annotated[
-    Annotated[Position, Tag(_BY_POSITION)] | Annotated[SourceColumns, Tag(_BY_NAME)], Discriminator(_by_kind)
+    Annotated[Position, Tag(_BY_POSITION)] | Annotated[str, Tag(_BY_NAME)] | Annotated[list[str], Tag(_BY_NAMES)],
+    Discriminator(_by_kind),
+    AfterValidator(_names_a_column),
 ]
 #: A skip or record rule's column: one label or one position.
 ColumnRef = Annotated[Annotated[Position, Tag(_BY_POSITION)] | Annotated[str, Tag(_BY_NAME)], Discriminator(_by_kind)]
@@ -130,7 +138,8 @@ class Mapping(_Strict):
     values: dict[ValueTable, dict[str, str]] = Setting(default_factory=dict)
     required_values: tuple[ValueTable, ...] = ()
     """Value tables every row's code must be found in: an unmapped code is a row error, not passed through
-    (a CALPADS CDS school code is never an Illuminate Site ID)."""
+    (a CALPADS CDS school code is never an Illuminate Site ID).  A file read with such a table empty is
+    rejected before any row, so a profile can require what only the district's own mapping can give."""
     dates: DateSettings = DateSettings()
     academic_year: AcademicYearSettings = AcademicYearSettings()
     skip: tuple[SkipRule, ...] = ()
@@ -177,13 +186,10 @@ class Mapping(_Strict):
             self._check_positional()
         elif self.field_names or self.field_counts:
             raise ValueError("field_names and field_counts describe a file without a header row: add header = false")
-        for table in self.required_values:
-            if not self.values.get(table):
-                raise ValueError(f"required_values names {table}, but there is no [values.{table}] table")
         return self
 
     def _check_positional(self) -> None:
-        named = [f.value for f in self.columns for s in self.sources(f) if isinstance(s, str)]
+        named = [s for f in self.columns for s in self.sources(f) if isinstance(s, str)]
         named += [str(rule.column) for rule in self.skip if isinstance(rule.column, str)]
         if self.records is not None and isinstance(self.records.column, str):
             named.append(self.records.column)
@@ -243,7 +249,7 @@ def extended(base: Mapping, data: dict[str, Any]) -> dict[str, Any]:
 def _describe(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"] if part not in ("[key]", _BY_POSITION, _BY_NAME))
+        where = ".".join(str(part) for part in problem["loc"] if part not in ("[key]", *_TAGS))
         if problem["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling; see the README's mapping reference)"
         elif problem["type"] == "enum" and "[key]" in problem["loc"]:

@@ -2,8 +2,10 @@
 
 Each profile is a plain ``Mapping`` (see ``mapping.py``); the column names come from the SIS's own tables
 (PowerSchool ``Students`` + ``SPEnrollments``, Aeries ``STU`` + ``PGM``, Infinite Campus ``student`` +
-``spProgram``) and from Illuminate's own labels.  Program codes pass through unchanged: a district whose SIS
-codes differ from its Illuminate code keys writes a mapping with a ``values.program_id`` table.
+``spProgram``, the snake_case of Synergy's report writer), from Illuminate's own labels, and, for
+California's state extract, from the CALPADS SPRG record layout, which has no header and is never detected.
+Program codes pass through unchanged: a district whose SIS codes differ from its Illuminate code keys writes
+a mapping with a ``values.program_id`` table.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 from programs_bridge.convert.dates import DateOrder
 from programs_bridge.convert.headers import ColumnMatch, match_columns
-from programs_bridge.convert.mapping import DateSettings, Mapping, SkipRule
+from programs_bridge.convert.mapping import DateSettings, Mapping, RecordRule, SkipRule
 from programs_bridge.programs_txt.layout import COLUMNS, Field
 
 F = Field
@@ -80,7 +82,77 @@ INFINITE_CAMPUS = Mapping(
     },
 )
 
-PROFILES: dict[str, Mapping] = {p.name: p for p in (ILLUMINATE, POWERSCHOOL, AERIES, INFINITE_CAMPUS)}
+SYNERGY = Mapping(
+    name="synergy",
+    description="Synergy (Edupoint) program report: student_code, school_code, program_code, date_enrolled ...",
+    columns={
+        F.IMPORT_STUDENT_ID: ["student_code", "student_id"],
+        F.STATE_STUDENT_ID: ["state_student_id", "state_id"],
+        F.LAST_NAME: "last_name",
+        F.FIRST_NAME: "first_name",
+        F.MIDDLE_NAME: "middle_name",
+        F.BIRTH_DATE: ["birth_date", "birthdate"],
+        F.ACADEMIC_YEAR: "school_year",
+        F.PROGRAM_ID: "program_code",
+        F.ELIGIBILITY_START_DATE: "eligibility_start_date",
+        F.ELIGIBILITY_END_DATE: "eligibility_end_date",
+        F.PROGRAM_START_DATE: "date_enrolled",
+        F.PROGRAM_END_DATE: "date_withdrawn",
+        F.EXIT_CODE: ["withdrawal_code", "exit_code"],
+        F.SITE_ID: "school_code",
+    },
+)
+
+#: The CALPADS Student Program (SPRG) record, in file order (CALPADS File Specifications, SPRG record).
+SPRG_FIELDS = (
+    "RecordTypeCode", "TransactionTypeCode", "LocalRecordID", "ReportingLEA", "SchoolOfAttendance",
+    "AcademicYearID", "SSID", "LocalStudentID", "StudentLegalFirstName", "StudentLegalLastName",
+    "StudentBirthDate", "StudentGenderCode", "EducationProgramCode", "EducationProgramMembershipCode",
+    "EducationProgramMembershipStartDate", "EducationProgramMembershipEndDate", "EducationServiceAcademicYear",
+    "EducationServiceCode", "CaliforniaPartnershipAcademyID", "MigrantStudentID", "PrimaryDisabilityCode",
+    "DistrictofSpecialEducationAccountability", "HomelessDwellingTypeCode", "UnaccompaniedYouthIndicator",
+    "RunawayYouthIndicator", "Filler",
+)  # fmt: skip
+#: Other CALPADS record types, input and ODS extract (``-R``, which adds Upload Date and Last Date Updated
+#: at the end: schooldataleadership.org, "Cooking with CALPADS: Fun with Extracts"): naming them when a
+#: wrong file arrives tells the clerk which extract was sent.
+_CALPADS_OTHERS = tuple(
+    kind + suffix
+    for kind in ("SENR", "SINF", "SELA", "SDIS", "SWAV", "SDEM", "SASS", "CRSE", "CRSC", "SCSE", "SCSC",
+                 "SCTE", "STAS", "SIRS", "SPED", "SSRV", "PSTS", "SPLN", "WBLR", "SWBL")
+    for suffix in ("", "-R")
+)  # fmt: skip
+
+CALPADS_SPRG = Mapping(
+    name="calpads-sprg",
+    description="CALPADS Student Program (SPRG, or the ODS extract SPRG-R): caret-delimited, no header; "
+    "needs [values.site_id] (CDS school code -> site number) and usually [values.program_id]",
+    header=False,
+    delimiter="^",
+    field_names=SPRG_FIELDS,
+    field_counts=(26, 28),
+    records=RecordRule(column="RecordTypeCode", values=("SPRG", "SPRG-R"), others=_CALPADS_OTHERS),
+    skip=(SkipRule(column="TransactionTypeCode", values=("D",)),),
+    columns={
+        F.IMPORT_STUDENT_ID: "LocalStudentID",
+        F.STATE_STUDENT_ID: "SSID",
+        F.LAST_NAME: "StudentLegalLastName",
+        F.FIRST_NAME: "StudentLegalFirstName",
+        F.BIRTH_DATE: "StudentBirthDate",
+        F.ACADEMIC_YEAR: "AcademicYearID",
+        F.PROGRAM_ID: "EducationProgramCode",
+        F.PROGRAM_START_DATE: "EducationProgramMembershipStartDate",
+        F.PROGRAM_END_DATE: "EducationProgramMembershipEndDate",
+        F.SITE_ID: "SchoolOfAttendance",
+    },
+    required_values=("site_id",),
+)
+
+PROFILES: dict[str, Mapping] = {
+    p.name: p for p in (ILLUMINATE, POWERSCHOOL, AERIES, INFINITE_CAMPUS, SYNERGY, CALPADS_SPRG)
+}
+#: The profiles a header can pick: a headerless one has nothing to be recognised by.
+_DETECTABLE = tuple(p for p in PROFILES.values() if p.header)
 
 
 @dataclass(frozen=True)
@@ -92,7 +164,7 @@ class Detection:
 def detect_profile(header: Sequence[str]) -> Detection | None:
     """The built-in profile whose required columns are all in ``header``; the one matching most columns
     wins.  None means the file is probably not a program export at all (a course roster, say)."""
-    candidates = [Detection(p, match_columns(p, header)) for p in PROFILES.values()]
+    candidates = [Detection(p, match_columns(p, header)) for p in _DETECTABLE]
     usable = [c for c in candidates if c.match.usable]
     if not usable:
         return None
@@ -101,5 +173,5 @@ def detect_profile(header: Sequence[str]) -> Detection | None:
 
 def closest_profile(header: Sequence[str]) -> tuple[Mapping, ColumnMatch]:
     """For the rejection message: the profile that came nearest, and what it lacked."""
-    candidates = [(p, match_columns(p, header)) for p in PROFILES.values()]
+    candidates = [(p, match_columns(p, header)) for p in _DETECTABLE]
     return min(candidates, key=lambda c: (len(c[1].missing_required), -len(c[1].positions)))

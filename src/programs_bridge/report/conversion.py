@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from programs_bridge.convert.engine import Conversion, Status
+from programs_bridge.convert.reader import DELIMITER_NAMES
 
 REPORT_VERSION = 1
-DELIMITER_NAMES = {",": "comma", "\t": "tab", "|": "pipe", ";": "semicolon"}
 _SUMMARY_FINDINGS = 10
 
 
@@ -106,7 +106,11 @@ def summary(conversion: Conversion, report_path: Path | None = None) -> str:
     if conversion.reason:
         lines.append(f"  reason: {conversion.reason}")
     if info is not None and conversion.profile:
-        how = "detected from the header" if conversion.profile_detected else "as asked"
+        mapping = conversion.options.mapping
+        how = (
+            "detected from the header" if conversion.profile_detected
+            else f"as asked, extending {mapping.extends}" if mapping and mapping.extends else "as asked"
+        )  # fmt: skip
         lines.append(
             f"  read as {conversion.profile} ({how}); {info.encoding}, "
             f"{DELIMITER_NAMES.get(info.delimiter, repr(info.delimiter))}-delimited, {info.line_ending}"
