@@ -27,6 +27,9 @@ CASES = {
     "illuminate.txt": (0, []),
     "damaged-cp1252.csv": (0, []),
     "damaged-excel.csv": (1, ["--max-reject-share", "1"]),
+    "synergy.csv": (0, []),
+    "calpads-sprg.txt": (0, ["--mapping", str(SAMPLES / "calpads-sprg-codes.toml")]),
+    "damaged-calpads-sprg.txt": (0, ["--mapping", str(SAMPLES / "calpads-sprg-codes.toml")]),
 }
 
 

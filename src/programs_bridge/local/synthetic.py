@@ -26,6 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
+from programs_bridge.convert.profiles import SPRG_FIELDS
+
 #: "Today" for every generated file: ages and enrollment dates are relative to it, never to the clock.
 REFERENCE_DATE = date(2026, 9, 1)
 
@@ -280,6 +282,13 @@ class Profile:
     #: (start, end) columns for participation-dated and eligibility-dated programs.
     participation: tuple[int, int]
     eligibility: tuple[int, int]
+    #: False for a fixed-layout extract (CALPADS SPRG): ``header`` then only names the fields for damage
+    #: descriptions, and line 1 is the first row.
+    header_row: bool = True
+
+    @property
+    def first_line(self) -> int:
+        return 2 if self.header_row else 1
 
     def period(self, enrollment: Enrollment) -> tuple[int, int]:
         return self.eligibility if enrollment.program.eligibility_dated else self.participation
@@ -328,6 +337,45 @@ def _illuminate(e: Enrollment, rng: random.Random) -> list[str]:
     return [
         s.student_id, s.state_id, s.last_name, s.first_name, s.middle_name, _mmddyyyy(s.birth),
         e.program.code, *eligibility, *participation, _academic_year(e.start), "", e.exit_code, str(e.site),
+    ]  # fmt: skip
+
+
+def _iso(day: date) -> str:
+    return day.isoformat()
+
+
+def _synergy(e: Enrollment, rng: random.Random) -> list[str]:
+    s = e.student
+    return [
+        s.student_id, s.state_id, s.last_name, s.first_name, s.middle_name,
+        _iso(s.birth), _academic_year(e.start), str(e.site), e.program.code, _iso(e.start),
+        _iso(e.end) if e.end else "",
+    ]  # fmt: skip
+
+
+def _ccyymmdd(day: date) -> str:
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+#: The district's county-district code (CALPADS ReportingLEA), made up, as every school code here is.
+SYNTHETIC_LEA = "1964733"
+
+
+def cds_school_code(site: int) -> str:
+    """The made-up 7-digit CALPADS school code of synthetic site ``site`` (the samples' code map lists
+    them all)."""
+    return f"60{site * 37:05d}"
+
+
+def _calpads_sprg(e: Enrollment, rng: random.Random) -> list[str]:
+    s = e.student
+    transaction = "D" if rng.random() < 0.05 else "A"
+    membership = rng.choice(("1", "2", "3"))
+    return [
+        "SPRG", transaction, "", SYNTHETIC_LEA, cds_school_code(e.site), _academic_year(e.start), s.state_id,
+        s.student_id, s.first_name, s.last_name, _ccyymmdd(s.birth), "FM"[int(s.state_id) % 2],
+        e.program.code, membership, _ccyymmdd(e.start), _ccyymmdd(e.end) if e.end else "",
+        *([""] * 10),
     ]  # fmt: skip
 
 
@@ -437,6 +485,47 @@ PROFILES: dict[str, Profile] = {
             participation=(9, 10),
             eligibility=(7, 8),
         ),
+        Profile(
+            name="synergy",
+            header=(
+                "student_code",
+                "state_student_id",
+                "last_name",
+                "first_name",
+                "middle_name",
+                "birth_date",
+                "school_year",
+                "school_code",
+                "program_code",
+                "date_enrolled",
+                "date_withdrawn",
+            ),
+            delimiter=",",
+            format_date=_iso,
+            render=_synergy,
+            student_id=0,
+            state_id=1,
+            last_name=2,
+            birth_date=5,
+            exit_code=None,
+            participation=(9, 10),
+            eligibility=(9, 10),
+        ),
+        Profile(
+            name="calpads-sprg",
+            header=SPRG_FIELDS,
+            delimiter="^",
+            format_date=_ccyymmdd,
+            render=_calpads_sprg,
+            student_id=7,
+            state_id=6,
+            last_name=9,
+            birth_date=10,
+            exit_code=None,
+            participation=(14, 15),
+            eligibility=(14, 15),
+            header_row=False,
+        ),
     )
 }
 
@@ -460,7 +549,8 @@ class DamageKind(StrEnum):
 
 
 class Damage(NamedTuple):
-    """What was done to the row on ``line`` (1 = header), in words with no student data in them."""
+    """What was done to the row on ``line`` (1 = the header, or the first row of a headerless file), in
+    words with no student data in them."""
 
     line: int
     kind: DamageKind
@@ -580,7 +670,8 @@ def records(
     plan: Mapping[int, DamageKind] | None = None,
     encoding: str = "utf-8",
 ) -> Iterator[Record]:
-    """The data rows of a synthetic export, in file order (the header is ``PROFILES[profile].header``).
+    """The data rows of a synthetic export, in file order (the header, if it has one, is
+    ``PROFILES[profile].header``).
 
     ``damage`` is the share of rows damaged at random, each with one applicable kind; ``plan`` instead
     names the damage for given 0-based row positions (the bundled samples use it so each shows exactly
@@ -592,7 +683,7 @@ def records(
     damage_rng = random.Random(f"{profile}:{seed}:damage")
     damager = _Damager(shape, damage_rng)
     for position, enrollment in enumerate(enrollments(rng, rows, NamePools.for_encoding(encoding))):
-        line = position + 2
+        line = position + shape.first_line
         row = shape.render(enrollment, rng)
         kind = plan.get(position) if plan is not None else None
         if kind is not None and kind not in damager.applicable(enrollment):
@@ -612,7 +703,7 @@ def records(
 
 def write_table(
     path: Path,
-    header: Sequence[str],
+    header: Sequence[str] | None,
     rows: Iterator[Sequence[str]],
     *,
     delimiter: str,
@@ -622,11 +713,13 @@ def write_table(
 ) -> None:
     """Write a delimited file the way an SIS or Excel would: quoting only where needed.
 
-    ``encoding="utf-8-sig"`` writes the byte-order mark Excel puts in front of a UTF-8 CSV.
+    ``encoding="utf-8-sig"`` writes the byte-order mark Excel puts in front of a UTF-8 CSV; ``header=None``
+    writes a headerless extract.
     """
     with path.open("w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle, delimiter=delimiter, lineterminator=newline, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(header)
+        if header is not None:
+            writer.writerow(header)
         writer.writerows(rows)
         handle.write(newline * trailing_blank_lines)
 
@@ -649,7 +742,7 @@ def generate(
     data = records(profile, rows, seed=seed, damage=damage, plan=plan, encoding=encoding)
     write_table(
         path,
-        shape.header,
+        shape.header if shape.header_row else None,
         (record.fields for record in data),
         delimiter=delimiter or shape.delimiter,
         encoding=encoding,
@@ -696,6 +789,8 @@ class Sample:
     encoding: str = "utf-8"
     newline: str = "\n"
     trailing_blank_lines: int = 0
+    #: Every Import Student ID loses its leading zeros, as when Excel's General format reads the column.
+    unpadded_ids: bool = False
 
 
 D = DamageKind
@@ -763,7 +858,58 @@ SAMPLES: tuple[Sample, ...] = (
         encoding="cp1252",
         newline="\r\n",
     ),
+    Sample(
+        "synergy.csv",
+        "synergy",
+        40,
+        "A Synergy program report: snake_case columns (student_code, school_code, program_code, "
+        "date_enrolled, date_withdrawn ...), ISO dates, the school year as 2025-2026.",
+        seed=4,
+    ),
+    Sample(
+        "calpads-sprg.txt",
+        "calpads-sprg",
+        40,
+        "A CALPADS Student Program (SPRG) extract: caret-delimited, no header (line 1 is a record), CCYYMMDD "
+        "dates, 7-digit CDS school codes, a few TransactionTypeCode D (delete) records to be skipped. Convert "
+        "it with `--mapping samples/calpads-sprg-codes.toml`.",
+        seed=5,
+    ),
+    Sample(
+        "damaged-calpads-sprg.txt",
+        "calpads-sprg",
+        30,
+        "The SPRG extract after Excel opened and re-saved it: CRLF, and every LocalStudentID without its leading "
+        "zeros (the code map's import_student_id_width restores them).",
+        seed=6,
+        newline="\r\n",
+        unpadded_ids=True,
+    ),
 )
+
+#: The code map every SPRG sample needs: CDS school codes to the district's site numbers, and two program
+#: codes whose Illuminate code keys differ from the CALPADS ones (Illuminate's are the district's own).
+SPRG_CODES_SAMPLE = "calpads-sprg-codes.toml"
+SPRG_PROGRAM_KEYS = {"101": "504", "127": "GATE"}
+
+
+def sprg_codes_toml() -> str:
+    """``samples/calpads-sprg-codes.toml``: a mapping that extends the built-in profile."""
+    lines = [
+        "# The district's codes for its CALPADS SPRG extract (made up, like every sample).",
+        'extends = "calpads-sprg"',
+        "",
+        "[ids]",
+        "import_student_id_width = 6  # Local Student IDs are 6 digits: restores zeros Excel strips",
+        "",
+        "[values.program_id]  # CALPADS Education Program Code -> Illuminate Program ID, where they differ",
+        *(f'"{code}" = "{key}"' for code, key in SPRG_PROGRAM_KEYS.items()),
+        "",
+        "[values.site_id]  # CDS school code -> the district's Site ID",
+        *(f'"{cds_school_code(site)}" = "{site}"' for site in SITES),
+    ]
+    return "\n".join(lines) + "\n"
+
 
 #: The course roster is not a program export, so it is not a ``Sample`` of a profile.
 COURSE_ROSTER_SAMPLE = "wrong-file-course-roster.csv"
@@ -778,15 +924,19 @@ def write_samples(directory: Path) -> None:
         "",
         "Synthetic exports (no real student data), written by `make samples`",
         "(`python -m programs_bridge.local.synthetic --samples samples`); a test proves they match the generator",
-        "byte for byte, so edit `src/programs_bridge/local/synthetic.py`, never these files. Line 1 is the header.",
+        "byte for byte, so edit `src/programs_bridge/local/synthetic.py`, never these files. Line 1 is the header,",
+        "except in the headerless SPRG extracts.",
         "",
     ]
     for sample in SAMPLES:
         shape = PROFILES[sample.profile]
         data = list(records(sample.profile, sample.rows, seed=sample.seed, plan=sample.plan, encoding=sample.encoding))
+        if sample.unpadded_ids:
+            for record in data:
+                record.fields[shape.student_id] = record.fields[shape.student_id].lstrip("0")
         write_table(
             directory / sample.file,
-            shape.header,
+            shape.header if shape.header_row else None,
             (record.fields for record in data),
             delimiter=sample.delimiter or shape.delimiter,
             encoding=sample.encoding,
@@ -805,6 +955,11 @@ def write_samples(directory: Path) -> None:
     lines.append(
         f"- `{COURSE_ROSTER_SAMPLE}` ({COURSE_ROSTER_ROWS} rows): a course roster dropped by mistake; "
         "the converter must refuse it as not a program export (exit code 2, one line, no traceback)."
+    )
+    (directory / SPRG_CODES_SAMPLE).write_text(sprg_codes_toml(), encoding="utf-8")
+    lines.append(
+        f'- `{SPRG_CODES_SAMPLE}`: the mapping the SPRG samples need (`extends = "calpads-sprg"`): CDS school '
+        "codes to site numbers, two program codes to the district's own keys, the Local Student ID's width."
     )
     (directory / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     # The damaged samples' CRLF and BOM are the point: git must never "normalise" them on checkout.
