@@ -12,6 +12,8 @@ HEADERS = {
     "student.middleName,student.birthdate,spProgram.code,spProgram.name,spProgram.startDate,spProgram.endDate,"
     "school.schoolNumber",
     "illuminate": ",".join(STANDARD.header),
+    "synergy": "student_code,state_student_id,last_name,first_name,middle_name,birth_date,school_year,school_code,"
+    "program_code,date_enrolled,date_withdrawn,withdrawal_code",
 }
 
 
@@ -33,6 +35,21 @@ def test_powerschool_without_table_prefixes_is_still_powerschool() -> None:
     header = [h.split(".")[-1].lower() for h in HEADERS["powerschool"].split(",")]
     detection = detect_profile(header)
     assert detection is not None and detection.mapping.name == "powerschool"
+
+
+def test_synergy_needs_only_its_key_and_name_columns_in_any_order_and_case() -> None:
+    header = ["PROGRAM_CODE", "Date_Enrolled", "Student_Code", "Last_Name", "First_Name", "Birth_Date", "School_Code"]
+    detection = detect_profile(header)
+    assert detection is not None and detection.mapping.name == "synergy"
+    assert detection.match.positions[Field.PROGRAM_START_DATE] == 1
+    assert Field.PROGRAM_END_DATE not in detection.match.positions
+
+
+def test_a_headerless_profile_is_never_detected_even_from_its_own_field_names() -> None:
+    from programs_bridge.convert.profiles import SPRG_FIELDS
+
+    detection = detect_profile(list(SPRG_FIELDS))
+    assert detection is None or detection.mapping.name != "calpads-sprg"
 
 
 def test_a_course_roster_matches_no_profile() -> None:

@@ -217,10 +217,12 @@ def _choose_mapping(
 
 def _lacking_tables(mapping: Mapping, tables: Sequence[str]) -> str:
     named = " and ".join(f"[values.{t}]" for t in tables)
-    where = (
-        f"add {named} to it" if mapping.extends or mapping.name not in PROFILES
-        else f'write a mapping file with extends = "{mapping.name}" and {named}'
-    )  # fmt: skip
+    where = f"add {named} to it"
+    if not mapping.extends and mapping.name in PROFILES:
+        where = (
+            f"give a mapping (a --mapping file, or a feed's [mapping] table) with "
+            f'extends = "{mapping.name}" and {named}'
+        )
     return (
         f"mapping '{mapping.name}' needs a {named} table to turn this export's codes into the district's own "
         f"(a CALPADS school code is never an Illuminate Site ID): {where}, with an entry for each code"

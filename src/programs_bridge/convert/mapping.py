@@ -199,7 +199,7 @@ class Mapping(_Strict):
                 f"header = false, so columns are named by position (import_student_id = 8) or by field_names; "
                 f"not found: {', '.join(unknown)}"
             )
-        width = len(self.field_names) or max(self.field_counts, default=MAX_POSITION)
+        width = max(len(self.field_names), *self.field_counts, 0) or MAX_POSITION
         beyond = sorted({p for p in self.positions() if p > width})
         if beyond:
             raise ValueError(f"position(s) {', '.join(map(str, beyond))} lie past the {width} fields of a row")
@@ -255,6 +255,8 @@ def _describe(error: ValidationError) -> str:
         elif problem["type"] == "enum" and "[key]" in problem["loc"]:
             known = ", ".join(f.value for f in Field)
             message = f"not a programs.txt column; use one of: {known}"
+        elif problem["type"] == "value_error":
+            message = str(problem["ctx"]["error"])  # the rule's own sentence, without pydantic's "Value error, "
         else:
             message = problem["msg"]
         lines.append(f"{where}: {message}" if where else message)
