@@ -124,7 +124,7 @@ def convert_export(
             source, limits=options.read_limits, on_finding=result.findings.add,
             delimiter=options.delimiter or (mapping.delimiter if mapping else None),
             encoding=options.encoding or (mapping.encoding if mapping else None),
-            header=mapping is None or mapping.header,
+            header=mapping is None or mapping.header, quoting=mapping is None or mapping.quoting,
         )  # fmt: skip
         with reader:
             result.info = reader.info

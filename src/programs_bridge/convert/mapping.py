@@ -147,6 +147,9 @@ class Mapping(_Strict):
     ids: IdSettings = IdSettings()
     delimiter: Literal[",", "\t", "|", "^", ";"] | None = None
     encoding: Literal["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252"] | None = None
+    quoting: bool = True
+    """Whether a double quote may enclose a value, as in CSV.  CALPADS extracts never quote: there a ``"`` is
+    part of a name, and reading it as a quote would join rows."""
     header: bool = True
     """Whether the first line names the columns.  A headerless file is never detected: a feed or command
     names its profile or mapping, and its columns are named by position or by ``field_names``."""

@@ -129,6 +129,7 @@ CALPADS_SPRG = Mapping(
     "needs [values.site_id] (CDS school code -> site number) and usually [values.program_id]",
     header=False,
     delimiter="^",
+    quoting=False,
     field_names=SPRG_FIELDS,
     field_counts=(26, 28),
     records=RecordRule(column="RecordTypeCode", values=("SPRG", "SPRG-R"), others=_CALPADS_OTHERS),

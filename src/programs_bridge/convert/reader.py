@@ -251,6 +251,7 @@ class ExportReader:
         limits: ReadLimits = DEFAULT_LIMITS,
         on_finding: Callable[[Finding], object] | None = None,
         header: bool = True,
+        quoting: bool = True,
     ) -> None:
         if delimiter is not None and delimiter not in DELIMITERS:
             raise ValueError(f"unsupported delimiter {delimiter!r}: use one of {DELIMITERS!r}")
@@ -261,6 +262,9 @@ class ExportReader:
             return _chunks(path, compressed, size, limits.max_bytes)
 
         plan = _settle_encoding(open_chunks, _requested_encoding(encoding), limits, compressed)
+        if not quoting:  # a quote is an ordinary character: no row can span lines
+            plan = dataclasses.replace(plan, quoted_breaks=False)
+        self._quoting = quoting
         self.findings = plan.findings
         self.counts = ReadCounts(header=int(header))
         self._report = on_finding if on_finding is not None else self.findings.append
@@ -277,7 +281,7 @@ class ExportReader:
     def _start(self, plan: _Plan, compressed: bool, delimiter: str | None, limits: ReadLimits) -> None:
         """Read up to the first data row: sniff the delimiter, parse the header, make sure data follows."""
         has_header = bool(self.counts.header)
-        blank, head = _header_lines(self._text)
+        blank, head = _header_lines(self._text, self._quoting)
         if not head:
             raise ExportError(_ONLY_BLANK if has_header else "the file holds only blank lines")
         chosen = delimiter or _sniff_delimiter("".join(head))
@@ -294,7 +298,8 @@ class ExportReader:
         if plan.quoted_breaks:
             body = _metered(self._text, ended, blank + len(head) + 1, limits.max_line_bytes, plan.scale)
         lines = chain(repeat("\n", blank), head, body)
-        reader = csv.reader(lines, delimiter=chosen, quotechar='"', strict=True)
+        quoting = csv.QUOTE_MINIMAL if self._quoting else csv.QUOTE_NONE
+        reader = csv.reader(lines, delimiter=chosen, quotechar='"', quoting=quoting, strict=True)
         checks = _Checks(plan, limits)
         records = _records(reader, chosen, checks, self.counts, self._report, ended)
         self.info = ExportInfo(plan.encoding, chosen, compressed, _line_ending(head[-1]))
@@ -564,10 +569,11 @@ def _make_room_in_csv(max_field: int) -> None:
         csv.field_size_limit(max_field)
 
 
-def _header_lines(text: Iterable[str]) -> tuple[int, list[str]]:
+def _header_lines(text: Iterable[str], quoting: bool = True) -> tuple[int, list[str]]:
     """The physical lines up to the end of the header record: how many blank lines precede it, and the
     header's own lines (more than one when a quoted label spans lines; bounded, so a runaway quote cannot
-    pull the file into memory).  The header is empty when the file holds nothing but blank lines."""
+    pull the file into memory; always one without ``quoting``).  The header is empty when the file holds
+    nothing but blank lines."""
     head: list[str] = []
     blank = quotes = size = 0
     for line in text:
@@ -579,7 +585,7 @@ def _header_lines(text: Iterable[str]) -> tuple[int, list[str]]:
         head.append(line)
         quotes += line.count('"')
         size += len(line)
-        if quotes % 2 == 0 or size > csv.field_size_limit():
+        if not quoting or quotes % 2 == 0 or size > csv.field_size_limit():
             break
     return blank, head
 
