@@ -298,8 +298,10 @@ class ExportReader:
         if plan.quoted_breaks:
             body = _metered(self._text, ended, blank + len(head) + 1, limits.max_line_bytes, plan.scale)
         lines = chain(repeat("\n", blank), head, body)
-        quoting = csv.QUOTE_MINIMAL if self._quoting else csv.QUOTE_NONE
-        reader = csv.reader(lines, delimiter=chosen, quotechar='"', quoting=quoting, strict=True)
+        if self._quoting:
+            reader = csv.reader(lines, delimiter=chosen, quotechar='"', strict=True)
+        else:
+            reader = csv.reader(lines, delimiter=chosen, quoting=csv.QUOTE_NONE, strict=True)
         checks = _Checks(plan, limits)
         records = _records(reader, chosen, checks, self.counts, self._report, ended)
         self.info = ExportInfo(plan.encoding, chosen, compressed, _line_ending(head[-1]))
