@@ -10,22 +10,8 @@ import pytest
 from conftest import PERSONAL_VALUES
 from programs_bridge.cli.main import main
 from programs_bridge.local.demo import _nested, _without_table
-from programs_bridge.local.moto_server import MotoServer
 
 PERSONAL_VALUES.update({"555001", "Fenwick", "Odile", "03/04/2012"})
-
-
-@pytest.fixture
-def clean_env(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo starts its own moto server and points AWS_* at it; no other test's settings may leak in."""
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "LEDGER_TABLE",
-        "IDEMPOTENCY_TABLE",
-        "NOTIFY_TOPIC_ARN",
-        "PROGRAMS_BRIDGE_WORKDIR",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_the_bundled_story_delivers_exits_holds_a_re_keyed_exit_and_rejects_a_roster(

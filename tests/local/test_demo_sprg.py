@@ -5,28 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from programs_bridge.cli.main import main
 from programs_bridge.convert.profiles import SPRG_FIELDS
-from programs_bridge.local.moto_server import MotoServer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 END_DATE = SPRG_FIELDS.index("EducationProgramMembershipEndDate")
 TRANSACTION = SPRG_FIELDS.index("TransactionTypeCode")
-
-
-@pytest.fixture
-def clean_env(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo starts its own moto server and points AWS_* at it; no other test's settings may leak in."""
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "LEDGER_TABLE",
-        "IDEMPOTENCY_TABLE",
-        "NOTIFY_TOPIC_ARN",
-        "PROGRAMS_BRIDGE_WORKDIR",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _with_exits(source: Path, destination: Path, exits: int) -> None:
