@@ -532,6 +532,10 @@ def test_every_alarm_notifies_the_topic() -> None:
         assert {"Ref": "NotifyTopic"} in alarm["AlarmActions"], name
 
 
+#: The pipeline's metrics that page someone as soon as one feed reports one (a held export among them).
+ALARMED_METRICS = ("RunFailures", "ConfigErrors", "FilesRejected", "DeliveryFailures", "ShrunkenExportsHeld")
+
+
 def test_alarms_fire_on_a_parked_event_a_crash_and_each_failure_the_code_counts() -> None:
     by_metric = {(a.get("Namespace"), a.get("MetricName")): a for a in alarms().values()}
     dead_letters = by_metric["AWS/SQS", "ApproximateNumberOfMessagesVisible"]
@@ -545,7 +549,7 @@ def test_alarms_fire_on_a_parked_event_a_crash_and_each_failure_the_code_counts(
     insights = [q["Expression"] for a in alarms().values() for q in a.get("Metrics", ())]
     summed = {m[1] for q in insights if (m := re.fullmatch(r"SELECT SUM\((\w+)\) FROM ProgramsBridge", q))}
     assert len(summed) == len(insights)
-    assert summed == {"RunFailures", "ConfigErrors", "FilesRejected", "DeliveryFailures"}
+    assert summed == set(ALARMED_METRICS)
     for alarm in (dead_letters, errors, *(a for a in alarms().values() if "Metrics" in a)):
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
 
@@ -586,7 +590,7 @@ def test_feed_names_with_punctuation_and_spaces_after_commas_each_get_their_alar
 
 def test_failure_alarms_are_one_per_metric_from_a_literal_collection() -> None:
     names = {n for n, a in alarms().items() if "Metrics" in a}
-    assert names == {f"{m}Alarm" for m in ("RunFailures", "ConfigErrors", "FilesRejected", "DeliveryFailures")}
+    assert names == {f"{m}Alarm" for m in ALARMED_METRICS}
     for name in names:
         metric = name.removesuffix("Alarm")
         alarm = alarms()[name]
@@ -714,7 +718,7 @@ def test_dashboard_shows_every_metric_for_every_feed_and_the_queues_and_function
     # The alarm widget: every alarm but the per-feed ones (those are in the alarm list), by their real ARNs.
     [shown_alarms] = [w["properties"]["alarms"] for w in widgets if w["type"] == "alarm"]
     expected = {get_att(n, "Arn") for n, a in alarms().items() if a.get("MetricName") != "FilesDelivered"}
-    assert len(shown_alarms) == len(expected) == 6 and set(shown_alarms) == expected
+    assert len(shown_alarms) == len(expected) == 2 + len(ALARMED_METRICS) and set(shown_alarms) == expected
 
 
 # ---------------------------------------------------------------------------------------------- linting

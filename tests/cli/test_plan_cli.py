@@ -25,18 +25,23 @@ def export(tmp_path: Path, name: str, rows: list[str]) -> Path:
     return path
 
 
-@pytest.fixture
-def table(aws: MotoServer, tmp_path: Path) -> str:
-    """A ledger holding Monday's file, committed as the pipeline would after delivery."""
-    create_table("programs-ledger")
-    store = LedgerStore("programs-ledger")
+def committed(tmp_path: Path, name: str, rows: list[str]) -> str:
+    """A fresh ledger holding ``rows``, committed as the pipeline would after delivery."""
+    create_table(name)
+    store = LedgerStore(name)
     conversion = convert_export(
-        export(tmp_path, "monday.csv", MONDAY), tmp_path / "monday.txt", ConvertOptions(keep_source_lines=True)
+        export(tmp_path, f"{name}.csv", rows), tmp_path / f"{name}.txt", ConvertOptions(keep_source_lines=True)
     )
     plan = make_plan(store, converted_rows(conversion), STANDARD, feed="district")
     run = RunRecord("monday", "incoming/district/monday.csv", "v1", "0" * 64, "reports/district/monday.json", {})
     commit_plan(store, plan, run, converted_rows(conversion))
-    return "programs-ledger"
+    return name
+
+
+@pytest.fixture
+def table(aws: MotoServer, tmp_path: Path) -> str:
+    """A ledger holding Monday's file."""
+    return committed(tmp_path, "programs-ledger", MONDAY)
 
 
 def test_a_re_keyed_exit_is_listed_as_a_duplicate_risk_naming_the_open_record(
@@ -68,3 +73,29 @@ def test_a_missing_table_is_exit_3_not_a_traceback(
     args = ["plan", str(export(tmp_path, "x.csv", MONDAY)), "--table", "no-such-table"]
     assert main(args) == 3
     assert "cannot read the ledger table 'no-such-table'" in capsys.readouterr().err
+
+
+MANY = [f"{5000 + n:06d},Family{n},Given{n},3/4/2012,144,8/15/2025,,101" for n in range(200)]
+
+
+def test_a_truncated_full_export_shows_the_verdict_the_pipeline_would_hold_it_with(
+    aws: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = committed(tmp_path, "many-ledger", MANY)
+    report = tmp_path / "plan.json"
+    args = ["plan", str(export(tmp_path, "half.csv", MANY[:80])), "--table", table, "--feed", "district"]
+    assert main([*args, "--report", str(report)]) == 1
+    err = capsys.readouterr().err
+    assert "shrink guard: the pipeline would HOLD this export, nothing delivered: this full export leaves out" in err
+    assert "120 of the 200 open records" in err
+    guard = json.loads(report.read_text())["shrink_guard"]
+    assert (guard["fires"], guard["dropped"], guard["max_missing_share"]) == (True, 120, 0.2)
+
+    assert main([*args, "--max-missing-share", "0.7"]) == 1  # still 120 missing records to look at
+    assert "within the guard's limits" in capsys.readouterr().err
+    assert main([*args, "--no-shrink-guard"]) == 1
+    assert "turned off" in capsys.readouterr().err
+    assert main([*args, "--export", "delta"]) == 0  # a delta export is never short of anything
+    assert "delta export lists only changes" in capsys.readouterr().err
+    assert main([*args, "--max-missing-share", "0"]) == 64
+    assert "--max-missing-share must be more than 0" in capsys.readouterr().err

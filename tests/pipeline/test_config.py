@@ -46,6 +46,16 @@ def test_read_limits_are_set_per_feed_and_reach_the_converter() -> None:
     assert (limits.max_columns, limits.max_line_bytes) == (40, 1 << 20)
 
 
+def test_the_shrink_guard_is_on_by_default_and_a_feed_may_set_or_turn_it_off() -> None:
+    default = parse_feed_config(SFTP, "config/district.toml").shrink_guard.rule()
+    assert (default.enabled, default.max_missing_share, default.min_missing) == (True, 0.2, 50)
+    text = "[shrink_guard]\nmax_missing_share = 0.5\nmin_missing = 10\n" + SFTP
+    rule = parse_feed_config(text, "config/district.toml").shrink_guard.rule()
+    assert (rule.enabled, rule.max_missing_share, rule.min_missing) == (True, 0.5, 10)
+    off = parse_feed_config("[shrink_guard]\nenabled = false\n" + SFTP, "config/district.toml")
+    assert not off.shrink_guard.rule().enabled
+
+
 def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> None:
     config = parse_feed_config(SFTP + "[sftp.timeouts]\nconnect = 5\nio = 20.5\n", "config/district.toml")
     timeouts = config.sftp_target().timeouts
@@ -70,6 +80,9 @@ def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> 
         (SFTP + "[sftp.timeouts]\nread = 5\n", "sftp.timeouts.read: unknown setting"),
         ("[limits]\nmax_rows = 5\n" + SFTP, "limits.max_rows: unknown setting"),
         ("[limits]\nmax_field_bytes = 10\n" + SFTP, "max_field_bytes must be a whole number of at least 1024"),
+        ("[shrink_guard]\nmax_missing_share = 20\n" + SFTP, "shrink_guard.max_missing_share: Input should be less"),
+        ("[shrink_guard]\nmin_missing = -1\n" + SFTP, "shrink_guard.min_missing: Input should be greater"),
+        ("[shrink_guard]\nshare = 0.3\n" + SFTP, "shrink_guard.share: unknown setting"),
     ],
 )
 def test_every_problem_is_named_by_its_path(text: str, problem: str) -> None:

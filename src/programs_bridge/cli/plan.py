@@ -2,8 +2,10 @@
 
 Converts the export exactly as the pipeline would, reads the feed's ledger (real AWS, or any endpoint in
 ``AWS_ENDPOINT_URL``), classifies every row, and prints what would happen: nothing is delivered or written.
-Exit codes: 0 nothing needs attention; 1 duplicate risks, missing records or rejected rows to look at;
-2 the export itself was rejected; 64 usage; 3 the ledger could not be read.
+It also gives the shrink guard's verdict (``ledger/shrink.py``), with the thresholds a feed's
+``[shrink_guard]`` table would set.  Exit codes: 0 nothing needs attention; 1 duplicate risks, missing
+records, rejected rows or a shrunken export the pipeline would hold; 2 the export itself was rejected;
+64 usage; 3 the ledger could not be read.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args
+from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.ledger.model import ExportKind, Policy
+from programs_bridge.ledger.shrink import DEFAULT_MAX_MISSING_SHARE, DEFAULT_MIN_MISSING
 from programs_bridge.report.conversion import summary
 
 if TYPE_CHECKING:
     from programs_bridge.ledger.plan import Plan
+    from programs_bridge.ledger.shrink import ShrinkRule
     from programs_bridge.report.run import RunStatus
 
 EXIT_LEDGER = 3
@@ -31,10 +36,12 @@ def _plan(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the ledger pulls in boto3 (~0.1 s), which every other command
     # (``convert`` on a laptop above all) would otherwise pay for at start-up.
     from programs_bridge.ledger.plan import make_plan
+    from programs_bridge.ledger.shrink import judge_plan
     from programs_bridge.ledger.store import LedgerError, LedgerStore
     from programs_bridge.report.run import RunStatus
 
     options = options_from_args(args)
+    rule = _shrink_rule(args)
     options = replace(options, keep_source_lines=True)
     with tempfile.TemporaryDirectory(prefix="programs-bridge-plan-") as work:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
@@ -57,14 +64,28 @@ def _plan(args: argparse.Namespace) -> int:
         except Exception as exc:  # botocore's errors: no credentials, no table, throttling ...
             print(f"programs-bridge: cannot read the ledger table {args.table!r}: {exc}", file=sys.stderr)
             return EXIT_LEDGER
+        verdict = judge_plan(plan, rule)
         print(summary(conversion), file=sys.stderr)
         print(plan_summary(plan), file=sys.stderr)
-        head = _head(args, RunStatus.PLANNED, None, plan, conversion)
+        held = "the pipeline would HOLD this export, nothing delivered: " if verdict.fires else ""
+        print(f"  shrink guard: {held}{verdict.describe()}", file=sys.stderr)
+        head = _head(args, RunStatus.PLANNED, None, plan, conversion) | {"shrink_guard": verdict.to_json()}
         _save(args.report, conversion, head)
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
-        attention = head["counts"]["duplicate_risks"] or head["counts"]["missing"] or conversion.rows_rejected
+        counted = head["counts"]
+        attention = counted["duplicate_risks"] or counted["missing"] or conversion.rows_rejected or verdict.fires
         return 1 if attention else 0
+
+
+def _shrink_rule(args: argparse.Namespace) -> ShrinkRule:
+    """The shrink guard's thresholds from the options (the same names as a feed's ``[shrink_guard]``)."""
+    from programs_bridge.ledger.shrink import ShrinkRule
+
+    try:
+        return ShrinkRule(not args.no_shrink_guard, args.max_missing_share, args.min_missing)
+    except ValueError as exc:
+        raise UsageError(f"--{str(exc).replace('_', '-')}") from None
 
 
 def _head(
@@ -127,4 +148,11 @@ def add_command(subparsers: Any) -> None:
     plan.add_argument("--export", choices=[k.value for k in ExportKind], default="full")
     plan.add_argument("--policy", choices=[p.value for p in Policy], default="hold",
                       help="what a duplicate-risk row would do: hold, send or repair")  # fmt: skip
+    guard = plan.add_argument_group("shrink guard", "as a feed's [shrink_guard] table sets it (docs/ledger.md)")
+    guard.add_argument("--max-missing-share", type=float, default=DEFAULT_MAX_MISSING_SHARE, metavar="SHARE",
+                       help="hold a full export that leaves out more than this share of the open records the "
+                       "last one listed (default %(default)s) ...")  # fmt: skip
+    guard.add_argument("--min-missing", type=int, default=DEFAULT_MIN_MISSING, metavar="N",
+                       help="... and more than N of them (default %(default)s)")  # fmt: skip
+    guard.add_argument("--no-shrink-guard", action="store_true", help="as enabled = false: never hold")
     plan.set_defaults(handler=_plan)

@@ -5,7 +5,8 @@ second record.  The ledger lets a run tell a real exit from a would-be duplicate
 
 Modules, one concept each: ``model`` (keys, row facts, decision classes), ``snapshot`` (the compact in-memory
 copy of a feed's records), ``classify`` (the pure classification), ``store`` (the DynamoDB adapter), ``plan``
-(read + classify + policy, writes nothing) and ``commit`` (record what was delivered, idempotently).
+(read + classify + policy, writes nothing), ``shrink`` (the verdict on a full export that leaves out far more
+open records than the last one) and ``commit`` (record what was delivered, idempotently).
 
 May import: ``convert``, ``programs_txt``, never ``delivery``.  Only ``store`` talks to DynamoDB (boto3, botocore).
 """

@@ -78,6 +78,9 @@ class Plan:
     classification: Classification
     read_usage: Usage
     outcomes: dict[int, RiskOutcome]  # by row position
+    #: ``missing`` of the run that last committed to the feed (the ledger keeps its counts): records an
+    #: earlier export already left out, which the shrink guard (``shrink.py``) does not count again.
+    previously_missing: int = 0
 
     def rows_to_send(self, rows: Iterable[Row]) -> Iterator[Row]:
         """The rows of the final programs.txt: the same rows as planned, with the policy applied.
@@ -162,11 +165,13 @@ def plan_rows(
     kind: ExportKind = ExportKind.FULL,
     policy: Policy = Policy.HOLD,
     read_usage: Usage | None = None,
+    previously_missing: int = 0,
 ) -> Plan:
     """The pure half of planning: classify ``rows`` against an already-read snapshot and apply the policy."""
     classification = classify(rows, layout, snapshot, kind)
     outcomes = {risk.row: decide(risk, policy, layout) for risk in classification.duplicate_risks}
-    return Plan(feed, layout, kind, policy, snapshot, classification, read_usage or Usage(), outcomes)
+    usage = read_usage or Usage()
+    return Plan(feed, layout, kind, policy, snapshot, classification, usage, outcomes, previously_missing)
 
 
 def make_plan(
@@ -178,9 +183,18 @@ def make_plan(
     kind: ExportKind = ExportKind.FULL,
     policy: Policy = Policy.HOLD,
 ) -> Plan:
-    """Read the feed's ledger and plan ``rows`` against it (one pass over the rows, no writes)."""
+    """Read the feed's ledger and plan ``rows`` against it (one pass over the rows, no writes).
+
+    For a full export it also reads the ``missing`` count of the run that last committed (one GetItem), the
+    baseline the shrink guard compares with."""
     snapshot, usage = store.read_snapshot(check_feed(feed))
-    plan = plan_rows(rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage)
+    previously_missing = 0
+    if kind is ExportKind.FULL and snapshot.head_run is not None:
+        previously_missing = store.run_counts(feed, snapshot.head_run, usage).get("missing", 0)
+    plan = plan_rows(
+        rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage,
+        previously_missing=previously_missing,
+    )  # fmt: skip
     counts = plan.classification.counts
     log.info(
         "ledger plan: %d rows against %d records; %s",

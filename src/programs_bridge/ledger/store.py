@@ -371,6 +371,22 @@ class LedgerStore:
         status = response.get("Item", {}).get("status")
         return status["S"] if status else None
 
+    def run_counts(self, feed: str, run_id: str, usage: Usage | None = None) -> dict[str, int]:
+        """The counts a committed run recorded (its report's ``counts``), or {} for a run the ledger does not
+        hold; strongly consistent, like every read a plan makes."""
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=_run_key(feed, run_id),
+            ConsistentRead=True,
+            ProjectionExpression="#c",
+            ExpressionAttributeNames={"#c": "counts"},
+            ReturnConsumedCapacity="TOTAL",
+        )
+        if usage is not None:
+            usage.add(Usage(requests=1, consumed_units=_capacity(response), estimated_units=1.0))
+        counts = response.get("Item", {}).get("counts", {}).get("M", {})
+        return {name: int(value["N"]) for name, value in counts.items() if "N" in value}
+
     def claim(self, feed: str, run: RunRecord, expected_head: str | None) -> None:
         """Make ``run`` the feed's head, then mark it ``committing``; two conditional writes, in that order.
 

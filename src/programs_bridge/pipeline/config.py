@@ -23,6 +23,7 @@ from programs_bridge.convert.reader import ReadLimits
 from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import SftpTarget, Timeouts
 from programs_bridge.ledger.model import ExportKind, Policy
+from programs_bridge.ledger.shrink import DEFAULT_MAX_MISSING_SHARE, DEFAULT_MIN_MISSING, ShrinkRule
 from programs_bridge.programs_txt.layout import LAYOUTS, Layout, custom_layout
 from programs_bridge.programs_txt.render import OutputFormat
 
@@ -54,6 +55,20 @@ class SftpSettings(_Strict):
     time budget every one is cut further to the time left, so none can outlast the function."""
 
 
+class ShrinkGuardSettings(_Strict):
+    """``[shrink_guard]``: hold a full export that leaves out far more open records than the last one did
+    (``ledger/shrink.py``; docs/ledger.md, "The shrink guard")."""
+
+    enabled: bool = True
+    max_missing_share: Annotated[float, Setting(gt=0, le=1)] = DEFAULT_MAX_MISSING_SHARE
+    """Hold above this share (strictly) of the open records the last delivered export listed ..."""
+    min_missing: Annotated[int, Setting(ge=0)] = DEFAULT_MIN_MISSING
+    """... and only when more records than this are left out (strictly): a small feed is never held."""
+
+    def rule(self) -> ShrinkRule:
+        return ShrinkRule(self.enabled, self.max_missing_share, self.min_missing)
+
+
 class FeedConfig(_Strict):
     profile: str | None = None
     """A built-in profile by name (``convert.profiles.PROFILES``); a headerless export needs one, or a mapping."""
@@ -70,6 +85,8 @@ class FeedConfig(_Strict):
     header: bool = True
     limits: ReadLimits = Setting(default_factory=ReadLimits)
     """``[limits]``: how large a file, a line, a value and a header may be (README: What it reads)."""
+    shrink_guard: ShrinkGuardSettings = Setting(default_factory=ShrinkGuardSettings)
+    """``[shrink_guard]``: whether a full export that leaves out far more open records than usual is held."""
     sftp: SftpSettings
 
     @field_validator("profile")

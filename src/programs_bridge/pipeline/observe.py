@@ -68,6 +68,8 @@ STATUS_METRICS = {
     "failed": "RunFailures",
     "repeat": "FilesRepeated",
     "superseded": "FilesSuperseded",
+    # Only the shrink guard holds a whole export (``ledger/shrink.py``): the name says what to look for.
+    "held": "ShrunkenExportsHeld",
 }
 #: Failure kind -> the metric it counts towards instead of ``RunFailures`` (each kind raises its own alarm).
 #: Every other kind (``aws``, ``timeout``, ``internal``, ...) counts as a ``RunFailures``.
@@ -109,7 +111,7 @@ def emit_run_metrics(
 
 
 class Notifier:
-    """SNS notices for what a person must look at: rejected files, failures, duplicate risks."""
+    """SNS notices for what a person must look at: rejected or held files, failures, duplicate risks."""
 
     def __init__(self, topic_arn: str | None, client: SNSClient | None = None) -> None:
         self.topic_arn = topic_arn

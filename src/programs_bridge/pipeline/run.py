@@ -48,7 +48,9 @@ from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
-from programs_bridge.ledger.plan import make_plan
+from programs_bridge.ledger.plan import Plan, make_plan
+from programs_bridge.ledger.shrink import REASON_CODE as SHRUNKEN
+from programs_bridge.ledger.shrink import ShrinkVerdict, judge_plan
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord, StaleLedgerError
 from programs_bridge.pipeline.budget import InvocationBudget
@@ -290,6 +292,10 @@ def _fresh(run: Run) -> Outcome:
             services.ledger, converted_rows(conversion), layout, feed=source.feed,
             kind=config.export, policy=config.duplicate_policy,
         )  # fmt: skip
+    verdict = judge_plan(plan, config.shrink_guard.rule())
+    run.report["shrink_guard"] = verdict.to_json()
+    if verdict.fires:
+        return _hold_shrunken(run, conversion, plan, verdict)
     to_send = run.workdir / "programs.txt"
     sent = _write_programs(to_send, options.output, plan.rows_to_send(converted_rows(conversion)))
     run.report["counts"] = counts(conversion, plan, sent)
@@ -303,6 +309,24 @@ def _fresh(run: Run) -> Outcome:
     services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
     run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
     return _deliver_and_commit(run, config, to_send, plan.snapshot)
+
+
+def _hold_shrunken(run: Run, conversion: Conversion, plan: Plan, verdict: ShrinkVerdict) -> Outcome:
+    """End a run whose full export the shrink guard holds: nothing delivered, the ledger untouched (so the
+    next complete export is planned against the same records), the export filed, a notice that says how to
+    go on."""
+    run.report["counts"] = counts(conversion, plan, 0)
+    run.report["ledger"] = plan.report()
+    run.report["reason_code"] = SHRUNKEN
+    config_key = f"config/{run.feed}.toml"
+    reason = (
+        f"held, nothing delivered: {verdict.describe()}. Check that the SIS export job finished and drop a "
+        "complete export; the ledger is unchanged, so it goes through as usual. If these records really "
+        f"ended (a new school year, a school closed), set [shrink_guard] max_missing_share higher, or "
+        f"enabled = false, in {config_key} and drop this export again"
+    )
+    logger.warning("export held by the shrink guard", extra={"stage": "plan", "shrink_guard": verdict.to_json()})
+    return _end(run, RunStatus.HELD, reason)
 
 
 def _write_programs(path: Path, output: OutputFormat, rows: Iterable[Row]) -> int:
@@ -512,7 +536,7 @@ def _fail(run: Run, failure: str, reason: str) -> Outcome:
 def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
     run_counts = run.report.get("counts", {})
     risks = run_counts.get("duplicate_risks", 0)
-    if status in (RunStatus.REJECTED, RunStatus.FAILED, RunStatus.SUPERSEDED):
+    if status in (RunStatus.REJECTED, RunStatus.HELD, RunStatus.FAILED, RunStatus.SUPERSEDED):
         subject = f"programs-bridge {run.feed}: export {status.value}"
     elif risks:
         subject = f"programs-bridge {run.feed}: {risks} duplicate risk(s)"

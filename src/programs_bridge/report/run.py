@@ -28,6 +28,10 @@ class RunStatus(StrEnum):
     """programs.txt reached the SFTP server and the ledger recorded it."""
     REJECTED = "rejected"
     """The export was not fit to send (see reason and issues); nothing was delivered."""
+    HELD = "held"
+    """The whole export was held back, valid as it is: the shrink guard found it leaves out far more of the
+    feed's open records than the last delivered export did (``ledger/shrink.py``).  Nothing was delivered
+    or committed; the next complete export goes through as usual."""
     FAILED = "failed"
     """Something outside the export failed (configuration, SFTP, AWS); the export stays in incoming/ for a retry."""
     REPEAT = "repeat"
@@ -82,12 +86,15 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
         lines.append(f"- reason: {head['reason']}")
     lines += [
         f"- rows: {c.get('rows_read', 0):,} read, {c.get('rows_sent', 0):,} sent, "
-        f"{c.get('rows_rejected', 0):,} rejected, {c.get('held', 0):,} held",
+        f"{c.get('rows_rejected', 0):,} rejected, {c.get('held', 0):,} held{_skipped(c)}",
         f"- records: {c.get('new', 0):,} new, {c.get('updated', 0):,} updated, {c.get('exits', 0):,} exits, "
         f"{c.get('reopened', 0):,} reopened, {c.get('unchanged', 0):,} unchanged",
         f"- attention: {c.get('duplicate_risks', 0):,} duplicate risks, {c.get('missing', 0):,} missing "
         "from a full export",
     ]
+    guard = head.get("shrink_guard")
+    if isinstance(guard, dict) and guard.get("summary") and not guard.get("exempt"):
+        lines.append(f"- shrink guard: {guard['summary']}")
     delivery = head.get("delivery")
     if isinstance(delivery, dict) and delivery.get("remote_path"):
         lines.append(f"- delivered: `{delivery['remote_path']}` ({delivery.get('size', 0):,} bytes)")
@@ -106,3 +113,9 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
             lines.append(f"| {line} | {column} | {f.get('severity', '')} | {f.get('code', '')} | {message} |")
     lines += ["", "The JSON report next to this file lists every finding."]
     return "\n".join(lines) + "\n"
+
+
+def _skipped(c: dict[str, Any]) -> str:
+    """The rows the export itself marks as not to send (an SPRG ``D`` transaction), when there are any."""
+    skipped = c.get("rows_skipped", 0)
+    return f", {skipped:,} skipped" if skipped else ""
