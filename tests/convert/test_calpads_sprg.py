@@ -143,3 +143,38 @@ def test_the_profile_alone_is_refused_before_any_row_for_want_of_the_school_code
     source.write_text(sprg() + "\n", encoding="utf-8")
     assert main(["convert", str(source), "--profile", "calpads-sprg", "-o", str(tmp_path / "p.txt")]) == 2
     assert "needs a [values.site_id] table" in capsys.readouterr().err
+
+
+def test_an_empty_school_code_is_a_row_error_not_a_row_without_a_site(tmp_path: Path) -> None:
+    """Site ID is part of the record's key: sent empty, it would open a second record in Illuminate."""
+    code, rows = convert(
+        tmp_path, [sprg(), sprg(SchoolOfAttendance="", LocalStudentID="006372")], "--max-reject-share", "1"
+    )
+    assert code == 1 and [r[0] for r in rows] == ["006371"]
+    [finding] = findings(tmp_path)
+    assert (finding["line"], finding["column"], finding["code"]) == (2, "SchoolOfAttendance", "required")
+    assert "the school code is empty" in str(finding["message"])
+
+
+def test_a_code_mapped_to_nothing_is_a_mapping_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source, codes = tmp_path / "sprg.txt", tmp_path / "codes.toml"
+    source.write_text(sprg() + "\n", encoding="utf-8")
+    codes.write_text(CODES.replace('"6000102" = "14"', '"6000102" = " "'), encoding="utf-8")
+    assert main(["convert", str(source), "--mapping", str(codes), "-o", str(tmp_path / "p.txt")]) == 64
+    assert "values.site_id.6000102 map(s) a code to an empty value" in capsys.readouterr().err
+
+
+def test_one_schools_extract_may_give_its_site_as_a_constant_instead_of_a_code_table(tmp_path: Path) -> None:
+    source, codes, out = tmp_path / "sprg.txt", tmp_path / "codes.toml", tmp_path / "p.txt"
+    source.write_text(sprg() + "\n" + sprg(SchoolOfAttendance="", LocalStudentID="006372") + "\n", encoding="utf-8")
+    codes.write_text('extends = "calpads-sprg"\n[constants]\nsite_id = "12"\n', encoding="utf-8")
+    assert main(["convert", str(source), "--mapping", str(codes), "-o", str(out), "--as-of", "2026-09-01"]) == 0
+    assert [line.split("\t")[14] for line in out.read_text(encoding="utf-8").splitlines()[1:]] == ["12", "12"]
+
+
+def test_a_double_quote_in_a_name_stays_in_its_own_record(tmp_path: Path) -> None:
+    """SPRG is never quoted: a stray " (a nickname typed into the SIS) must not join the next record into it."""
+    lines = [sprg(StudentLegalFirstName='"Nan'), sprg(LocalStudentID="006372"), sprg(LocalStudentID="006373")]
+    code, rows = convert(tmp_path, lines)
+    assert code == 0
+    assert [(r[0], r[3]) for r in rows] == [("006371", '"Nan'), ("006372", "Ana"), ("006373", "Ana")]

@@ -199,7 +199,8 @@ def _choose_mapping(
             return None
         mapping, match = detection.mapping, detection.match
         result.profile, result.profile_detected = mapping.name, True
-    untabled = [table for table in mapping.required_values if not mapping.values.get(table)]
+    # A field given as a constant reads no code, so it needs no table (one school's file: site_id = "101").
+    untabled = [t for t in mapping.required_values if not mapping.values.get(t) and Field(t) not in mapping.constants]
     if untabled:
         result.reject(_lacking_tables(mapping, untabled))
         return None

@@ -185,6 +185,13 @@ class Mapping(_Strict):
             raise ValueError(f"no source column or constant for required column(s): {', '.join(missing)}")
         if not given & {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE}:
             raise ValueError("map program_start_date or eligibility_start_date: Illuminate needs one of them")
+        blank = [f"values.{table}.{code}" for table, entries in self.values.items()
+                 for code, value in entries.items() if not value.strip()]  # fmt: skip
+        if blank:
+            raise ValueError(
+                f"{', '.join(blank[:5])} map(s) a code to an empty value: give the district's code, or leave the "
+                "entry out"
+            )
         if not self.header:
             self._check_positional()
         elif self.field_names or self.field_counts:

@@ -248,6 +248,8 @@ class RowConverter:
             elif self.sites_required and site:
                 found.append(self._unmapped(line, F.SITE_ID, site, (sid, ssid)))
                 site = ""
+            elif self.sites_required:  # Site ID is part of the key: a row without it would open another record
+                found.append(error(line, names[F.SITE_ID], "required", _NO_SCHOOL))
         if self.check_site and site:
             if not site.isdigit() or not site.isascii():
                 found.append(self._site_not_integer(line, site))
@@ -530,6 +532,9 @@ def _school_code(value: str, row_ids: tuple[str, str]) -> bool:
     name) that are neither of the row's own student IDs.  A value misplaced in a school column comes from
     its own row, so this rules a student ID out where ``quotable``, which never quotes numbers, cannot."""
     return len(value) == 7 and value.isdigit() and value.isascii() and value not in row_ids
+
+
+_NO_SCHOOL = "the school code is empty: the mapping needs every row's school for its Site ID; fill it in the SIS"
 
 
 def _required(line: int, column: str, label: str) -> Finding:
