@@ -118,9 +118,18 @@ def test_values_that_are_not_dates_are_bad_dates(raw: str) -> None:
 
 def test_a_bad_date_message_describes_the_value_and_says_what_to_send() -> None:
     assert parse_date("N/A").message == (
-        "The value is not a date: send dates as MM/DD/YYYY (for example 08/05/2014), or leave the field empty"
+        "The value is not a date: send dates as MM/DD/YYYY or YYYYMMDD (for example 08/05/2014 or 20140805), "
+        "or leave the field empty"
     )
     assert (parse_date("123456").message or "").startswith("A 6-digit number is not a date")
+    assert (parse_date("12345678").message or "").startswith("An 8-digit number is not a date")
+
+
+def test_a_year_9999_end_date_says_how_to_read_it_as_still_open() -> None:
+    """CALPADS-style YYYYMMDD is read for 1900-2099; 99991231 is the "no end yet" some systems write."""
+    message = parse_date("99991231").message or ""
+    assert "year 9999" in message and "open_end_dates under [dates]" in message
+    assert DateParser(open_sentinels=["99991231"]).parse_end("99991231").code is None
 
 
 @pytest.mark.parametrize("raw", ["Garcia", "Mary Ann", "00123456", "9876543", "1/5/2024 Lopez"])

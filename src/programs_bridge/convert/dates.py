@@ -76,7 +76,10 @@ _EXCEL_EPOCH = date(1899, 12, 30)
 _EXCEL_FIRST = (date(1930, 1, 1) - _EXCEL_EPOCH).days
 _EXCEL_LAST = (date(2079, 12, 31) - _EXCEL_EPOCH).days
 
-_WHAT_TO_SEND = "send dates as MM/DD/YYYY (for example 08/05/2014), or leave the field empty"
+# Both spellings are read whatever the export (CALPADS writes YYYYMMDD, most SIS exports month first).
+_WHAT_TO_SEND = "send dates as MM/DD/YYYY or YYYYMMDD (for example 08/05/2014 or 20140805), or leave the field empty"
+# A far-future end date (99991231) is how some systems write "no end yet"; YYYYMMDD is read for 1900-2099 only.
+_FAR_FUTURE = re.compile(r"9999(?:0[1-9]|1[0-2])\d{2}", re.ASCII)
 
 _TIME = (
     r"(?:(?:T|\s+)\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:[.,]\d{1,9})?)?"
@@ -190,7 +193,16 @@ class _Said(NamedTuple):
         return DateResult("", excel_serial_day(serial), EXCEL_SERIAL_DATE, message)
 
     def bad(self) -> DateResult:
-        subject = f"A {len(self.value)}-digit number" if self.value.isdigit() else "The value"
+        if _FAR_FUTURE.fullmatch(self.value):
+            message = (
+                'The value is a date in the year 9999, which some systems write for "no end yet": '
+                "if it means the program is still open, add it to open_end_dates under [dates] in the mapping"
+            )
+            return DateResult("", None, BAD_DATE, message)
+        width = len(self.value)
+        subject = (
+            f"{'An' if width in (8, 11, 18) else 'A'} {width}-digit number" if self.value.isdigit() else "The value"
+        )
         return DateResult("", None, BAD_DATE, f"{subject} is not a date: {_WHAT_TO_SEND}")
 
 
