@@ -178,3 +178,28 @@ def test_a_double_quote_in_a_name_stays_in_its_own_record(tmp_path: Path) -> Non
     code, rows = convert(tmp_path, lines)
     assert code == 0
     assert [(r[0], r[3]) for r in rows] == [("006371", '"Nan'), ("006372", "Ana"), ("006373", "Ana")]
+
+
+def test_a_senr_record_among_sprg_records_is_named_as_another_record_type(tmp_path: Path) -> None:
+    """A SENR record has its own width: the row error says which record it is, not only that it is too long."""
+    senr = "SENR^A^^1964733^6000101^2025-2026^2963394839^006371^Ana^^Lee^^^20160531^F^^^^^20250815^^^^^^^^^^"
+    code, rows = convert(tmp_path, [sprg(), senr, sprg(LocalStudentID="006372")], "--max-reject-share", "1")
+    assert code == 1 and [r[0] for r in rows] == ["006371", "006372"]
+    [finding] = findings(tmp_path)
+    assert (finding["line"], finding["code"]) == (2, "other_record_type") and "SENR" in str(finding["message"])
+
+
+def test_a_line_ending_in_one_caret_too_many_says_so(tmp_path: Path) -> None:
+    code, _ = convert(tmp_path, [sprg() + "^", sprg(LocalStudentID="006372")], "--max-reject-share", "1")
+    assert code == 1
+    [finding] = findings(tmp_path)
+    assert finding["code"] == "field_count" and "this row has 27 fields" in str(finding["message"])
+    assert "as if the line ended with one delimiter too many" in str(finding["message"])
+
+
+def test_a_file_of_only_delete_transactions_is_rejected_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = convert(tmp_path, [sprg(TransactionTypeCode="D"), sprg(TransactionTypeCode="D", LocalStudentID="6")])
+    assert code == 2
+    assert "all 2 rows are ones the mapping skips" in capsys.readouterr().err

@@ -342,7 +342,12 @@ def converted_rows(conversion: Conversion) -> Iterator[tuple[int, list[str]]]:
 
 def _apply_reject_policy(result: Conversion) -> None:
     considered = result.rows_read - result.rows_skipped
-    if considered == 0:
+    if considered == 0 and result.rows_skipped:
+        result.reject(
+            f"all {result.rows_skipped:,} rows are ones the mapping skips (its skip rules, such as SPRG's D delete "
+            "transactions): nothing would reach Illuminate. Is this the right file?"
+        )
+    elif considered == 0:
         result.reject("the file has a header but no data rows")
     elif result.rows_written == 0:
         result.reject(f"none of the {considered} rows is valid; nothing would reach Illuminate")

@@ -157,18 +157,7 @@ class RowConverter:
     def convert(self, line: int, fields: list[str]) -> RowResult:
         if len(fields) != self.width:
             if len(fields) not in self.widths:
-                return RowResult(
-                    Outcome.REJECTED,
-                    findings=(
-                        error(
-                            line,
-                            None,
-                            "field_count",
-                            f"this row has {len(fields)} fields but {self.expected}: an unquoted "
-                            "delimiter inside a value, or a missing field; fix the row in the SIS export",
-                        ),
-                    ),
-                )
+                return RowResult(Outcome.REJECTED, findings=(self._miscounted(line, fields),))
             fields = fields[: self.width] + [""] * (self.width - len(fields))
         # Two C-level tests on the joined row: an ASCII row holds no invisible character, and a row whose
         # every character is printable neither (each one is a Unicode format, control or separator character).
@@ -388,6 +377,23 @@ class RowConverter:
             f"this is not a file of {' or '.join(self.record_rule.values)} records: the first row's "
             f"{self.header[at]} {self._kind(fields[at])}. Is this the right file? Send the "
             f"{'/'.join(self.record_rule.values)} extract"
+        )
+
+    def _miscounted(self, line: int, fields: list[str]) -> Finding:
+        """A row of a field count the mapping does not read: a record of another kind (another CALPADS
+        record type has another width) is named as such; an empty last field hints at a trailing delimiter."""
+        records = self.records
+        if records is not None and len(fields) > records[0] and fields[records[0]].strip().casefold() not in records[1]:
+            return self._other_record(line, fields)
+        count = len(fields)
+        cause = "an unquoted delimiter inside a value, or a missing field"
+        if not fields[-1].strip() and (count - 1 == self.width or count - 1 in self.widths):
+            cause = "its last field is empty, as if the line ended with one delimiter too many"
+        return error(
+            line,
+            None,
+            "field_count",
+            f"this row has {count} fields but {self.expected}: {cause}; fix the row in the SIS export",
         )
 
     def _other_record(self, line: int, fields: list[str]) -> Finding:
