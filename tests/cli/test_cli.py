@@ -107,3 +107,15 @@ def test_validate_says_which_rows_would_be_left_out_not_that_it_wrote(
     err = capsys.readouterr().err
     assert "1 row(s) have errors and would be left out" in err
     assert "written" not in err.splitlines()[0]
+
+
+@pytest.mark.parametrize("option", ["-o", "--report"])
+def test_an_output_named_like_the_export_is_refused_and_the_export_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    source = export(tmp_path, GOOD, name="programs.txt")
+    before = source.read_bytes()
+    elsewhere = ["--report", str(tmp_path / "r.json")] if option == "-o" else ["-o", str(tmp_path / "out.txt")]
+    assert main(["convert", str(source), *elsewhere, option, str(tmp_path / "." / "programs.txt")]) == 64
+    assert "is the export being read" in capsys.readouterr().err
+    assert source.read_bytes() == before

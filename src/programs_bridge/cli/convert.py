@@ -95,6 +95,7 @@ def terminal_progress(rows: int) -> None:
 def run_conversion(args: argparse.Namespace, destination: Path | None) -> Conversion:
     options = options_from_args(args)
     if args.report:
+        _not_the_export(args.report, args.input, "the report")
         writable(args.report, "the report")
     progress = terminal_progress if sys.stderr.isatty() else None
     try:
@@ -141,8 +142,15 @@ def _convert(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.is_dir():
         output = output / "programs.txt"
+    _not_the_export(output, args.input, "programs.txt")
     writable(output, "programs.txt")
     return EXIT_CODES[run_conversion(args, output).status]
+
+
+def _not_the_export(path: Path, source: Path, what: str) -> None:
+    """Writing over the export being read would lose it: the district's only copy, often."""
+    if path.exists() and source.exists() and path.resolve() == source.resolve():
+        raise UsageError(f"{what} {path} is the export being read: give another file name, or it would be lost")
 
 
 def add_command(subparsers: Any) -> None:
