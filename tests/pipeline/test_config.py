@@ -90,3 +90,4 @@ def test_every_problem_is_named_by_its_path(text: str, problem: str) -> None:
         parse_feed_config(text, "config/district.toml")
     assert "config/district.toml" in str(caught.value)
     assert problem in str(caught.value)
+    assert "Value error" not in str(caught.value)  # the rule's own sentence, not pydantic's wrapping

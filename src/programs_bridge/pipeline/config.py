@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic import Field as Setting
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.engine import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
@@ -150,8 +150,16 @@ def parse_feed_config(text: str, source: str) -> FeedConfig:
         return FeedConfig.model_validate(data, context={"profiles": PROFILES})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != '[key]') or 'config'}: "
-            + ("unknown setting" if e["type"] in ("extra_forbidden", "unexpected_keyword_argument") else e["msg"])
+            f"{'.'.join(str(p) for p in e['loc'] if p != '[key]') or 'config'}: {_problem(e)}"
             for e in exc.errors(include_input=False, include_url=False)
         )
         raise ConfigError(f"{source} is not a valid feed configuration: {problems}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One problem in a clerk's words: a rule's own sentence without pydantic's "Value error, " before it."""
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return "unknown setting"
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return error["msg"]
