@@ -203,3 +203,21 @@ def test_a_file_of_only_delete_transactions_is_rejected_as_such(
     code, _ = convert(tmp_path, [sprg(TransactionTypeCode="D"), sprg(TransactionTypeCode="D", LocalStudentID="6")])
     assert code == 2
     assert "all 2 rows are ones the mapping skips" in capsys.readouterr().err
+
+
+def test_a_header_line_some_tools_add_is_skipped_and_said_so(tmp_path: Path) -> None:
+    code, rows = convert(tmp_path, ["^".join(SPRG_FIELDS), sprg()])
+    assert code == 0 and [r[0] for r in rows] == ["006371"]
+    [finding] = findings(tmp_path)
+    assert (finding["line"], finding["code"], finding["severity"]) == (1, "header_row_skipped", "info")
+
+
+def test_an_extract_given_without_its_mapping_is_told_how_to_name_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "sprg.txt"
+    source.write_text(sprg() + "\n" + sprg(LocalStudentID="006372") + "\n", encoding="utf-8")
+    assert main(["convert", str(source), "-o", str(tmp_path / "p.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "this looks like a CALPADS SPRG extract, which has no header row" in err
+    assert 'extends = "calpads-sprg"' in err and "profiles:" not in err

@@ -28,7 +28,7 @@ from programs_bridge.convert.finding_log import FindingLog
 from programs_bridge.convert.findings import info, warning
 from programs_bridge.convert.headers import ColumnMatch, match_columns
 from programs_bridge.convert.mapping import Mapping
-from programs_bridge.convert.profiles import PROFILES, closest_profile, detect_profile
+from programs_bridge.convert.profiles import CALPADS_SPRG, PROFILES, closest_profile, detect_profile
 from programs_bridge.convert.reader import (
     DEFAULT_LIMITS,
     ExportError,
@@ -131,6 +131,11 @@ def convert_export(
             result.findings.extend(reader.findings)
             rows = reader.rows()
             first = next(rows)  # the reader has made sure there is one
+            if _names_the_layout(mapping, first[1]):
+                result.findings.add(info(first[0], None, "header_row_skipped", _HEADER_ROW_SKIPPED))
+                first = next(rows, None)  # type: ignore[assignment]  # None is refused just below
+                if first is None:
+                    return result.reject("the file holds only a header row naming the record layout's fields")
             header = reader.header or _headerless_names(options.mapping, first[1])
             chosen = _choose_mapping(header, options.mapping, result)
             if chosen is None:
@@ -168,6 +173,20 @@ def _count_lines(counts: ReadCounts, result: Conversion) -> None:
     result.lines_read = counts.lines
 
 
+_HEADER_ROW_SKIPPED = (
+    "this line names the record layout's fields, a header the layout does not have: it was skipped, not read as a row"
+)
+
+
+def _names_the_layout(mapping: Mapping | None, first: list[str]) -> bool:
+    """Whether a headerless layout's first line is a header after all (some tools add one on download)."""
+    if mapping is None or mapping.header or not mapping.field_names:
+        return False
+    width = min(len(first), len(mapping.field_names))
+    said = [value.strip().casefold() for value in first[:width]]
+    return width >= 3 and said == [name.casefold() for name in mapping.field_names[:width]]
+
+
 def _headerless_names(mapping: Mapping | None, first: list[str]) -> list[str]:
     """What a headerless file's fields are called: the mapping's record layout, or ``field 1`` ... as wide
     as the widest row the mapping accepts, else as the first row."""
@@ -189,13 +208,7 @@ def _choose_mapping(
     else:
         detection = detect_profile(header)
         if detection is None:
-            nearest, nearest_match = closest_profile(header)
-            lacking = ", ".join(_labels(nearest_match.missing_required))
-            result.reject(
-                "the header matches no known program export (profiles: "
-                f"{', '.join(PROFILES)}); the closest, {nearest.name}, lacks {lacking}. "
-                "Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
-            )
+            result.reject(_undetected(header))
             return None
         mapping, match = detection.mapping, detection.match
         result.profile, result.profile_detected = mapping.name, True
@@ -214,6 +227,25 @@ def _choose_mapping(
             )
         )
     return mapping, match
+
+
+def _undetected(header: list[str]) -> str:
+    """Why no profile was chosen.  Only exports with a header are detected; a CALPADS extract (no header,
+    its first field a record type, a code safe to name) is told how to name its profile."""
+    kind = header[0].strip().upper() if header else ""
+    if CALPADS_SPRG.records is not None and kind in CALPADS_SPRG.records.values:
+        return (
+            f"this looks like a CALPADS {kind} extract, which has no header row and is never detected: give a "
+            f'mapping with extends = "{CALPADS_SPRG.name}" and the district\'s school codes (--mapping, or a '
+            "feed's [mapping] table; README: CALPADS SPRG)"
+        )
+    detected = ", ".join(name for name, profile in PROFILES.items() if profile.header)
+    nearest, nearest_match = closest_profile(header)
+    lacking = ", ".join(_labels(nearest_match.missing_required))
+    return (
+        f"the header matches no known program export (profiles: {detected}); the closest, {nearest.name}, "
+        f"lacks {lacking}. Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+    )
 
 
 def _lacking_tables(mapping: Mapping, tables: Sequence[str]) -> str:
