@@ -213,3 +213,17 @@ def test_a_conversion_counts_the_damaged_row_as_read_and_rejected_and_reports_it
     assert conversion.rows_read == conversion.rows_valid + conversion.rows_rejected + conversion.rows_skipped
     assert (conversion.rows_blank, conversion.lines_read) == (2, 9)  # every physical line is in the totals
     assert [(f["line"], f["code"]) for f in conversion.findings.as_dicts()] == [(4, "encoding_invalid_bytes")]
+
+
+# --- a declared encoding that the bytes contradict --------------------------------------------------------
+
+
+def test_a_utf8_export_declared_windows_1252_is_refused_rather_than_garbled(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + csv_rows(CP1252_NAMES, "utf-8"))
+    with pytest.raises(ExportError, match="declared as Windows-1252 but it is UTF-8 with accented letters"):
+        read(path, encoding="cp1252")
+    # Windows-1252 bytes declared as such, and a plain ASCII file declared so, read as asked.
+    reader, rows = read(write(tmp_path, HEADER + csv_rows(CP1252_NAMES, "cp1252")), encoding="cp1252")
+    assert [row[1][1] for row in rows] == [last for last, _ in CP1252_NAMES]
+    reader, rows = read(write(tmp_path, HEADER + b"00001,Lee,Ann,101\n"), encoding="cp1252")
+    assert reader.info.encoding == "cp1252" and len(rows) == 1

@@ -818,6 +818,12 @@ def _settle_bytes(
     long_lines = _long_lines(meter, open_chunks, encoding)
     plan = _Plan(encoding, findings, None, long_lines, meter.too_many_long, parity.quoted_break)
     if encoding == "cp1252":
+        if _is_accented_utf8(open_chunks()):
+            raise ExportError(
+                "the file is declared as Windows-1252 but it is UTF-8 with accented letters: read as "
+                "Windows-1252 every accented name would be garbled (José as JosÃ©); leave the encoding out or "
+                "set it to utf-8"
+            )
         return _with_undefined(plan, evidence, open_chunks)
     if not evidence.invalid:
         return plan
@@ -844,6 +850,23 @@ def _settle_bytes(
     _scan_bytes(open_chunks(), None, None, undefined, utf8=False)
     plan = dataclasses.replace(plan, encoding="cp1252", suspect="mixed" if evidence.valid else None)
     return _with_undefined(plan, undefined, open_chunks)
+
+
+def _is_accented_utf8(chunks: Iterable[bytes]) -> bool:
+    """Whether the bytes are valid UTF-8 holding at least one multi-byte character.  Windows-1252 text with
+    accents is almost never valid UTF-8 (an accented letter alone is an invalid byte there), so a file that
+    is, and was declared Windows-1252, was declared wrongly."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    accented = False
+    try:
+        for chunk in chunks:
+            if not accented and not chunk.isascii():
+                accented = True
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return accented
 
 
 def _scan_bytes(
