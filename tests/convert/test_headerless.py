@@ -108,6 +108,10 @@ def test_a_headerless_file_is_never_detected_so_its_first_row_is_not_taken_for_a
             {**POSITIONAL, "columns": {**POSITIONAL["columns"], "site_id": True}},
             "columns.site_id: Input should be a valid",
         ),  # type: ignore[dict-item]
+        ({**POSITIONAL, "field_names": list("abcdefga")}, "field_names name each field once, in order: a appear"),
+        ({**POSITIONAL, "field_names": [*"abcdefg", " "]}, "field_names name each field once, in order: one is blank"),
+        ({**POSITIONAL, "records": {"column": 1, "values": []}}, "records.values: name the record kinds"),
+        ({**POSITIONAL, "records": {"column": 1, "values": ["SPRG", ""]}}, "records.values: name the record kinds"),
     ],
 )
 def test_a_positional_mapping_that_cannot_work_is_refused_with_its_reason(

@@ -28,6 +28,7 @@ from pydantic import (
     Tag,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic import Field as Setting
@@ -116,10 +117,17 @@ class RecordRule(_Strict):
 
     column: ColumnRef
     values: tuple[str, ...]
-    """The record kinds read, e.g. ``["SPRG"]`` (compared in any case)."""
+    """The record kinds read, e.g. ``["SPRG"]`` (compared in any case); at least one, none blank."""
     others: tuple[str, ...] = ()
     """Kinds known to mark another file (``SENR``, ``SINF``, ...): a rejection names them, being codes, not
     personal data; any other value is described, never quoted."""
+
+    @field_validator("values")
+    @classmethod
+    def _named(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values or any(not value.strip() for value in values):
+            raise ValueError('name the record kinds this mapping reads, none blank: values = ["SPRG"]')
+        return values
 
 
 class IdSettings(_Strict):
@@ -192,6 +200,10 @@ class Mapping(_Strict):
                 f"{', '.join(blank[:5])} map(s) a code to an empty value: give the district's code, or leave the "
                 "entry out"
             )
+        repeated = sorted({name for name in self.field_names if self.field_names.count(name) > 1})
+        if repeated or any(not name.strip() for name in self.field_names):
+            problem = f"{', '.join(repeated)} appear(s) more than once" if repeated else "one is blank"
+            raise ValueError(f"field_names name each field once, in order: {problem}")
         if not self.header:
             self._check_positional()
         elif self.field_names or self.field_counts:
