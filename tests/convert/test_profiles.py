@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 
+from programs_bridge.convert.engine import ConvertOptions, convert_export
 from programs_bridge.convert.profiles import detect_profile
 from programs_bridge.programs_txt.layout import STANDARD, Field
 
@@ -60,3 +63,15 @@ def test_aeries_skips_rows_flagged_deleted() -> None:
     detection = detect_profile(HEADERS["aeries"].split(","))
     assert detection is not None
     assert detection.match.skip == ((12, frozenset({"y", "t", "1", "true"})),)
+
+
+def test_a_repeated_column_is_named_as_repeated_not_as_lacking_nothing(tmp_path: Path) -> None:
+    """A Synergy export with state_student_id twice lacks nothing: the rejection says what is repeated."""
+    source = tmp_path / "synergy.csv"
+    header = "student_code,state_student_id,last_name,first_name,birth_date,school_code,program_code,date_enrolled"
+    source.write_text(
+        f"{header},state_student_id\n180201,7187871254,Lee,Ann,2008-12-12,128,302,2026-05-08,7187871254\n"
+    )
+    conversion = convert_export(source, None, ConvertOptions())
+    assert conversion.reason is not None and "lacks ." not in conversion.reason
+    assert "finds columns more than once (state_student_id, state_student_id for state_student_id)" in conversion.reason

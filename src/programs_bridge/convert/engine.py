@@ -241,10 +241,16 @@ def _undetected(header: list[str]) -> str:
         )
     detected = ", ".join(name for name, profile in PROFILES.items() if profile.header)
     nearest, nearest_match = closest_profile(header)
-    lacking = ", ".join(_labels(nearest_match.missing_required))
+    if nearest_match.missing_required or not nearest_match.ambiguous:
+        problem = f"lacks {', '.join(_labels(nearest_match.missing_required))}"
+    else:  # every column is there, some more than once: say which (header labels, not student data)
+        repeated = "; ".join(
+            f"{', '.join(labels)} for {field.value}" for field, labels in nearest_match.ambiguous.items()
+        )
+        problem = f"finds columns more than once ({repeated}): remove the repeated column from the export"
     return (
         f"the header matches no known program export (profiles: {detected}); the closest, {nearest.name}, "
-        f"lacks {lacking}. Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+        f"{problem}. Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
     )
 
 
