@@ -21,6 +21,7 @@ EXIT_USAGE = 64
 COMMAND_MODULES: tuple[str, ...] = (
     "programs_bridge.cli.convert",
     "programs_bridge.cli.plan",
+    "programs_bridge.cli.ledger",
     "programs_bridge.cli.deliver",
     "programs_bridge.cli.demo",
 )

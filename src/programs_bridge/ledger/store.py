@@ -433,6 +433,16 @@ class LedgerStore:
             ExpressionAttributeValues=run_values,
         )
 
+    def set_run_counts(self, feed: str, run_id: str, counts: Mapping[str, int]) -> None:
+        """Replace a run's counts: a seed knows them only once its report has been walked."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=_run_key(feed, run_id),
+            UpdateExpression="SET #c = :counts",
+            ExpressionAttributeNames={"#c": "counts"},
+            ExpressionAttributeValues={":counts": {"M": {name: {"N": str(n)} for name, n in counts.items()}}},
+        )
+
     def mark_committed(self, feed: str, run_id: str) -> None:
         self.client.update_item(
             TableName=self.table,

@@ -1,0 +1,145 @@
+"""Seeding: teach a feed's ledger what Illuminate already holds, from a report of Illuminate's own records.
+
+The ledger knows only what the bridge sent, so on a district's first night it would check an export
+against nothing, and every exit whose key differs from a record loaded by hand years ago would open a
+duplicate.  Seeding loads Illuminate's records (an ``illuminate-report`` export, or the programs.txt files
+the district uploaded by hand, converted exactly as a nightly export is, so keys compare equal) into the
+ledger as if the bridge had sent them: afterwards an exit of a seeded key is an ``exit`` and a re-keyed
+exit is a ``duplicate_risk`` naming the seeded record.
+
+A seed is a run of its own, with an id that sorts by time like a nightly run's: ``YYYYMMDDTHHMMSSZ`` of
+when the report was taken, then ``-seed-`` and the report's hash.  Per record of the report:
+
+- unknown to the ledger: written, ``origin`` = ``illuminate-report``;
+- known, and the ledger already says the same (state and fields): nothing is written, which is what makes
+  seeding the same report twice write nothing (and a report's run, once committed, is not applied again);
+- known, last changed by a run *after* the report was taken (the bridge sent something newer): kept, and
+  counted and listed as a conflict: the report is older news;
+- known, last changed before the report was taken: the report wins, because it says what Illuminate holds.
+
+The seed moves the feed head like any commit (so a seed and a nightly commit never interleave) and keeps
+its counts on its run item.  Records a report does not list are left alone: a report may cover only some
+programs or schools.  ``plan_seed`` is pure; ``seed`` wires it to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from programs_bridge.ledger.commit import record_item
+from programs_bridge.ledger.model import Row, check_feed, key_json, row_facts
+from programs_bridge.ledger.snapshot import LedgerSnapshot
+from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage
+from programs_bridge.programs_txt.layout import Layout
+
+log = logging.getLogger(__name__)
+
+#: The ``origin`` of a record the ledger learned from Illuminate's own report, not from a delivery.
+ORIGIN = "illuminate-report"
+#: Conflicts a report lists by key (the counts are complete).
+LISTED_CONFLICTS = 100
+
+
+def seed_run_id(taken: datetime, sha256: str) -> str:
+    """A seed's run id: sorts among nightly run ids by when the report was taken."""
+    return f"{taken.astimezone(UTC):%Y%m%dT%H%M%SZ}-seed-{sha256[:8]}"
+
+
+def is_seed_run(run_id: str) -> bool:
+    return "-seed-" in run_id
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A record the bridge changed after the report was taken: the ledger keeps what the bridge sent."""
+
+    line: int
+    key: dict[str, str]
+    last_run: str
+
+
+@dataclass
+class SeedPlan:
+    """What seeding one report would do; filled as its items are walked (so memory stays flat)."""
+
+    run_id: str
+    counts: Counter[str] = field(default_factory=Counter)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        names = ("records_read", "new", "updated", "unchanged", "conflicts")
+        return {
+            "run_id": self.run_id,
+            "counts": {name: self.counts.get(name, 0) for name in names},
+            "conflicts": [
+                {"line": c.line, "key": c.key, "last_run": c.last_run} for c in self.conflicts[:LISTED_CONFLICTS]
+            ],
+        }
+
+
+def seed_items(
+    rows: Iterable[Row], layout: Layout, snapshot: LedgerSnapshot, plan: SeedPlan, *, feed: str
+) -> Iterator[Item]:
+    """The ledger items seeding ``rows`` writes, counting every record into ``plan`` (pure: no I/O)."""
+    for line, fields in rows:
+        facts = row_facts(fields, layout)
+        plan.counts["records_read"] += 1
+        ordinal = snapshot.find(facts.key_text)
+        if ordinal is None:
+            plan.counts["new"] += 1
+            yield _origin(record_item(feed, facts, plan.run_id, plan.run_id))
+            continue
+        if snapshot.holds(facts.key_text, facts.fields_hash, facts.is_open):
+            plan.counts["unchanged"] += 1
+            continue
+        last_run = snapshot.runs[snapshot.last_run_index[ordinal]]
+        if last_run > plan.run_id and not is_seed_run(last_run):
+            plan.counts["conflicts"] += 1
+            if len(plan.conflicts) < LISTED_CONFLICTS:
+                plan.conflicts.append(Conflict(line, key_json(facts.key), last_run))
+            continue
+        plan.counts["updated"] += 1
+        yield _origin(record_item(feed, facts, snapshot.first_run(ordinal), plan.run_id))
+
+
+def _origin(item: Item) -> Item:
+    item["origin"] = {"S": ORIGIN}
+    return item
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    plan: SeedPlan
+    #: The report's run was committed before: nothing was read from it or written.
+    already_seeded: bool
+    usage: Usage
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.plan.to_json(), "already_seeded": self.already_seeded, "ledger_write": self.usage.to_json()}
+
+
+def seed(store: LedgerStore, rows: Iterable[Row], layout: Layout, *, feed: str, run: RunRecord) -> SeedResult:
+    """Seed ``feed`` with the converted rows of Illuminate's report, as run ``run`` (``seed_run_id``).
+
+    Reads the feed's ledger, claims the feed head from the run it saw (StaleLedgerError when a nightly
+    commit landed in between: seed again), streams the items the report adds or corrects, records the
+    seed's counts on its run item and marks it committed.  A seed cut short (a crash) is finished by
+    seeding the same report again: what it already wrote is then ``unchanged``.
+    """
+    check_feed(feed)
+    plan = SeedPlan(run.run_id)
+    if store.run_status(feed, run.run_id) == "committed":
+        log.info("ledger seed: this report was seeded before, nothing written")
+        return SeedResult(plan, True, Usage())
+    snapshot, _ = store.read_snapshot(feed)
+    store.claim(feed, run, snapshot.head_run)
+    usage, _ = store.write_items(seed_items(rows, layout, snapshot, plan, feed=feed))
+    store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": 0})
+    store.mark_committed(feed, run.run_id)
+    log.info("ledger seed: %d record item(s) written, %d conflict(s)", usage.items, plan.counts["conflicts"])
+    return SeedResult(plan, False, usage)

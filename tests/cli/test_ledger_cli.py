@@ -1,0 +1,64 @@
+"""`programs-bridge ledger seed` as a district runs it: a programs.txt it once uploaded by hand, on moto."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from programs_bridge.cli.main import main
+from programs_bridge.ledger.store import create_table
+from programs_bridge.local.moto_server import MotoServer
+from programs_bridge.programs_txt.layout import STANDARD
+
+UPLOADED = [  # what the district uploaded to Illuminate by hand last year (synthetic people)
+    "004521\t\tLee\tAnn\t\t03/04/2012\t144\t\t\t08/15/2024\t\t2024-2025\t\t\t101",
+    "004522\t\tKim\tBo\t\t05/06/2011\t181\t\t\t08/15/2024\t\t2024-2025\t\t\t101",
+]
+TONIGHT = "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID"
+
+
+def write(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def table(aws: MotoServer) -> str:
+    create_table("programs-ledger")
+    return "programs-ledger"
+
+
+def test_a_hand_uploaded_programs_txt_seeds_the_feed_and_a_re_keyed_exit_is_then_caught(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uploaded = write(tmp_path / "programs-2024.txt", "\t".join(STANDARD.header), UPLOADED)
+    report = tmp_path / "seed.json"
+    seed = ["ledger", "seed", str(uploaded), "--table", table, "--feed", "district", "--taken", "2025-06-30"]
+    assert main([*seed, "--report", str(report)]) == 0
+    err = capsys.readouterr().err
+    assert "seeded as run 20250630T000000Z-seed-" in err and "2 records read, 2 new" in err
+    section = json.loads(report.read_text())["seed"]
+    assert section["counts"]["new"] == 2 and section["already_seeded"] is False
+
+    assert main(seed) == 0  # the same report again: nothing written
+    assert "was seeded from this report before" in capsys.readouterr().err
+
+    # Tonight the SIS exits Ann under a start date it re-keyed to 8/18: the seeded record is named.
+    tonight = write(tmp_path / "tonight.csv", TONIGHT, ["004521,Lee,Ann,3/4/2012,144,8/18/2024,6/5/2025,101"])
+    assert main(["plan", str(tonight), "--table", table, "--feed", "district", "--export", "delta"]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: duplicate risk, held: open record with start 08/15/2024, site 101" in err
+    assert "004521" not in err and "Lee" not in err
+
+
+def test_a_rejected_report_seeds_nothing_and_exits_2(table: str, tmp_path: Path) -> None:
+    roster = write(tmp_path / "roster.csv", "Student_Number,Course_Number,Section", ["004521,ENG101,2"])
+    assert main(["ledger", "seed", str(roster), "--table", table, "--feed", "district"]) == 2
+
+
+def test_a_missing_table_is_exit_3_not_a_traceback(
+    aws: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uploaded = write(tmp_path / "programs.txt", "\t".join(STANDARD.header), UPLOADED)
+    assert main(["ledger", "seed", str(uploaded), "--table", "no-such-table", "--feed", "district"]) == 3
+    assert "cannot seed the ledger table 'no-such-table': ResourceNotFoundException" in capsys.readouterr().err
