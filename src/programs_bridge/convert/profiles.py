@@ -6,6 +6,31 @@ Each profile is a plain ``Mapping`` (see ``mapping.py``); the column names come 
 California's state extract, from the CALPADS SPRG record layout, which has no header and is never detected.
 Program codes pass through unchanged: a district whose SIS codes differ from its Illuminate code keys writes
 a mapping with a ``values.program_id`` table.
+
+``illuminate-report`` reads what Illuminate already holds (its Custom Reporting export of the "Students:
+Programs" category, CSV or TSV), so that ``ledger seed`` keys Illuminate's records exactly as a nightly export
+is keyed.  It is an ordinary profile: the same date, ID and site-number normalisation as every other, so a
+record's key compares equal whichever file it came from.
+
+Names and birth date stay required for it, as for every profile.  A report without them is refused as a
+whole, naming the missing columns (``the file has no column for Student Last Name (Student Last Name or Last
+Name); ...``), and the district adds those columns to the report.  Why not let this profile do without
+them: the mapping and header checks (``Mapping._complete``, ``headers.match_columns``) could be relaxed per
+mapping, but every row is checked again in ``rows.RowConverter``, where an empty last name, first name or
+birth date rejects the row whatever the mapping says, so relaxing the first two alone would only turn a
+refused file into a file of refused rows.  Constants would get past the row check, but only by writing
+made-up names and a made-up birth date into the programs.txt, and this profile is listed, configurable for a
+feed and detected like any other, so such a file could be delivered; the ledger also hashes those fields, so
+every seeded record would then differ from the nightly row of the same record.  Doing it properly takes a
+per-mapping ``required`` set honoured by ``Mapping._complete``, ``match_columns`` and ``RowConverter``
+together, and a guarantee that a file converted under it is never delivered.
+
+Detection: a header with programs.txt's own labels (a past programs.txt, 12 or 15 columns, with or without
+``NN `` numbers) matches ``illuminate`` and ``illuminate-report`` on the same columns, and the tie goes to
+``illuminate``, listed first; both read it the same way, and a past programs.txt keeps being reported as one.
+A header with report spellings (``Local Student ID``, ``Start Date``, ``Site`` ...) matches only
+``illuminate-report``, or matches it on more columns, and is read as one.  Listed last, it also loses every
+tie with an SIS profile, so it never takes an SIS export's detection.
 """
 
 from __future__ import annotations
@@ -149,8 +174,35 @@ CALPADS_SPRG = Mapping(
     required_values=("site_id",),
 )
 
+#: Illuminate's own program records, as its Custom Reporting exports them ("Students: Programs"); what it
+#: requires and how it is detected: the module docstring.
+ILLUMINATE_REPORT = Mapping(
+    name="illuminate-report",
+    description="Illuminate's own student program records (Custom Reporting, Students: Programs), to seed the "
+    "ledger with what Illuminate holds; needs last name, first name and birth date columns in the report",
+    columns={
+        # Alternatives are tried in order and the first label found wins: the programs.txt label, then the
+        # more specific report spelling before the looser one ("Local Student ID" before "Student ID",
+        # "Program Code" before "Program", which may be the program's name; "School ID" before "Site").
+        F.IMPORT_STUDENT_ID: ["Import Student ID", "Local Student ID", "Student ID"],
+        F.STATE_STUDENT_ID: "State Student ID",
+        F.LAST_NAME: ["Student Last Name", "Last Name"],
+        F.FIRST_NAME: ["Student First Name", "First Name"],
+        F.MIDDLE_NAME: ["Student Middle Name", "Middle Name"],
+        F.BIRTH_DATE: ["Birth Date", "Birthdate", "Date of Birth"],
+        F.PROGRAM_ID: ["Program ID", "Program Code", "Program"],
+        F.ELIGIBILITY_START_DATE: "Eligibility Start Date",
+        F.ELIGIBILITY_END_DATE: "Eligibility End Date",
+        F.PROGRAM_START_DATE: ["Program Start Date", "Start Date"],
+        F.PROGRAM_END_DATE: ["Program End Date", "End Date"],
+        F.ACADEMIC_YEAR: "Academic Year",
+        F.ELIGIBILITY_CODE: ["Program Eligibility Code", "Eligibility Code"],
+        F.EXIT_CODE: ["Program Exit Code", "Exit Code"],
+        F.SITE_ID: ["Site ID", "School ID", "Site"],
+    },
+)
 PROFILES: dict[str, Mapping] = {
-    p.name: p for p in (ILLUMINATE, POWERSCHOOL, AERIES, INFINITE_CAMPUS, SYNERGY, CALPADS_SPRG)
+    p.name: p for p in (ILLUMINATE, POWERSCHOOL, AERIES, INFINITE_CAMPUS, SYNERGY, CALPADS_SPRG, ILLUMINATE_REPORT)
 }
 #: The profiles a header can pick: a headerless one has nothing to be recognised by.
 _DETECTABLE = tuple(p for p in PROFILES.values() if p.header)
@@ -164,7 +216,8 @@ class Detection:
 
 def detect_profile(header: Sequence[str]) -> Detection | None:
     """The built-in profile whose required columns are all in ``header``; the one matching most columns
-    wins.  None means the file is probably not a program export at all (a course roster, say)."""
+    wins, and of those the one listed first in ``PROFILES``.  None means the file is probably not a program
+    export at all (a course roster, say)."""
     candidates = [Detection(p, match_columns(p, header)) for p in _DETECTABLE]
     usable = [c for c in candidates if c.match.usable]
     if not usable:

@@ -353,6 +353,19 @@ def _synergy(e: Enrollment, rng: random.Random) -> list[str]:
     ]  # fmt: skip
 
 
+def _illuminate_report(e: Enrollment, rng: random.Random) -> list[str]:
+    """A record as Illuminate holds it, exported by its Custom Reporting: what was uploaded, in ISO dates."""
+    s = e.student
+    start, end = _iso(e.start), _iso(e.end) if e.end else ""
+    eligibility = (start, end) if e.program.eligibility_dated else ("", "")
+    participation = ("", "") if e.program.eligibility_dated else (start, end)
+    return [
+        s.student_id, s.state_id, s.last_name, s.first_name, s.middle_name, _iso(s.birth),
+        e.program.code, e.program.name, *eligibility, *participation, _academic_year(e.start), "",
+        e.exit_code, str(e.site),
+    ]  # fmt: skip
+
+
 def _ccyymmdd(day: date) -> str:
     return f"{day.year:04d}{day.month:02d}{day.day:02d}"
 
@@ -510,6 +523,37 @@ PROFILES: dict[str, Profile] = {
             exit_code=None,
             participation=(9, 10),
             eligibility=(9, 10),
+        ),
+        Profile(
+            name="illuminate-report",
+            header=(
+                "Local Student ID",
+                "State Student ID",
+                "Last Name",
+                "First Name",
+                "Middle Name",
+                "Birthdate",
+                "Program Code",
+                "Program",
+                "Eligibility Start Date",
+                "Eligibility End Date",
+                "Start Date",
+                "End Date",
+                "Academic Year",
+                "Eligibility Code",
+                "Exit Code",
+                "Site ID",
+            ),
+            delimiter=",",
+            format_date=_iso,
+            render=_illuminate_report,
+            student_id=0,
+            state_id=1,
+            last_name=2,
+            birth_date=5,
+            exit_code=14,
+            participation=(10, 11),
+            eligibility=(8, 9),
         ),
         Profile(
             name="calpads-sprg",
@@ -884,6 +928,14 @@ SAMPLES: tuple[Sample, ...] = (
         seed=6,
         newline="\r\n",
         unpadded_ids=True,
+    ),
+    Sample(
+        "illuminate-report.csv",
+        "illuminate-report",
+        40,
+        "What Illuminate already holds, as its Custom Reporting exports the Students: Programs category (the "
+        "`illuminate-report` profile, for seeding the ledger): report labels (Local Student ID, Program Code, "
+        "Start Date, Site ID ...), the program's name beside its code, ISO dates.",
     ),
 )
 
