@@ -54,7 +54,8 @@ class Stack:
             **sftp,
         }
         body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
-        return f'profile = "powerschool"\nduplicate_policy = "hold"\n[sftp]\n{body}\n'
+        # unseeded = "send": these stacks stand for a district new to Illuminate (test_first_night.py holds one)
+        return f'profile = "powerschool"\nduplicate_policy = "hold"\nunseeded = "send"\n[sftp]\n{body}\n'
 
     def put_config(self, text: str | None = None) -> None:
         self.s3.put_object(Bucket=BUCKET, Key=f"config/{FEED}.toml", Body=(text or self.config()).encode())

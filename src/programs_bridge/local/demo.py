@@ -99,6 +99,7 @@ def feed_config(sftp: LocalSftp, profile: str | None, mapping_toml: str | None, 
     else:
         body = f'profile = "{profile}"\n' if profile else ""
         body += 'duplicate_policy = "hold"\n'
+        body += 'unseeded = "send"\n'  # the demo's Illuminate starts empty
         if mapping_toml:
             body += "[mapping]\n" + _nested(mapping_toml, "mapping")
     sftp_table = [

@@ -78,6 +78,10 @@ class FeedConfig(_Strict):
     """Key of the code table CSV in the bucket, relative to ``config/``."""
     export: ExportKind = ExportKind.FULL
     duplicate_policy: Policy = Policy.HOLD
+    unseeded: Literal["hold", "send"] = "hold"
+    """What the first export of a feed whose ledger was never seeded nor committed to does: ``hold`` (the
+    default: Illuminate may already hold years of records the ledger cannot check against; seed first) or
+    ``send`` (Illuminate holds nothing for this feed yet: a new district)."""
     max_reject_share: Annotated[float, Setting(ge=0, le=1)] = DEFAULT_MAX_REJECT_SHARE
     layout: Literal["standard", "legacy"] = "standard"
     columns: tuple[str, ...] | None = None

@@ -70,6 +70,7 @@ STATUS_METRICS = {
     "superseded": "FilesSuperseded",
     # Only the shrink guard holds a whole export (``ledger/shrink.py``): the name says what to look for.
     "held": "ShrunkenExportsHeld",
+    "needs_seed": "ExportsAwaitingSeed",
 }
 #: Failure kind -> the metric it counts towards instead of ``RunFailures`` (each kind raises its own alarm).
 #: Every other kind (``aws``, ``timeout``, ``internal``, ...) counts as a ``RunFailures``.
@@ -111,7 +112,8 @@ def emit_run_metrics(
 
 
 class Notifier:
-    """SNS notices for what a person must look at: rejected or held files, failures, duplicate risks."""
+    """SNS notices for what a person must look at: rejected or held files, a feed to seed, failures, duplicate
+    risks."""
 
     def __init__(self, topic_arn: str | None, client: SNSClient | None = None) -> None:
         self.topic_arn = topic_arn

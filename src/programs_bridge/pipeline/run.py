@@ -292,6 +292,8 @@ def _fresh(run: Run) -> Outcome:
             services.ledger, converted_rows(conversion), layout, feed=source.feed,
             kind=config.export, policy=config.duplicate_policy,
         )  # fmt: skip
+    if config.unseeded == "hold" and plan.snapshot.head_run is None and not len(plan.snapshot):
+        return _await_seed(run, conversion, plan)
     verdict = judge_plan(plan, config.shrink_guard.rule())
     run.report["shrink_guard"] = verdict.to_json()
     if verdict.fires:
@@ -309,6 +311,23 @@ def _fresh(run: Run) -> Outcome:
     services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
     run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
     return _deliver_and_commit(run, config, to_send, plan.snapshot)
+
+
+def _await_seed(run: Run, conversion: Conversion, plan: Plan) -> Outcome:
+    """End a feed's first run when its ledger knows nothing: checked against nothing, every exit whose key
+    differs from a record Illuminate already holds would open a duplicate."""
+    run.report["counts"] = counts(conversion, plan, 0)
+    run.report["ledger"] = plan.report()
+    run.report["reason_code"] = RunStatus.NEEDS_SEED.value
+    reason = (
+        f"not delivered: feed {run.feed!r} has no ledger yet, so this first export could not be checked against "
+        "what Illuminate already holds. Either seed the ledger from Illuminate's own program records "
+        f"(programs-bridge ledger seed REPORT --table <LedgerTable> --feed {run.feed}; README: First night) "
+        f'and drop this export again, or, if Illuminate holds nothing for this feed yet, set unseeded = "send" '
+        f"in config/{run.feed}.toml and drop it again"
+    )
+    logger.warning("first export held: the feed's ledger was never seeded", extra={"stage": "plan"})
+    return _end(run, RunStatus.NEEDS_SEED, reason)
 
 
 def _hold_shrunken(run: Run, conversion: Conversion, plan: Plan, verdict: ShrinkVerdict) -> Outcome:
@@ -536,7 +555,7 @@ def _fail(run: Run, failure: str, reason: str) -> Outcome:
 def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
     run_counts = run.report.get("counts", {})
     risks = run_counts.get("duplicate_risks", 0)
-    if status in (RunStatus.REJECTED, RunStatus.HELD, RunStatus.FAILED, RunStatus.SUPERSEDED):
+    if status in (RunStatus.REJECTED, RunStatus.HELD, RunStatus.NEEDS_SEED, RunStatus.FAILED, RunStatus.SUPERSEDED):
         subject = f"programs-bridge {run.feed}: export {status.value}"
     elif risks:
         subject = f"programs-bridge {run.feed}: {risks} duplicate risk(s)"

@@ -32,6 +32,10 @@ class RunStatus(StrEnum):
     """The whole export was held back, valid as it is: the shrink guard found it leaves out far more of the
     feed's open records than the last delivered export did (``ledger/shrink.py``).  Nothing was delivered
     or committed; the next complete export goes through as usual."""
+    NEEDS_SEED = "needs_seed"
+    """The feed's first export, held because its ledger knows nothing yet: seed the ledger from Illuminate's
+    own records (``programs-bridge ledger seed``), or say ``unseeded = "send"`` in the feed's configuration
+    when Illuminate holds nothing for it.  Nothing was delivered or committed."""
     FAILED = "failed"
     """Something outside the export failed (configuration, SFTP, AWS); the export stays in incoming/ for a retry."""
     REPEAT = "repeat"

@@ -1,0 +1,74 @@
+"""The first night interlock: a feed whose ledger knows nothing does not deliver its first export blindly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from programs_bridge.cli.main import main
+from programs_bridge.programs_txt.layout import STANDARD
+
+from .conftest import FEED, LEDGER, Stack
+
+HEADER = "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID"
+# What Illuminate already holds (uploaded by hand): Ann's 504 plan since 8/15/2024, at site 101.
+HELD_BY_ILLUMINATE = "004521\t\tLee\tAnn\t\t03/04/2012\t144\t\t\t08/15/2024\t\t2024-2025\t\t\t101"
+# Tonight the SIS exits her under the same key, and lists Bo's new enrolment.
+TONIGHT = ["004521,Lee,Ann,3/4/2012,144,8/15/2024,6/5/2026,101", "004522,Kim,Bo,5/6/2011,181,8/15/2025,,101"]
+
+
+def export(rows: list[str]) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+def hold_unseeded(stack: Stack) -> None:
+    stack.put_config(stack.config().replace('unseeded = "send"\n', ""))
+
+
+def test_an_unseeded_feeds_first_export_waits_for_a_seed_and_goes_through_after_it(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hold_unseeded(stack)
+    stack.notices()
+    capsys.readouterr()
+    stack.invoke(stack.drop(export(TONIGHT), name="first.csv"))
+    report = stack.report_of("first.csv")
+    assert report["status"] == "needs_seed" and report["reason_code"] == "needs_seed"
+    assert "programs-bridge ledger seed" in report["reason"] and 'unseeded = "send"' in report["reason"]
+    assert stack.delivered() is None
+    assert report["counts"]["rows_read"] == 2 and report["counts"]["rows_sent"] == 0
+    assert stack.notices() == [f"programs-bridge {FEED}: export needs_seed"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["ExportsAwaitingSeed"] for m in emf if "ExportsAwaitingSeed" in m] == [[1.0]]
+    assert any(k.endswith("first.csv") for k in stack.keys(f"processed/{FEED}/"))
+    records = [i for i in boto3.client("dynamodb").scan(TableName=LEDGER)["Items"] if "#records#" in i["pk"]["S"]]
+    assert records == []  # nothing committed
+
+    # The clerk seeds the feed from what Illuminate holds, then drops the export again.
+    uploaded = tmp_path / "programs-2024.txt"
+    uploaded.write_text("\t".join(STANDARD.header) + "\n" + HELD_BY_ILLUMINATE + "\n", encoding="utf-8")
+    seed = ["ledger", "seed", str(uploaded), "--table", LEDGER, "--feed", FEED, "--taken", "2025-06-30"]
+    assert main(seed) == 0
+    stack.invoke(stack.drop(export(TONIGHT), name="again.csv"))
+    again = stack.report_of("again.csv")
+    assert again["status"] == "delivered"
+    assert again["counts"]["exits"] == 1 and again["counts"]["new"] == 1  # the seeded record is exited
+    assert "06/05/2026" in (stack.delivered() or "")
+
+
+def test_a_feed_new_to_illuminate_says_so_and_its_first_night_is_sent(stack: Stack) -> None:
+    stack.put_config(stack.config())  # unseeded = "send"
+    stack.invoke(stack.drop(export(TONIGHT)))
+    [report] = stack.reports()
+    assert report["status"] == "delivered" and report["counts"]["new"] == 2
+
+
+def test_a_feed_with_records_in_its_ledger_is_not_held_as_unseeded(stack: Stack) -> None:
+    stack.put_config(stack.config())
+    stack.invoke(stack.drop(export(TONIGHT[1:])))
+    hold_unseeded(stack)
+    stack.invoke(stack.drop(export(TONIGHT)))
+    assert [r["status"] for r in sorted(stack.reports(), key=lambda r: r["source"]["key"])] == ["delivered"] * 2
