@@ -62,3 +62,20 @@ def test_a_missing_table_is_exit_3_not_a_traceback(
     uploaded = write(tmp_path / "programs.txt", "\t".join(STANDARD.header), UPLOADED)
     assert main(["ledger", "seed", str(uploaded), "--table", "no-such-table", "--feed", "district"]) == 3
     assert "cannot seed the ledger table 'no-such-table': ResourceNotFoundException" in capsys.readouterr().err
+
+
+def test_a_report_of_illuminates_records_without_names_or_birth_dates_seeds_the_feed(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Custom Reporting often gives only the key columns: they are all a seed needs."""
+    header = "Local Student ID,Program Code,Start Date,End Date,School ID"
+    report = write(
+        tmp_path / "illuminate.csv", header, ["4521,144,2024-08-15,,101", "4522,181,2024-08-15,2025-06-01,101"]
+    )
+    args = ["ledger", "seed", str(report), "--table", table, "--feed", "district", "--taken", "2025-06-30"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "read as illuminate-report (detected from the header)" in err and "2 records read, 2 new" in err
+    # The same report as a nightly export is refused: a programs.txt for Illuminate needs the names.
+    assert main(["convert", str(report), "-o", str(tmp_path / "programs.txt")]) == 2
+    assert "Student Last Name" in capsys.readouterr().err

@@ -31,7 +31,8 @@ def _seed(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.seed import seed, seed_run_id
     from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord
 
-    options = replace(options_from_args(args), keep_source_lines=True)
+    # records_only: the report feeds the ledger alone, so it may lack names and birth date
+    options = replace(options_from_args(args), keep_source_lines=True, records_only=True)
     taken = _taken(args)
     sha256 = _sha256(args.input)
     with tempfile.TemporaryDirectory(prefix="programs-bridge-seed-") as work:

@@ -26,7 +26,7 @@ from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.dedupe import DuplicateFinder, RowSet
 from programs_bridge.convert.finding_log import FindingLog
 from programs_bridge.convert.findings import info, warning
-from programs_bridge.convert.headers import ColumnMatch, match_columns
+from programs_bridge.convert.headers import PERSON_FIELDS, ColumnMatch, match_columns
 from programs_bridge.convert.mapping import Mapping
 from programs_bridge.convert.profiles import CALPADS_SPRG, PROFILES, closest_profile, detect_profile
 from programs_bridge.convert.reader import (
@@ -71,6 +71,9 @@ class ConvertOptions:
     """Also write ``Conversion.source_lines``: which export line each programs.txt row came from."""
     read_limits: ReadLimits = DEFAULT_LIMITS
     """How large a file, line, value and header may be before the file is refused (README: What it reads)."""
+    records_only: bool = False
+    """The rows feed the ledger alone (``ledger seed``), never a delivery: a report of Illuminate's records
+    may then lack names and birth date (``headers.PERSON_FIELDS``), which stay empty."""
 
 
 @dataclass
@@ -143,6 +146,7 @@ def convert_export(
             mapping, match = chosen
             converter = RowConverter(
                 mapping, match, header, options.output.layout, today=options.today, code_table=options.code_table,
+                person_required=not options.records_only,
             )  # fmt: skip
             wrong = converter.wrong_file(first[1])
             if wrong is not None:
@@ -199,16 +203,17 @@ def _headerless_names(mapping: Mapping | None, first: list[str]) -> list[str]:
 def _choose_mapping(
     header: list[str], mapping: Mapping | None, result: Conversion
 ) -> tuple[Mapping, ColumnMatch] | None:
+    optional = PERSON_FIELDS if result.options.records_only else frozenset()
     if mapping is not None:
-        match = match_columns(mapping, header)
+        match = match_columns(mapping, header, optional)
         result.profile = mapping.name
         if not match.usable:
             result.reject(_unusable_header(mapping, match))
             return None
     else:
-        detection = detect_profile(header)
+        detection = detect_profile(header, optional)
         if detection is None:
-            result.reject(_undetected(header))
+            result.reject(_undetected(header, optional))
             return None
         mapping, match = detection.mapping, detection.match
         result.profile, result.profile_detected = mapping.name, True
@@ -229,7 +234,7 @@ def _choose_mapping(
     return mapping, match
 
 
-def _undetected(header: list[str]) -> str:
+def _undetected(header: list[str], optional: frozenset[Field]) -> str:
     """Why no profile was chosen.  Only exports with a header are detected; a CALPADS extract (no header,
     its first field a record type, a code safe to name) is told how to name its profile."""
     kind = header[0].strip().upper() if header else ""
@@ -240,7 +245,7 @@ def _undetected(header: list[str]) -> str:
             "feed's [mapping] table; README: CALPADS SPRG)"
         )
     detected = ", ".join(name for name, profile in PROFILES.items() if profile.header)
-    nearest, nearest_match = closest_profile(header)
+    nearest, nearest_match = closest_profile(header, optional)
     if nearest_match.missing_required or not nearest_match.ambiguous:
         problem = f"lacks {', '.join(_labels(nearest_match.missing_required))}"
     else:  # every column is there, some more than once: say which (header labels, not student data)

@@ -62,7 +62,13 @@ def _find(name: str | int, header: Sequence[str]) -> list[int]:
     return [i for i, label in enumerate(header) if bare(label) == wanted]
 
 
-def match_columns(mapping: Mapping, header: Sequence[str]) -> ColumnMatch:
+#: The fields that say who the student is, beyond the key: a report of records for the ledger alone (a
+#: ``ledger seed``, never delivered) may lack them (``match_columns(optional=...)``).
+PERSON_FIELDS = frozenset({Field.LAST_NAME, Field.FIRST_NAME, Field.BIRTH_DATE})
+
+
+def match_columns(mapping: Mapping, header: Sequence[str], optional: frozenset[Field] = frozenset()) -> ColumnMatch:
+    """Where each of ``mapping``'s fields is in ``header``; a required field in ``optional`` may be absent."""
     positions: dict[Field, int] = {}
     ambiguous: dict[Field, tuple[str, ...]] = {}
     for target in mapping.columns:
@@ -75,7 +81,7 @@ def match_columns(mapping: Mapping, header: Sequence[str]) -> ColumnMatch:
                 ambiguous[target] = tuple(header[i] for i in hits)
                 break
     given = set(positions) | set(mapping.constants)
-    missing = [c.field for c in COLUMNS if c.required and c.field not in given]
+    missing = [c.field for c in COLUMNS if c.required and c.field not in given and c.field not in optional]
     if not given & {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE}:
         missing.append(Field.PROGRAM_START_DATE)
     skip: list[tuple[int, frozenset[str]]] = []

@@ -12,18 +12,10 @@ Programs" category, CSV or TSV), so that ``ledger seed`` keys Illuminate's recor
 is keyed.  It is an ordinary profile: the same date, ID and site-number normalisation as every other, so a
 record's key compares equal whichever file it came from.
 
-Names and birth date stay required for it, as for every profile.  A report without them is refused as a
-whole, naming the missing columns (``the file has no column for Student Last Name (Student Last Name or Last
-Name); ...``), and the district adds those columns to the report.  Why not let this profile do without
-them: the mapping and header checks (``Mapping._complete``, ``headers.match_columns``) could be relaxed per
-mapping, but every row is checked again in ``rows.RowConverter``, where an empty last name, first name or
-birth date rejects the row whatever the mapping says, so relaxing the first two alone would only turn a
-refused file into a file of refused rows.  Constants would get past the row check, but only by writing
-made-up names and a made-up birth date into the programs.txt, and this profile is listed, configurable for a
-feed and detected like any other, so such a file could be delivered; the ledger also hashes those fields, so
-every seeded record would then differ from the nightly row of the same record.  Doing it properly takes a
-per-mapping ``required`` set honoured by ``Mapping._complete``, ``match_columns`` and ``RowConverter``
-together, and a guarantee that a file converted under it is never delivered.
+Names and birth date are read when the report has them.  A report without them converts only for the
+ledger (``ConvertOptions.records_only``, set by ``ledger seed``): its rows then carry empty names, never
+made-up ones, and such a conversion is never delivered.  A nightly export (every other use of this or any
+profile) still requires them, row by row.
 
 Detection: a header with programs.txt's own labels (a past programs.txt, 12 or 15 columns, with or without
 ``NN `` numbers) matches ``illuminate`` and ``illuminate-report`` on the same columns, and the tie goes to
@@ -214,18 +206,18 @@ class Detection:
     match: ColumnMatch
 
 
-def detect_profile(header: Sequence[str]) -> Detection | None:
-    """The built-in profile whose required columns are all in ``header``; the one matching most columns
-    wins, and of those the one listed first in ``PROFILES``.  None means the file is probably not a program
-    export at all (a course roster, say)."""
-    candidates = [Detection(p, match_columns(p, header)) for p in _DETECTABLE]
+def detect_profile(header: Sequence[str], optional: frozenset[Field] = frozenset()) -> Detection | None:
+    """The built-in profile whose required columns (less ``optional``) are all in ``header``; the one
+    matching most columns wins, and of those the one listed first in ``PROFILES``.  None means the file is
+    probably not a program export at all (a course roster, say)."""
+    candidates = [Detection(p, match_columns(p, header, optional)) for p in _DETECTABLE]
     usable = [c for c in candidates if c.match.usable]
     if not usable:
         return None
     return max(usable, key=lambda c: len(c.match.positions))
 
 
-def closest_profile(header: Sequence[str]) -> tuple[Mapping, ColumnMatch]:
+def closest_profile(header: Sequence[str], optional: frozenset[Field] = frozenset()) -> tuple[Mapping, ColumnMatch]:
     """For the rejection message: the profile that came nearest, and what it lacked."""
-    candidates = [(p, match_columns(p, header)) for p in _DETECTABLE]
+    candidates = [(p, match_columns(p, header, optional)) for p in _DETECTABLE]
     return min(candidates, key=lambda c: (len(c[1].missing_required), -len(c[1].positions)))

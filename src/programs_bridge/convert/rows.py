@@ -91,7 +91,11 @@ class RowConverter:
         *,
         today: date,
         code_table: CodeTable | None = None,
+        person_required: bool = True,
     ) -> None:
+        """``person_required=False``: rows for the ledger alone (``ConvertOptions.records_only``), which may
+        lack names and birth date."""
+        self.person_required = person_required
         self.width = len(header)
         # A headerless mapping may accept rows of other widths (SPRG-R's two trailing fields): those are cut
         # or padded to the width read.
@@ -207,9 +211,9 @@ class RowConverter:
                 ssid = ""
             elif self.state_id_width and len(ssid) < self.state_id_width and ssid.isdigit():
                 ssid = ssid.zfill(self.state_id_width)
-        if not last:
+        if not last and self.person_required:
             found.append(_required(line, names[F.LAST_NAME], "Student Last Name"))
-        if not first:
+        if not first and self.person_required:
             found.append(_required(line, names[F.FIRST_NAME], "Student First Name"))
         # Sums: no sum over its limit means no value over it, in fewer operations; _lengths checks each.
         if len(sid) + len(ssid) > 30 or len(last) + len(first) + len(middle) > 200:
@@ -250,7 +254,7 @@ class RowConverter:
         born_text, born_day, born_code, _ = cached(birth) or self.parse_date(birth)
         if born_code:
             found.append(error(line, names[F.BIRTH_DATE], born_code, _birth_message(born_code)))
-        elif not born_text:
+        elif not born_text and self.person_required:
             found.append(_required(line, names[F.BIRTH_DATE], "Birth Date"))
         elif born_day is not None and not self.oldest_birth <= born_day <= self.today:
             found.append(self._check_birth(line, born_day))
