@@ -25,6 +25,7 @@ CASES = {
     "aeries.csv": (0, []),
     "infinite-campus.tsv": (0, []),
     "illuminate.txt": (0, []),
+    "illuminate-report.csv": (0, []),
     "damaged-cp1252.csv": (0, []),
     "damaged-excel.csv": (1, ["--max-reject-share", "1"]),
     "synergy.csv": (0, []),

@@ -6,14 +6,11 @@ Everything here is synthetic: made-up people, IDs and codes.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from programs_bridge.cli.main import main
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.convert.mapping import Mapping, parse_mapping
 from programs_bridge.convert.profiles import ILLUMINATE, ILLUMINATE_REPORT, PROFILES, detect_profile
@@ -241,24 +238,3 @@ def test_every_generated_shape_keeps_its_own_profile(profile: str) -> None:
 
 def test_the_course_roster_is_still_refused() -> None:
     assert detect_profile(list(synthetic.COURSE_ROSTER_HEADER)) is None
-
-
-# --- the bundled sample and its reviewed output -------------------------------------------------------
-
-
-def _check(actual: bytes, expected_path: Path) -> None:
-    """As test_golden.py: ``UPDATE_GOLDEN=1`` rewrites the reviewed file."""
-    if os.environ.get("UPDATE_GOLDEN"):
-        expected_path.write_bytes(actual)
-    assert actual == expected_path.read_bytes(), f"output differs from {expected_path.name}"
-
-
-def test_the_bundled_report_sample_converts_to_its_reviewed_programs_txt(tmp_path: Path) -> None:
-    sample = "illuminate-report.csv"
-    out, report = tmp_path / "programs.txt", tmp_path / "report.json"
-    assert main(["convert", str(SAMPLES / sample), "-o", str(out), "--report", str(report), "--as-of", AS_OF]) == 0
-    _check(out.read_bytes(), GOLDEN / f"{sample}.programs.txt")
-    findings = json.loads(report.read_text(encoding="utf-8"))["issues"]
-    listed = "".join(f"{f['line']}\t{f['column']}\t{f['severity']}\t{f['code']}\n" for f in findings)
-    _check(listed.encode(), GOLDEN / f"{sample}.findings.tsv")
-    assert json.loads(report.read_text(encoding="utf-8"))["profile"] == "illuminate-report"
