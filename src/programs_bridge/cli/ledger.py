@@ -1,122 +1,20 @@
-"""``programs-bridge ledger seed``: teach a feed's ledger what Illuminate already holds.
+"""``programs-bridge ledger ...``: what a feed's ledger knows, and teaching it what Illuminate holds.
 
-Converts Illuminate's report of its own program records (``--profile illuminate-report``, a past
-programs.txt, or any shape a ``--mapping`` describes) exactly as a nightly export is converted, then loads
-it into the feed's ledger (``ledger/seed.py``).  Exit codes: 0 seeded (or seeded before: nothing written);
-1 seeded, with rejected rows or records the bridge sent after the report was taken (conflicts, kept);
-2 the report was rejected; 3 the ledger could not be read or written; 64 usage.
+Each sub-command lives in its own module and registers itself through ``add_ledger_command``; this module
+only assembles the group.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import sys
-import tempfile
-from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
+from importlib import import_module
 from typing import Any
 
-from programs_bridge.cli.convert import add_converter_options, options_from_args
-from programs_bridge.cli.main import UsageError
-from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
-from programs_bridge.report.conversion import report_text, summary
-
-EXIT_LEDGER = 3
-
-
-def _seed(args: argparse.Namespace) -> int:
-    # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
-    from programs_bridge.ledger.seed import seed, seed_run_id
-    from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord
-
-    # records_only: the report feeds the ledger alone, so it may lack names and birth date
-    options = replace(options_from_args(args), keep_source_lines=True, records_only=True)
-    taken = _taken(args)
-    sha256 = _sha256(args.input)
-    with tempfile.TemporaryDirectory(prefix="programs-bridge-seed-") as work:
-        conversion = convert_export(args.input, Path(work) / "programs.txt", options)
-        print(summary(conversion), file=sys.stderr)
-        if conversion.status is Status.REJECTED:
-            _save(args.report, conversion, {"status": "rejected", "reason": conversion.reason, "seed": None})
-            return 2
-        run = RunRecord(seed_run_id(taken, sha256), str(args.input), sha256[:16], sha256, str(args.report or ""), {})
-        try:
-            result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=args.feed,
-                          run=run)  # fmt: skip
-        except LedgerError as exc:
-            print(f"programs-bridge: cannot seed the ledger: {exc}", file=sys.stderr)
-            return EXIT_LEDGER
-        except Exception as exc:  # botocore's errors: no credentials, no table, throttling ...
-            print(
-                f"programs-bridge: cannot seed the ledger table {args.table!r}: {type(exc).__name__}", file=sys.stderr
-            )
-            return EXIT_LEDGER
-        section = result.to_json()
-        print(seed_summary(args.feed, section, result.already_seeded), file=sys.stderr)
-        _save(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
-        if args.report:
-            print(f"  full report: {args.report}", file=sys.stderr)
-        return 1 if conversion.rows_rejected or section["counts"]["conflicts"] else 0
-
-
-def seed_summary(feed: str, section: dict[str, Any], already: bool) -> str:
-    """Counts and the conflicts, each by its report line and the bridge run that changed it (no student data)."""
-    if already:
-        return f"  ledger: feed {feed!r} was seeded from this report before (run {section['run_id']}): nothing written"
-    c = section["counts"]
-    lines = [
-        f"  ledger: feed {feed!r} seeded as run {section['run_id']}: {c['records_read']:,} records read, "
-        f"{c['new']:,} new, {c['updated']:,} corrected, {c['unchanged']:,} already known, "
-        f"{c['conflicts']:,} kept as the bridge sent them later"
-    ]
-    for conflict in section["conflicts"][:20]:
-        lines.append(
-            f"    line {conflict['line']}: the bridge changed this record after the report (run {conflict['last_run']})"
-        )
-    return "\n".join(lines)
-
-
-def _taken(args: argparse.Namespace) -> datetime:
-    """When Illuminate's report was taken: ``--taken``, else the file's modification time."""
-    if args.taken is not None:
-        moment: datetime = args.taken
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    if not args.input.is_file():
-        raise UsageError(f"no such file: {args.input}")
-    return datetime.fromtimestamp(args.input.stat().st_mtime, UTC)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        for chunk in iter(lambda: source.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _save(path: Path | None, conversion: Conversion, head: dict[str, Any]) -> None:
-    from programs_bridge.report.run import run_report_head
-
-    if path is not None:
-        with path.open("w", encoding="utf-8") as out:
-            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
+#: Modules that contribute ``ledger`` sub-commands, in the order ``--help`` lists them.
+LEDGER_COMMAND_MODULES: tuple[str, ...] = ("programs_bridge.cli.seed",)
 
 
 def add_command(subparsers: Any) -> None:
-    ledger = subparsers.add_parser("ledger", help="what the ledger knows: seed it from Illuminate's own records")
+    ledger = subparsers.add_parser("ledger", help="what a feed's ledger knows: seed it from Illuminate's own records")
     commands = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", required=True)
-    seed = commands.add_parser(
-        "seed",
-        help="load Illuminate's report of its program records into a feed's ledger, as if the bridge had sent them",
-        description="Seed a feed's ledger from Illuminate's own records; exit 0 seeded, 1 rejected rows or "
-        "conflicts, 2 report rejected, 3 ledger unreadable, 64 usage.",
-    )
-    add_converter_options(seed)
-    seed.add_argument("--table", required=True, help="the ledger's DynamoDB table")
-    seed.add_argument("--feed", required=True, help="the feed (district or data feed) name")
-    seed.add_argument("--taken", type=datetime.fromisoformat, metavar="YYYY-MM-DD[THH:MM]",
-                      help="when Illuminate's report was taken (UTC); records the bridge changed later are kept. "
-                      "Default: the file's modification time")  # fmt: skip
-    seed.set_defaults(handler=_seed)
+    for name in LEDGER_COMMAND_MODULES:
+        import_module(name).add_ledger_command(commands)
