@@ -33,6 +33,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from programs_bridge.ledger.resolutions import Choice, Held, Resolution
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 
 if TYPE_CHECKING:
@@ -182,6 +183,12 @@ class _Page:
     usage: Usage
 
 
+@dataclass(frozen=True)
+class _RawPage:
+    items: list[Item]
+    usage: Usage
+
+
 class LedgerStore:
     """One ledger table.  Thread-safe for reads; one commit at a time per feed (the feed head enforces it)."""
 
@@ -259,6 +266,22 @@ class LedgerStore:
         return snapshot, usage
 
     def _query_pages(self, pk: str) -> Iterator[_Page]:
+        """A shard's record items, compacted page by page (``_Compact``)."""
+        for page in self._query_items(pk):
+            records = [
+                (
+                    item["sk"]["S"],
+                    int(item["fields_hash"]["S"], 16),
+                    item["state"]["S"] == "open",
+                    item["first_run"]["S"],
+                    item.get("last_run", {}).get("S", ""),
+                )
+                for item in page.items
+            ]
+            yield _Page(records, page.usage)
+
+    def _query_items(self, pk: str) -> Iterator[_RawPage]:
+        """Every item under ``pk``, a 1 MB page at a time, strongly consistent."""
         start: dict[str, Any] | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -275,17 +298,7 @@ class LedgerStore:
             page_bytes = sum(item_size(item) for item in items)
             # Strongly consistent: one unit per 4 KB of the page, rounded up per request.
             estimated = float(math.ceil(page_bytes / READ_UNIT_BYTES))
-            records = [
-                (
-                    item["sk"]["S"],
-                    int(item["fields_hash"]["S"], 16),
-                    item["state"]["S"] == "open",
-                    item["first_run"]["S"],
-                    item.get("last_run", {}).get("S", ""),
-                )
-                for item in items
-            ]
-            yield _Page(records, Usage(1, len(items), _capacity(response), estimated))
+            yield _RawPage(items, Usage(1, len(items), _capacity(response), estimated))
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
@@ -357,6 +370,54 @@ class LedgerStore:
                 )
             usage.retries += 1
             self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
+
+    # -- held rows and their resolutions ---------------------------------------------------------------
+
+    def put_held(self, feed: str, held: Iterable[Held]) -> None:
+        """Remember the rows a plan holds as duplicate risks, so ``ledger resolve`` can name them by id.
+
+        Idempotent: an id is its row's key, so the same row held again rewrites the same item (its latest
+        run and line)."""
+        items = (
+            {
+                "pk": {"S": f"{feed}#held"},
+                "sk": {"S": h.id},
+                "row_key": {"S": h.row_key},
+                "matches": {"L": [{"S": m} for m in h.matches]},
+                "line": {"N": str(h.line)},
+                "run_id": {"S": h.run_id},
+            }
+            for h in held
+        )
+        self.write_items(items)
+
+    def held(self, feed: str, resolution_id: str) -> Held | None:
+        response = self.client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"{feed}#held"}, "sk": {"S": resolution_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        matches = tuple(m["S"] for m in item["matches"]["L"])
+        return Held(resolution_id, item["row_key"]["S"], matches, int(item["line"]["N"]), item["run_id"]["S"])
+
+    def put_resolution(self, feed: str, resolution: Resolution) -> None:
+        item = {"pk": {"S": f"{feed}#resolution"}, "sk": {"S": resolution.id}, "choice": {"S": resolution.choice.value}}
+        item |= {name: {"S": getattr(resolution, name)} for name in _RESOLUTION_TEXTS}
+        self.client.put_item(TableName=self.table, Item=item)
+
+    def resolutions(self, feed: str, usage: Usage | None = None) -> list[Resolution]:
+        """Every resolution of the feed (a clerk's decisions: a handful, read whole, strongly consistent)."""
+        found: list[Resolution] = []
+        for page in self._query_items(f"{feed}#resolution"):
+            if usage is not None:
+                usage.add(page.usage)
+            for item in page.items:
+                value = {
+                    name: item.get(name, {}).get("S", "") for name in ("row_key", "target_key", "note", "by", "at")
+                }
+                found.append(Resolution(item["sk"]["S"], Choice(item["choice"]["S"]), **value))
+        return found
 
     # -- runs and the feed head ------------------------------------------------------------------------
 
@@ -451,6 +512,10 @@ class LedgerStore:
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":committed": {"S": "committed"}},
         )
+
+
+#: A resolution's text attributes, stored under these names.
+_RESOLUTION_TEXTS = ("row_key", "target_key", "note", "by", "at")
 
 
 def _run_key(feed: str, run_id: str) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""``programs-bridge ledger resolve``: a clerk's decision about one held row (``ledger/resolutions.py``).
+
+The id comes from the run report, the Markdown summary or the SNS notice, which print the exact line to run.
+Exit codes: 0 recorded; 2 not recorded (no held row has that id, or ``same`` for a row matching several
+open records); 3 the ledger could not be read or written; 64 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from programs_bridge.cli.main import UsageError
+from programs_bridge.ledger.resolutions import Choice, ResolutionError, looks_like_id, resolve
+
+EXIT_NOT_RECORDED = 2
+EXIT_LEDGER = 3
+
+_WHAT_HAPPENS = {
+    Choice.SAME: "sent under the open record's key from the next night on, so its exit lands there",
+    Choice.NEW: "sent as a new record (a second enrolment) from the next night on",
+    Choice.NEVER: "left out from the next night on, and counted as resolved, not held",
+}
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from programs_bridge.ledger.store import LedgerError, LedgerStore  # boto3, for this command only
+
+    rid = args.id.strip().lower()
+    if not looks_like_id(rid):
+        raise UsageError("a resolution id is 8 letters and digits, as the run report prints it (e.g. k3vq9x2m)")
+    store = LedgerStore(args.table)
+    try:
+        held = store.held(args.feed, rid)
+        if held is None:
+            print(f"programs-bridge: no row of feed {args.feed!r} was held with id {rid}: copy the id from the "
+                  "run report", file=sys.stderr)  # fmt: skip
+            return EXIT_NOT_RECORDED
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        resolution = resolve(held, Choice(args.choice), note=args.note, by=args.by, at=at)
+        store.put_resolution(args.feed, resolution)
+    except ResolutionError as exc:
+        print(f"programs-bridge: {exc}", file=sys.stderr)
+        return EXIT_NOT_RECORDED
+    except (LedgerError, OSError) as exc:
+        print(f"programs-bridge: cannot reach the ledger: {exc}", file=sys.stderr)
+        return EXIT_LEDGER
+    except Exception as exc:  # botocore's errors: no credentials, no table ...
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        print(f"programs-bridge: cannot reach the ledger table {args.table!r}: {code}", file=sys.stderr)
+        return EXIT_LEDGER
+    print(
+        f"resolved row {rid} (held on line {held.line} of run {held.run_id}) as {resolution.choice.value}: "
+        f"{_WHAT_HAPPENS[resolution.choice]}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def add_ledger_command(commands: Any) -> None:
+    resolve_ = commands.add_parser(
+        "resolve",
+        help="decide about one held row: the same record as the open one, a new one, or never send it",
+        description="Record a decision about a row held as a duplicate risk; exit 0 recorded, 2 not recorded, "
+        "3 ledger unreadable, 64 usage.",
+    )
+    resolve_.add_argument("id", help="the held row's resolution id, from the run report")
+    resolve_.add_argument("--as", dest="choice", required=True, choices=[c.value for c in Choice],
+                          help="same: the open record it matched; new: a genuine second enrolment; never: leave it "
+                          "out")  # fmt: skip
+    resolve_.add_argument("--table", required=True, help="the ledger's DynamoDB table")
+    resolve_.add_argument("--feed", required=True, help="the feed (district or data feed) name")
+    resolve_.add_argument("--note", default="", help="why, for whoever reads the ledger later")
+    resolve_.add_argument("--by", default=getpass.getuser(), help="who decided (default: your login)")
+    resolve_.set_defaults(handler=_resolve)

@@ -1,0 +1,91 @@
+"""Resolutions: a clerk's decision about one held row, kept in the ledger and applied on every later night.
+
+A row held as a duplicate risk is held again every night until someone decides about it.  Each held row
+gets a short id derived from its record key alone (``resolution_id``), so the same SIS row has the same id
+every night and in every report.  A clerk answers with one of three choices:
+
+- ``same``: this row is the open record it was confused with.  The row, and every later row of that SIS key,
+  is sent under the open record's key, so its exit lands there.  Bound when resolved, to the one open record
+  the row matched (a row matching two open records cannot be resolved ``same``: which one is not ours to
+  guess).
+- ``new``: a genuine second enrolment: sent as a new record.
+- ``never``: left out, and counted as resolved, not held.
+
+Pure: the ids, the choices and applying them to a row; ``store`` keeps them (``{feed}#held`` for the rows
+held so far, ``{feed}#resolution`` for the decisions).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+#: Characters of an id: 40 bits of the key's hash in lower-case base32 (letters and the digits 2-7).
+ID_LENGTH = 8
+
+
+class Choice(StrEnum):
+    SAME = "same"
+    NEW = "new"
+    NEVER = "never"
+
+
+def resolution_id(key_text: str) -> str:
+    """The held row's id: the same for the same record key, night after night."""
+    digest = hashlib.blake2b(key_text.encode(), digest_size=5, person=b"pb-resolve").digest()
+    return base64.b32encode(digest).decode().lower()[:ID_LENGTH]
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether ``text`` has an id's shape (a shape check: an id is safe to print, unlike a student ID)."""
+    return len(text) == ID_LENGTH and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A row the ledger held as a duplicate risk: its key and the open records it could be confused with."""
+
+    id: str
+    row_key: str
+    matches: tuple[str, ...]
+    line: int
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    id: str
+    choice: Choice
+    #: The held row's record key (the SIS's): the resolution applies to every row with this key.
+    row_key: str
+    #: ``same`` only: the open record's key the row is sent under.
+    target_key: str = ""
+    note: str = ""
+    by: str = ""
+    at: str = ""
+
+
+class ResolutionError(ValueError):
+    """A resolution that cannot be recorded: an unknown id, or ``same`` for a row matching several records."""
+
+
+def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str = "") -> Resolution:
+    """The decision about ``held``; ``same`` binds it to the one open record the row matched."""
+    target = ""
+    if choice is Choice.SAME:
+        if len(held.matches) != 1:
+            raise ResolutionError(
+                f"row {held.id} matches {len(held.matches)} open records, so 'same' cannot say which one: correct "
+                "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'"
+            )
+        target = held.matches[0]
+    return Resolution(held.id, choice, held.row_key, target, note, by, at)
+
+
+def resolution_lines(feed: str, ids: list[str]) -> list[str]:
+    """The exact commands a clerk can run for each held row (the report's Markdown and the CLI print them)."""
+    return [
+        f"programs-bridge ledger resolve --table <LedgerTable> --feed {feed} {rid} --as same|new|never" for rid in ids
+    ]

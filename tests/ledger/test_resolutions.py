@@ -1,0 +1,53 @@
+"""Resolutions of held rows: ids stable per record key, choices bound and kept in the ledger (moto over HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+
+from programs_bridge.ledger.model import encode_key
+from programs_bridge.ledger.resolutions import (
+    Choice,
+    Held,
+    ResolutionError,
+    looks_like_id,
+    resolution_id,
+    resolve,
+)
+
+from .harness import FEED, Ledger
+
+ROW = encode_key(("004521", "144", "08/18/2025", "12"))  # the SIS's re-keyed start date
+OPEN = encode_key(("004521", "144", "08/15/2025", "12"))  # the record Illuminate holds open
+OTHER = encode_key(("004521", "144", "08/15/2025", "14"))
+
+
+def test_an_id_is_the_same_for_the_same_key_and_has_a_printable_shape() -> None:
+    assert resolution_id(ROW) == resolution_id(ROW) != resolution_id(OPEN)
+    assert looks_like_id(resolution_id(ROW))
+    assert not looks_like_id("004521") and not looks_like_id("Lee-Ann!")
+
+
+def test_same_binds_the_row_to_the_one_open_record_it_matched() -> None:
+    held = Held(resolution_id(ROW), ROW, (OPEN,), 7, "run-1")
+    resolution = resolve(held, Choice.SAME, note="SIS re-keyed it", by="clerk")
+    assert (resolution.row_key, resolution.target_key, resolution.note) == (ROW, OPEN, "SIS re-keyed it")
+    assert resolve(held, Choice.NEW).target_key == ""
+
+
+def test_same_is_refused_for_a_row_matching_two_open_records() -> None:
+    held = Held(resolution_id(ROW), ROW, (OPEN, OTHER), 7, "run-1")
+    with pytest.raises(ResolutionError, match="matches 2 open records"):
+        resolve(held, Choice.SAME)
+    assert resolve(held, Choice.NEVER).choice is Choice.NEVER
+
+
+def test_held_rows_and_resolutions_are_kept_in_the_ledger(ledger: Ledger) -> None:
+    held = Held(resolution_id(ROW), ROW, (OPEN,), 7, "run-1")
+    ledger.store.put_held(FEED, [held])
+    ledger.store.put_held(FEED, [Held(held.id, ROW, (OPEN,), 9, "run-2")])  # held again the next night
+    assert ledger.store.held(FEED, held.id) == Held(held.id, ROW, (OPEN,), 9, "run-2")
+    assert ledger.store.held(FEED, "zzzzzzzz") is None
+    resolution = resolve(held, Choice.SAME, note="n", by="clerk", at="2026-09-02T10:00:00Z")
+    ledger.store.put_resolution(FEED, resolution)
+    assert ledger.store.resolutions(FEED) == [resolution]
+    assert ledger.store.resolutions("another-feed") == []
