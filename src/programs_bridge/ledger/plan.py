@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from programs_bridge.ledger.classify import Classification, DuplicateRisk, classify
+from programs_bridge.ledger.classify import Classification, ConcurrentEnrolment, DuplicateRisk, classify
 from programs_bridge.ledger.model import (
     Decision,
     ExportKind,
@@ -32,7 +32,8 @@ from programs_bridge.programs_txt.layout import Layout
 
 log = logging.getLogger(__name__)
 
-#: How many duplicate risks and missing records the report lists by key; counts are always exact.
+#: How many duplicate risks, concurrent enrolments and missing records the report lists by key; counts are
+#: always exact.
 REPORT_LIST_LIMIT = 1000
 
 
@@ -114,6 +115,7 @@ class Plan:
         """The ledger section of the run report.  It names record keys: it goes to the district's bucket."""
         classification = self.classification
         risks = list(self.outcomes.values())
+        concurrent = classification.concurrent
         missing = classification.missing
         rows = classification.rows
         return {
@@ -128,9 +130,16 @@ class Plan:
             "duplicate_risk_actions": self.action_counts(),
             "rows_to_send": rows - self.action_counts()[Action.HELD.value],
             "duplicate_risks": [_risk_json(outcome) for outcome in risks[:limit]],
+            # Warnings: new rows sent beside an open record the same full export lists still open.
+            "concurrent_enrolment_count": len(concurrent),
+            "concurrent_enrolments": [_concurrent_json(enrolment) for enrolment in concurrent[:limit]],
             "missing": [{"key": key_json(self.snapshot.key(ordinal))} for ordinal in missing[:limit]],
             "listed_limit": limit,
-            "truncated": {"duplicate_risks": len(risks) > limit, "missing": len(missing) > limit},
+            "truncated": {
+                "duplicate_risks": len(risks) > limit,
+                "concurrent_enrolments": len(concurrent) > limit,
+                "missing": len(missing) > limit,
+            },
             "ledger_read": {
                 **self.read_usage.to_json(),
                 # Strongly consistent, so the plan sees the previous run's whole commit: one unit per 4 KB.
@@ -154,6 +163,15 @@ def _risk_json(outcome: RiskOutcome) -> dict[str, Any]:
     if outcome.repaired_to is not None:
         data["repaired_to"] = key_json(outcome.repaired_to)
     return data
+
+
+def _concurrent_json(enrolment: ConcurrentEnrolment) -> dict[str, Any]:
+    """A concurrent enrolment as the report lists it: keys and the key parts that differ, never a name."""
+    return {
+        "line": enrolment.line,
+        "key": key_json(enrolment.key),
+        "open_records": [{"key": key_json(m.key), "differs": list(m.differs)} for m in enrolment.matches],
+    }
 
 
 def plan_rows(
