@@ -10,7 +10,11 @@ from importlib import import_module
 from typing import Any
 
 #: Modules that contribute ``ledger`` sub-commands, in the order ``--help`` lists them.
-LEDGER_COMMAND_MODULES: tuple[str, ...] = ("programs_bridge.cli.seed", "programs_bridge.cli.resolve")
+LEDGER_COMMAND_MODULES: tuple[str, ...] = (
+    "programs_bridge.cli.seed",
+    "programs_bridge.cli.resolve",
+    "programs_bridge.cli.reconcile",
+)
 
 
 def add_command(subparsers: Any) -> None:

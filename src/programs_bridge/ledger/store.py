@@ -513,6 +513,52 @@ class LedgerStore:
             ExpressionAttributeValues={":committed": {"S": "committed"}},
         )
 
+    # -- single records ----------------------------------------------------------------------------------
+
+    def record_end_dates(self, feed: str, key_texts: Iterable[str], usage: Usage | None = None) -> dict[str, str]:
+        """``end_date`` of the named records of ``feed``, by key text (records the ledger lacks are left out).
+
+        BatchGetItem, 100 keys a request, strongly consistent, unprocessed keys retried with the commit's
+        backoff.  For the few records reconcile needs an end date of: the snapshot keeps none, since a
+        million of them would cost memory every plan pays for.
+        """
+        wanted = list(dict.fromkeys(key_texts))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 100):
+            keys: list[Any] = [
+                {"pk": {"S": records_pk(feed, shard_of(key))}, "sk": {"S": key}} for key in wanted[start : start + 100]
+            ]
+            attempt = 0
+            while keys:
+                response = self.client.batch_get_item(
+                    RequestItems={
+                        self.table: {
+                            "Keys": keys,
+                            "ConsistentRead": True,
+                            "ProjectionExpression": "sk, #e",
+                            "ExpressionAttributeNames": {"#e": "end_date"},
+                        }
+                    },
+                    ReturnConsumedCapacity="TOTAL",
+                )
+                items = response.get("Responses", {}).get(self.table, [])
+                if usage is not None:
+                    read = sum(math.ceil(item_size(item) / READ_UNIT_BYTES) for item in items)
+                    usage.add(Usage(1, len(items), _capacity(response), float(read)))
+                for item in items:
+                    found[item["sk"]["S"]] = item.get("end_date", {}).get("S", "")
+                unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}).get(self.table, {}))
+                keys = list(unprocessed.get("Keys", []))
+                if not keys:
+                    break
+                attempt += 1
+                if attempt >= self._max_attempts:
+                    raise LedgerError(f"{len(keys)} ledger record(s) still unread after {attempt} attempts")
+                if usage is not None:
+                    usage.retries += 1
+                self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
+        return found
+
 
 #: A resolution's text attributes, stored under these names.
 _RESOLUTION_TEXTS = ("row_key", "target_key", "note", "by", "at")
