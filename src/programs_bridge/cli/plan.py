@@ -127,7 +127,9 @@ def plan_summary(plan: Plan) -> str:
             f" (differs in {', '.join(m['differs'])})"
             for m in risk["open_records"]
         )
-        lines.append(f"    line {risk['line']}: duplicate risk, {risk['action']}: {matches}")
+        lines.append(
+            f"    line {risk['line']}: duplicate risk, {risk['action']}: {matches}; resolution id {risk['id']}"
+        )
     if report["missing"]:
         lines.append(
             f"    {len(plan.classification.missing):,} record(s) open in the ledger are missing from this full export"

@@ -1,15 +1,16 @@
 """Plan a run: read the feed's ledger, classify the file, decide what the policy does.  Writes nothing.
 
 The plan is what the dry-run CLI prints and what the pipeline acts on: ``rows_to_send`` walks the rows again
-and yields the programs.txt the policy allows (held rows left out, repaired rows re-keyed), and ``report``
-is the JSON-ready section of the run report.
+and yields the programs.txt the clerk's resolutions and the policy allow (held rows left out, repaired or
+resolved rows re-keyed), and ``report`` is the JSON-ready section of the run report.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -22,13 +23,16 @@ from programs_bridge.ledger.model import (
     Row,
     can_rekey,
     check_feed,
+    decode_key,
+    encode_key,
     json_ready,
     key_json,
     rekey,
 )
+from programs_bridge.ledger.resolutions import Choice, Held, Resolution, resolution_id
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
-from programs_bridge.programs_txt.layout import Layout
+from programs_bridge.programs_txt.layout import Layout, record_key
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +54,19 @@ class RiskOutcome:
     risk: DuplicateRisk
     action: Action
     reason: str | None = None
+    #: The resolution that decided the row (``new``), instead of the policy.
+    resolved_by: str | None = None
 
     @property
     def repaired_to(self) -> RecordKey | None:
         return self.risk.matches[0].key if self.action is Action.REPAIRED else None
 
 
-def decide(risk: DuplicateRisk, policy: Policy, layout: Layout) -> RiskOutcome:
-    """The policy applied to one duplicate risk.  Repair needs exactly one open record to aim at."""
+def decide(risk: DuplicateRisk, policy: Policy, layout: Layout, resolution: Resolution | None = None) -> RiskOutcome:
+    """The policy applied to one duplicate risk, unless a clerk resolved the row as ``new`` (then it is sent
+    whatever the policy).  Repair needs exactly one open record to aim at."""
+    if resolution is not None and resolution.choice is Choice.NEW:
+        return RiskOutcome(risk, Action.SENT, "resolved as a new record", resolution.id)
     if policy is Policy.SEND:
         return RiskOutcome(risk, Action.SENT)
     if policy is Policy.HOLD:
@@ -82,15 +91,20 @@ class Plan:
     #: ``missing`` of the run that last committed to the feed (the ledger keeps its counts): records an
     #: earlier export already left out, which the shrink guard (``shrink.py``) does not count again.
     previously_missing: int = 0
+    #: The feed's resolutions of held rows, by the row's record key (``resolutions.py``).
+    resolutions: Mapping[str, Resolution] = field(default_factory=dict)
+    #: Rows the resolutions changed before classification, by choice (``same`` re-keyed, ``never`` left out).
+    resolved: Counter[str] = field(default_factory=Counter)
 
     def rows_to_send(self, rows: Iterable[Row]) -> Iterator[Row]:
-        """The rows of the final programs.txt: the same rows as planned, with the policy applied.
+        """The rows of the final programs.txt: the same rows as planned, with the resolutions and the policy
+        applied.
 
         Raises LedgerError if ``rows`` are not the rows that were planned (count or a risk's line differ),
         because applying one file's decisions to another would send the wrong records.
         """
         count = 0
-        for position, (line, fields) in enumerate(rows):
+        for position, (line, fields) in enumerate(apply_resolutions(rows, self.layout, self.resolutions)):
             count += 1
             outcome = self.outcomes.get(position)
             if outcome is None:
@@ -104,6 +118,15 @@ class Plan:
                 yield line, rekey(fields, self.layout, outcome.repaired_to)
         if count != self.classification.rows:
             raise LedgerError(f"planned {self.classification.rows} rows but was given {count}; plan again")
+
+    def held(self, run_id: str) -> Iterator[Held]:
+        """The rows this plan holds, for the ledger to remember until a clerk resolves them."""
+        for outcome in self.outcomes.values():
+            if outcome.action is Action.HELD:
+                risk = outcome.risk
+                key = encode_key(risk.key)
+                matches = tuple(encode_key(m.key) for m in risk.matches)
+                yield Held(resolution_id(key), key, matches, risk.line, run_id)
 
     def action_counts(self) -> dict[str, int]:
         counts = {action.value: 0 for action in Action}
@@ -131,6 +154,12 @@ class Plan:
             "rows_to_send": rows - self.action_counts()[Action.HELD.value],
             "duplicate_risks": [_risk_json(outcome) for outcome in risks[:limit]],
             # Warnings: new rows sent beside an open record the same full export lists still open.
+            # Rows a clerk's resolution decided: re-keyed onto the open record, left out, or sent as new.
+            "resolved": {
+                Choice.SAME.value: self.resolved[Choice.SAME.value],
+                Choice.NEVER.value: self.resolved[Choice.NEVER.value],
+                Choice.NEW.value: sum(1 for outcome in risks if outcome.resolved_by is not None),
+            },
             "concurrent_enrolment_count": len(concurrent),
             "concurrent_enrolments": [_concurrent_json(enrolment) for enrolment in concurrent[:limit]],
             "missing": [{"key": key_json(self.snapshot.key(ordinal))} for ordinal in missing[:limit]],
@@ -154,6 +183,7 @@ def _risk_json(outcome: RiskOutcome) -> dict[str, Any]:
     risk = outcome.risk
     data: dict[str, Any] = {
         "line": risk.line,
+        "id": resolution_id(encode_key(risk.key)),
         "key": key_json(risk.key),
         "action": outcome.action.value,
         "open_records": [{"key": key_json(m.key), "differs": list(m.differs)} for m in risk.matches],
@@ -162,6 +192,8 @@ def _risk_json(outcome: RiskOutcome) -> dict[str, Any]:
         data["reason"] = outcome.reason
     if outcome.repaired_to is not None:
         data["repaired_to"] = key_json(outcome.repaired_to)
+    if outcome.resolved_by is not None:
+        data["resolved_by"] = outcome.resolved_by
     return data
 
 
@@ -184,12 +216,44 @@ def plan_rows(
     policy: Policy = Policy.HOLD,
     read_usage: Usage | None = None,
     previously_missing: int = 0,
+    resolutions: Mapping[str, Resolution] | None = None,
 ) -> Plan:
-    """The pure half of planning: classify ``rows`` against an already-read snapshot and apply the policy."""
-    classification = classify(rows, layout, snapshot, kind)
-    outcomes = {risk.row: decide(risk, policy, layout) for risk in classification.duplicate_risks}
+    """The pure half of planning: apply the resolutions, classify ``rows`` against an already-read snapshot
+    and apply the policy."""
+    resolutions = resolutions or {}
+    resolved: Counter[str] = Counter()
+    classification = classify(apply_resolutions(rows, layout, resolutions, resolved), layout, snapshot, kind)
+    outcomes = {
+        risk.row: decide(risk, policy, layout, resolutions.get(encode_key(risk.key)))
+        for risk in classification.duplicate_risks
+    }
     usage = read_usage or Usage()
-    return Plan(feed, layout, kind, policy, snapshot, classification, usage, outcomes, previously_missing)
+    return Plan(feed, layout, kind, policy, snapshot, classification, usage, outcomes, previously_missing,
+                resolutions, resolved)  # fmt: skip
+
+
+def apply_resolutions(
+    rows: Iterable[Row], layout: Layout, resolutions: Mapping[str, Resolution], counts: Counter[str] | None = None
+) -> Iterator[Row]:
+    """The rows with the clerk's decisions applied, before anything is classified (pure).
+
+    ``same``: the row goes under the open record's key (``rekey``), on this night and every later one, so its
+    exit lands on that record even after the record is closed; ``never``: the row is left out (and counted);
+    ``new``: unchanged here, and sent by ``decide`` whatever the policy.  No resolutions: the rows as they are.
+    """
+    if not resolutions:
+        yield from rows
+        return
+    for line, fields in rows:
+        resolution = resolutions.get(encode_key(record_key(fields, layout)))
+        if resolution is None or resolution.choice is Choice.NEW:
+            yield line, fields
+            continue
+        if counts is not None:
+            counts[resolution.choice.value] += 1
+        if resolution.choice is Choice.SAME:
+            target = decode_key(resolution.target_key)
+            yield line, rekey(fields, layout, target) if can_rekey(layout, target) else fields
 
 
 def make_plan(
@@ -206,12 +270,13 @@ def make_plan(
     For a full export it also reads the ``missing`` count of the run that last committed (one GetItem), the
     baseline the shrink guard compares with."""
     snapshot, usage = store.read_snapshot(check_feed(feed))
+    resolutions = {r.row_key: r for r in store.resolutions(feed, usage)}
     previously_missing = 0
     if kind is ExportKind.FULL and snapshot.head_run is not None:
         previously_missing = store.run_counts(feed, snapshot.head_run, usage).get("missing", 0)
     plan = plan_rows(
         rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage,
-        previously_missing=previously_missing,
+        previously_missing=previously_missing, resolutions=resolutions,
     )  # fmt: skip
     counts = plan.classification.counts
     log.info(

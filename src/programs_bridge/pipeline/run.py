@@ -49,6 +49,7 @@ from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.plan import Plan, make_plan
+from programs_bridge.ledger.resolutions import resolution_lines
 from programs_bridge.ledger.shrink import REASON_CODE as SHRUNKEN
 from programs_bridge.ledger.shrink import ShrinkVerdict, judge_plan
 from programs_bridge.ledger.snapshot import LedgerSnapshot
@@ -307,6 +308,7 @@ def _fresh(run: Run) -> Outcome:
     # Freeze the plan: from here on a retry delivers and commits exactly this, or finds it overtaken.
     services.storage.put_file(run.entry.sent_key, to_send, "text/plain; charset=utf-8")
     run.save()
+    services.ledger.put_held(source.feed, plan.held(run.entry.run_id))  # what `ledger resolve` can name
     layout_names = tuple(f.value for f in layout.fields)
     services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
     run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
@@ -365,7 +367,7 @@ def _overtaken(run: Run, sha256: str) -> tuple[RunStatus, str] | None:
     last = run.services.journal.last_delivered(run.feed)
     if last is None or last.run_id == run.entry.run_id:
         return None
-    if last.sha256 == sha256:
+    if last.sha256 == sha256 and not _resolved_since(run, last.source_time):
         return RunStatus.REPEAT, f"the same bytes as run {last.run_id}, already delivered: nothing sent again"
     if last.is_newer_than(run.source.key, run.source.version_id, run.source.uploaded):
         return (
@@ -373,6 +375,12 @@ def _overtaken(run: Run, sha256: str) -> tuple[RunStatus, str] | None:
             f"older than the export of run {last.run_id}, already delivered: sending it would roll Illuminate back",
         )
     return None
+
+
+def _resolved_since(run: Run, delivered_upload: str) -> bool:
+    """Whether a clerk resolved a held row after the delivered export was uploaded: then the same bytes
+    make a different programs.txt, and are planned again rather than skipped as a repeat."""
+    return any(r.at >= delivered_upload for r in run.services.ledger.resolutions(run.feed))  # same second: yes
 
 
 # --- a run whose plan is stored ----------------------------------------------------------------------
@@ -553,17 +561,48 @@ def _fail(run: Run, failure: str, reason: str) -> Outcome:
 
 
 def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
-    run_counts = run.report.get("counts", {})
-    risks = run_counts.get("duplicate_risks", 0)
+    ledger = run.report.get("ledger") or {}
+    risks = [r for r in ledger.get("duplicate_risks", []) if not r.get("resolved_by")]
+    held = [r for r in risks if r.get("action") == "held"]
     if status in (RunStatus.REJECTED, RunStatus.HELD, RunStatus.NEEDS_SEED, RunStatus.FAILED, RunStatus.SUPERSEDED):
         subject = f"programs-bridge {run.feed}: export {status.value}"
+    elif held:
+        subject = f"programs-bridge {run.feed}: {len(held)} row(s) held as duplicate risks"
     elif risks:
-        subject = f"programs-bridge {run.feed}: {risks} duplicate risk(s)"
+        subject = f"programs-bridge {run.feed}: {len(risks)} duplicate risk(s)"
     else:
         return
-    run.services.notifier.notify(
-        subject, f"{subject}\nrun {run.entry.run_id}\n{reason or ''}\nreport: {run.entry.report_key}\n"
-    )
+    body = [subject, f"run {run.entry.run_id}", reason or "", f"report: {run.entry.report_key}"]
+    if status is RunStatus.DELIVERED:
+        body += held_lines(run.feed, held)
+    run.services.notifier.notify(subject, "\n".join(body) + "\n")
+
+
+#: Held rows a notice lists one by one; the report has them all.
+NOTICE_HELD_ROWS = 20
+
+
+def held_lines(feed: str, held: list[dict[str, Any]]) -> list[str]:
+    """What a clerk needs to decide about each held row without opening the bucket: its source line, the
+    key fields that differ (by name, and by value for the dates and sites, which carry no personal data)
+    and the exact resolution command.  Never the student's ID, name or birth date: the e-mail leaves the
+    district's account."""
+    if not held:
+        return []
+    lines = ["", f"{len(held)} row(s) held, not sent. For each, decide and run one of the commands:"]
+    for risk in held[:NOTICE_HELD_ROWS]:
+        row = risk.get("key", {})
+        for record in risk.get("open_records", [])[:3]:
+            shown = [
+                f"{name} {row.get(name, '')} here, {record['key'].get(name, '')} open"
+                if name in ("program_start_date", "site_id") else name
+                for name in record.get("differs", [])
+            ]  # fmt: skip
+            lines.append(f"- line {risk.get('line')}: differs from an open record in {'; '.join(shown)}")
+        lines += resolution_lines(feed, [risk["id"]])
+    if len(held) > NOTICE_HELD_ROWS:
+        lines.append(f"... and {len(held) - NOTICE_HELD_ROWS} more in the report")
+    return lines
 
 
 def _describe(exc: BaseException, stage: str) -> tuple[str, str]:

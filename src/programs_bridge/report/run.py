@@ -12,6 +12,7 @@ from typing import Any
 
 from programs_bridge.convert.engine import Conversion
 from programs_bridge.ledger.plan import Plan
+from programs_bridge.ledger.resolutions import resolution_lines
 from programs_bridge.report.conversion import report_head
 
 #: Findings the Markdown summary shows; the JSON report has them all.
@@ -105,10 +106,16 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
     ledger = head.get("ledger")
     risks = ledger.get("duplicate_risks", []) if isinstance(ledger, dict) else []
     if risks:
-        lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in |", "|---|---|---|"]
+        lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in | resolution id |",
+                  "|---|---|---|---|"]  # fmt: skip
         for risk in risks[:20]:
             differs = "; ".join(", ".join(r["differs"]) for r in risk.get("open_records", []))
-            lines.append(f"| {risk.get('line')} | {risk.get('action')} | {differs} |")
+            lines.append(f"| {risk.get('line')} | {risk.get('action')} | {differs} | `{risk.get('id', '')}` |")
+        held = [risk["id"] for risk in risks[:20] if risk.get("action") == "held" and risk.get("id")]
+        if held:
+            lines += ["", "Decide about each held row (same: the open record; new: a second enrolment; never: do "
+                      "not send it), for example:", "", "```", *resolution_lines(str(head.get("feed", "")), held),
+                      "```"]  # fmt: skip
     if first_findings:
         lines += ["", "## First findings", "", "| line | column | severity | code | message |", "|---|---|---|---|---|"]
         for f in first_findings[:FIRST_FINDINGS]:

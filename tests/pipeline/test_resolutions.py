@@ -1,0 +1,101 @@
+"""A held row resolved by a clerk with `programs-bridge ledger resolve`, across nights, through the real stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from programs_bridge.cli.main import main
+
+from .conftest import FEED, LEDGER, Stack
+
+HEADER = "Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID"
+ANN = "918273645,Quillfeather,Ysolde,3/4/2012,144,8/15/2025,,101"
+BO = "918273646,Marchbanks,Ottoline,5/6/2011,181,8/15/2025,,101"
+# The SIS re-keyed Ann's start date (8/15 -> 8/18) and then exited her: Illuminate would open a duplicate.
+ANN_REKEYED_EXIT = "918273645,Quillfeather,Ysolde,3/4/2012,144,8/18/2025,6/5/2026,101"
+
+
+def export(rows: list[str]) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+def newest(stack: Stack) -> dict[str, Any]:
+    return max(stack.reports(), key=lambda r: r["source"]["key"])
+
+
+def held_night(stack: Stack) -> dict[str, Any]:
+    """Night 1 enrols Ann and Bo; night 2 brings Ann's re-keyed exit, which is held."""
+    stack.put_config(stack.config())
+    stack.invoke(stack.drop(export([ANN, BO])))
+    stack.notices()
+    stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO])))
+    return newest(stack)
+
+
+def resolve(rid: str, choice: str) -> int:
+    return main(["ledger", "resolve", rid, "--as", choice, "--table", LEDGER, "--feed", FEED, "--note", "checked"])
+
+
+def test_the_notice_of_a_held_row_says_how_to_resolve_it_without_any_student_data(stack: Stack) -> None:
+    night = held_night(stack)
+    [risk] = night["ledger"]["duplicate_risks"]
+    assert risk["action"] == "held" and len(risk["id"]) == 8
+    subjects = []
+    # The stack's SNS queue keeps bodies too: read them directly.
+    messages = stack.sqs.receive_message(QueueUrl=stack.notices_url, MaxNumberOfMessages=10)["Messages"]
+    bodies = [json.loads(m["Body"]) for m in messages]
+    subjects = [b["Subject"] for b in bodies]
+    assert subjects == [f"programs-bridge {FEED}: 1 row(s) held as duplicate risks"]
+    body = bodies[0]["Message"]
+    assert "line 2: differs from an open record in program_start_date 08/18/2025 here, 08/15/2025 open" in body
+    assert f"ledger resolve --table <LedgerTable> --feed {FEED} {risk['id']} --as same|new|never" in body
+    for personal in ("918273645", "Quillfeather", "Ysolde", "03/04/2012"):
+        assert personal not in body
+
+
+def test_same_sends_the_exit_under_the_open_records_key_from_the_next_night_on(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rid = held_night(stack)["ledger"]["duplicate_risks"][0]["id"]
+    assert resolve(rid, "same") == 0
+    assert f"resolved row {rid}" in capsys.readouterr().err
+    stack.notices()
+    stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO])))
+    night3 = newest(stack)
+    assert night3["counts"]["exits"] == 1 and night3["counts"]["duplicate_risks"] == 0
+    assert night3["ledger"]["resolved"]["same"] == 1
+    sent = stack.delivered() or ""
+    assert "\t144\t\t\t08/15/2025\t06/05/2026\t" in sent  # the exit, under the key Illuminate holds
+    assert "08/18/2025" not in sent
+    assert stack.notices() == []  # resolved: no more notice
+    # The record is closed now; the SIS keeps sending its re-keyed row: still sent under the closed key.
+    stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO, BO.replace("181", "300")])))
+    night4 = newest(stack)
+    assert night4["counts"]["new"] == 1 and night4["counts"]["unchanged"] == 2
+    assert "08/18/2025" not in (stack.delivered() or "")
+
+
+def test_new_sends_the_row_as_a_second_record_and_never_leaves_it_out(stack: Stack) -> None:
+    rid = held_night(stack)["ledger"]["duplicate_risks"][0]["id"]
+    assert resolve(rid, "new") == 0
+    stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO])))
+    night3 = newest(stack)
+    [risk] = night3["ledger"]["duplicate_risks"]
+    assert risk["action"] == "sent" and risk["resolved_by"] == rid
+    assert "08/18/2025" in (stack.delivered() or "")
+    assert resolve(rid, "never") == 0  # changed her mind: a later decision replaces the earlier one
+    stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO, BO.replace("181", "300")])))
+    night4 = newest(stack)
+    assert night4["ledger"]["resolved"]["never"] == 1 and night4["counts"]["rows_read"] == 3
+    assert night4["counts"]["rows_sent"] == 2
+
+
+def test_an_unknown_id_or_a_malformed_one_is_refused(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    held_night(stack)
+    assert resolve("zzzzzzzz", "same") == 2
+    assert "was held with id zzzzzzzz" in capsys.readouterr().err
+    assert resolve("918273645", "same") == 64  # a student ID is not an id, and is not echoed
+    assert "918273645" not in capsys.readouterr().err
