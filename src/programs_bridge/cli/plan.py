@@ -130,6 +130,11 @@ def plan_summary(plan: Plan) -> str:
         lines.append(
             f"    line {risk['line']}: duplicate risk, {risk['action']}: {matches}; resolution id {risk['id']}"
         )
+    if report["concurrent_enrolment_count"]:
+        lines.append(
+            f"    {report['concurrent_enrolment_count']:,} new record(s) sent beside an open record this full export "
+            "also lists (a concurrent enrolment, e.g. at a second site): see the report's concurrent_enrolments"
+        )
     if report["missing"]:
         lines.append(
             f"    {len(plan.classification.missing):,} record(s) open in the ledger are missing from this full export"
