@@ -104,6 +104,12 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
     if isinstance(delivery, dict) and delivery.get("remote_path"):
         lines.append(f"- delivered: `{delivery['remote_path']}` ({delivery.get('size', 0):,} bytes)")
     ledger = head.get("ledger")
+    concurrent = ledger.get("concurrent_enrolment_count", 0) if isinstance(ledger, dict) else 0
+    if concurrent:
+        lines.append(
+            f"- concurrent enrolments: {concurrent:,} new record(s) sent beside an open record this full export "
+            "also lists (both real, e.g. a second site); the JSON report lists them"
+        )
     risks = ledger.get("duplicate_risks", []) if isinstance(ledger, dict) else []
     if risks:
         lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in | resolution id |",

@@ -1,0 +1,22 @@
+"""The run report's Markdown summary, as a clerk reads it next to the JSON."""
+
+from programs_bridge.report.run import markdown_summary
+
+
+def head(**ledger: object) -> dict[str, object]:
+    return {"run_id": "r1", "feed": "district", "status": "delivered", "counts": {"rows_read": 5, "rows_skipped": 2},
+            "ledger": ledger}  # fmt: skip
+
+
+def test_skipped_rows_and_concurrent_enrolments_are_said_and_a_held_row_gets_its_resolution_line() -> None:
+    risk = {"line": 7, "action": "held", "id": "k3vq9x2m", "open_records": [{"differs": ["program_start_date"]}]}
+    text = markdown_summary(head(concurrent_enrolment_count=2, duplicate_risks=[risk]), [])
+    assert "5 read, 0 sent, 0 rejected, 0 held, 2 skipped" in text
+    assert "- concurrent enrolments: 2 new record(s)" in text
+    assert "| 7 | held | program_start_date | `k3vq9x2m` |" in text
+    assert "programs-bridge ledger resolve --table <LedgerTable> --feed district k3vq9x2m --as same|new|never" in text
+
+
+def test_nothing_to_say_says_nothing_extra() -> None:
+    text = markdown_summary(head(), [])
+    assert "skipped" not in text and "concurrent" not in text and "resolve" not in text
