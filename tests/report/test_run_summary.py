@@ -3,9 +3,9 @@
 from programs_bridge.report.run import markdown_summary
 
 
-def head(**ledger: object) -> dict[str, object]:
-    return {"run_id": "r1", "feed": "district", "status": "delivered", "counts": {"rows_read": 5, "rows_skipped": 2},
-            "ledger": ledger}  # fmt: skip
+def head(skipped: int = 2, **ledger: object) -> dict[str, object]:
+    counts = {"rows_read": 5, "rows_skipped": skipped}
+    return {"run_id": "r1", "feed": "district", "status": "delivered", "counts": counts, "ledger": ledger}
 
 
 def test_skipped_rows_and_concurrent_enrolments_are_said_and_a_held_row_gets_its_resolution_line() -> None:
@@ -18,5 +18,5 @@ def test_skipped_rows_and_concurrent_enrolments_are_said_and_a_held_row_gets_its
 
 
 def test_nothing_to_say_says_nothing_extra() -> None:
-    text = markdown_summary(head(), [])
+    text = markdown_summary(head(skipped=0), [])
     assert "skipped" not in text and "concurrent" not in text and "resolve" not in text
