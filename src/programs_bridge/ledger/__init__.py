@@ -6,8 +6,9 @@ second record.  The ledger lets a run tell a real exit from a would-be duplicate
 Modules, one concept each: ``model`` (keys, row facts, decision classes), ``snapshot`` (the compact in-memory
 copy of a feed's records), ``classify`` (the pure classification), ``store`` (the DynamoDB adapter), ``plan``
 (read + classify + policy, writes nothing), ``shrink`` (the verdict on a full export that leaves out far more
-open records than the last one), ``commit`` (record what was delivered, idempotently) and ``seed`` (load
-what Illuminate already holds, from its own report).
+open records than the last one), ``commit`` (record what was delivered, idempotently), ``seed`` (load
+what Illuminate already holds, from its own report), ``reconcile`` (compare that report with the ledger)
+and ``resolutions`` (a clerk's decisions about held rows).
 
 May import: ``convert``, ``programs_txt``, never ``delivery``.  Only ``store`` talks to DynamoDB (boto3, botocore).
 """
