@@ -22,6 +22,7 @@ import pytest
 from cfnlint.api import lint_file  # type: ignore[import-untyped]
 from cfnlint.decode.cfn_yaml import load  # type: ignore[import-untyped]
 
+from programs_bridge.pipeline.events import PREFIXES
 from programs_bridge.pipeline.observe import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,10 +369,13 @@ def test_sam_cli_settings_let_the_template_build_and_deploy() -> None:
 
 
 def test_exports_dropped_under_incoming_reach_the_function_through_a_queue_with_a_dead_letter_queue() -> None:
-    [notification] = props("DataBucket")["NotificationConfiguration"]["QueueConfigurations"]
-    assert notification["Event"] == "s3:ObjectCreated:*"
-    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
-    assert text(notification["Queue"]) == "DropQueue.Arn"
+    notifications = props("DataBucket")["NotificationConfiguration"]["QueueConfigurations"]
+    # Exports, a clerk's resolutions and reports of Illuminate's records (pipeline/events.py PREFIXES).
+    prefixes = [rule["Value"] for n in notifications for rule in n["Filter"]["S3Key"]["Rules"]]
+    assert sorted(prefixes) == sorted(PREFIXES.values())
+    for notification in notifications:
+        assert notification["Event"] == "s3:ObjectCreated:*"
+        assert text(notification["Queue"]) == "DropQueue.Arn"
 
     [event] = props("PipelineFunction")["Events"].values()
     assert event["Type"] == "SQS"
@@ -427,7 +431,10 @@ def test_exports_and_reports_expire_and_so_do_their_old_versions() -> None:
     assert all(rule["Status"] == "Enabled" for rule in rules)
     expiry = {rule["Prefix"]: rule["ExpirationInDays"] for rule in rules if "Prefix" in rule}
     raw = {"Ref": "RawExportRetentionDays"}
-    assert expiry == {"incoming/": raw, "processed/": raw, "rejected/": raw, "reports/": {"Ref": "ReportRetentionDays"}}
+    assert expiry == {
+        "incoming/": raw, "resolutions/": raw, "illuminate/": raw, "processed/": raw, "rejected/": raw,
+        "reports/": {"Ref": "ReportRetentionDays"},
+    }  # fmt: skip
     # Reports name student IDs (duplicate risks, missing records) and findings by line: personal data, kept no
     # longer than the exports they describe, and the parameter says so.
     assert (default("RawExportRetentionDays"), default("ReportRetentionDays")) == (30, 30)
@@ -489,10 +496,11 @@ def test_role_reaches_each_bucket_prefix_only_for_what_the_pipeline_does_there()
         return {r.removeprefix("${DataBucket.Arn}/") for r in resources_for(action)}
 
     # Reads: the drops, the configs, and a run's own frozen programs.txt and report when it resumes.
-    assert prefixes("s3:GetObject") == {"incoming/*", "config/*", "processed/*", "reports/*"}
-    assert prefixes("s3:GetObjectVersion") == {"incoming/*"}
+    drops = {"incoming/*", "resolutions/*", "illuminate/*"}  # exports, resolutions, Illuminate's records
+    assert prefixes("s3:GetObject") == drops | {"config/*", "processed/*", "reports/*"}
+    assert prefixes("s3:GetObjectVersion") == drops
     assert prefixes("s3:PutObject") == {"processed/*", "rejected/*", "reports/*"}
-    assert prefixes("s3:DeleteObject") == {"incoming/*"}
+    assert prefixes("s3:DeleteObject") == drops
     # The one bucket-level action: listing, which also makes S3 answer 404 rather than 403 for a missing key.
     assert {(a, r) for a, r, _ in grants() if r == "DataBucket.Arn"} == {("s3:ListBucket", "DataBucket.Arn")}
 

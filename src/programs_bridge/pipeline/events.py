@@ -1,9 +1,12 @@
 """What S3 told us: the objects to process, from S3 notifications delivered directly or through SQS.
 
 S3 events are at-least-once and unordered, and they carry URL-encoded keys (a space arrives as ``+``, a ``+``
-as ``%2B``).  Everything that is not a new object under ``incoming/<feed>/`` is ignored here, on purpose and
-with a reason the handler logs: S3's ``s3:TestEvent`` sent when a notification is configured, "folder"
-placeholder keys ending in ``/``, objects directly under ``incoming/`` (no feed) and other prefixes.
+as ``%2B``).  Three folders hold work, each a ``Kind`` of object: ``incoming/<feed>/`` the nightly exports,
+``resolutions/<feed>/`` a clerk's decisions about held rows (a CSV), ``illuminate/<feed>/`` a report of
+Illuminate's own records (to seed the feed's ledger).  Everything else is ignored here, on purpose and with
+a reason the handler logs: S3's ``s3:TestEvent`` sent when a notification is configured, "folder"
+placeholder keys ending in ``/``, objects directly under one of the three folders (no feed) and other
+prefixes.
 
 A run that must continue in a new invocation (a long first commit) puts a *continuation* on the queue: the
 same notification for its object version, marked with a fresh token, so Powertools Idempotency does not take
@@ -15,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
@@ -22,6 +26,30 @@ from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 INCOMING = "incoming/"
+RESOLUTIONS = "resolutions/"
+ILLUMINATE = "illuminate/"
+
+
+class Kind(StrEnum):
+    """What a dropped object is, by the folder it was dropped in."""
+
+    EXPORT = "export"
+    RESOLUTIONS = "resolutions"
+    ILLUMINATE = "illuminate"
+
+
+#: Each kind's folder: ``<prefix><feed>/<file>``.  A feed's lease drains them in this order.
+PREFIXES: dict[Kind, str] = {Kind.RESOLUTIONS: RESOLUTIONS, Kind.ILLUMINATE: ILLUMINATE, Kind.EXPORT: INCOMING}
+
+
+def kind_of(key: str) -> Kind | None:
+    """The kind of object ``key`` names, by its folder; None outside the three."""
+    for kind, prefix in PREFIXES.items():
+        if key.startswith(prefix):
+            return kind
+    return None
+
+
 #: The key of a continuation's token at the top of an S3 notification body.
 CONTINUATION = "programsBridgeContinuation"
 _FEED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -29,7 +57,7 @@ _FEED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
-    """One dropped export, as the event named it."""
+    """One dropped object (an export, a resolutions CSV, a report of Illuminate's records), as the event named it."""
 
     bucket: str
     key: str
@@ -47,8 +75,14 @@ class ObjectRef:
         return self.version_id or self.etag
 
     @property
+    def kind(self) -> Kind:
+        kind = kind_of(self.key)
+        assert kind is not None, "object_ref makes ObjectRefs of the three folders only"
+        return kind
+
+    @property
     def feed(self) -> str:
-        return self.key[len(INCOMING) :].split("/", 1)[0]
+        return self.key[len(PREFIXES[self.kind]) :].split("/", 1)[0]
 
     @property
     def name(self) -> str:
@@ -84,13 +118,15 @@ def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ign
         return Ignored(f"event {record.event_name!r} is not a new object")
     obj = record.s3.get_object
     key = unquote_plus(obj.key)
-    if not key.startswith(INCOMING):
-        return Ignored("key is not under incoming/")
+    kind = kind_of(key)
+    if kind is None:
+        return Ignored("key is not under incoming/")  # nor resolutions/ or illuminate/
     if key.endswith("/"):
         return Ignored("a folder placeholder, not a file")
-    feed, _, rest = key[len(INCOMING) :].partition("/")
+    prefix = PREFIXES[kind]
+    feed, _, rest = key[len(prefix) :].partition("/")
     if not rest:
-        return Ignored("a file directly under incoming/: put it under incoming/<feed>/")
+        return Ignored(f"a file directly under {prefix}: put it under {prefix}<feed>/")
     if not _FEED.fullmatch(feed):  # (``$`` would let a trailing line break through)
         return Ignored("the feed folder name has characters other than letters, digits, '.', '_' and '-'")
     return ObjectRef(

@@ -82,10 +82,15 @@ FAILURE_METRICS = {
 #: to bring it back at once (a large first commit spans invocations).  Not a failure: no alarm.
 CONTINUED_METRIC = "RunsContinued"
 DELIVERY_SECONDS_METRIC = "DeliverySeconds"
+#: What the drops beside the exports count (``pipeline/drops.py``): a clerk's resolutions recorded and lines
+#: refused, from ``resolutions/<feed>/``; feeds seeded and reconcile findings, from ``illuminate/<feed>/``.
+DROP_METRICS: frozenset[str] = frozenset(
+    {"ResolutionsApplied", "ResolutionLinesRefused", "FeedsSeeded", "ReconcileFindings"}
+)
 #: Every metric name the pipeline emits; the template's dashboard must show each (tests/test_template.py).
 METRIC_NAMES: frozenset[str] = frozenset(
     {*COUNT_METRICS.values(), *STATUS_METRICS.values(), *FAILURE_METRICS.values(), CONTINUED_METRIC,
-     DELIVERY_SECONDS_METRIC}
+     DELIVERY_SECONDS_METRIC, *DROP_METRICS}
 )  # fmt: skip
 
 
@@ -124,6 +129,17 @@ class Notifier:
             return
         client = self._client or boto3.client("sns")
         client.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
+
+
+def emit_drop_metrics(feed: str, values: Mapping[str, int]) -> None:
+    """One EMF batch for a drop beside the exports (resolutions, a report of Illuminate's records): each of
+    ``values`` is one of ``DROP_METRICS`` or ``STATUS_METRICS``' (a rejected drop counts as ``FilesRejected``)."""
+    known = DROP_METRICS | set(STATUS_METRICS.values())
+    metrics = _feed_metrics(feed)
+    for name, value in values.items():
+        assert name in known, name
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()
 
 
 def emit_continued(feed: str) -> None:

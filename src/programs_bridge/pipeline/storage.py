@@ -119,6 +119,20 @@ class Storage:
             raise
         return body
 
+    def read_version(self, key: str, version_id: str | None, limit: int) -> bytes | None:
+        """One version of a small dropped object (a resolutions CSV): at most ``limit`` + 1 bytes of it, so a
+        larger one is refused without being read whole; None when that version is gone."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            args["VersionId"] = version_id
+        try:
+            body: bytes = self.client.get_object(**args)["Body"].read(limit + 1)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion"):
+                return None
+            raise
+        return body
+
     def put_text(self, key: str, text: str, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
 

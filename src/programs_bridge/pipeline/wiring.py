@@ -1,11 +1,14 @@
 """The Lambda's wiring: SQS batches of S3 notifications (or a direct S3 event) in, runs out.
 
 ``handler.py`` imports this module on the first event (see there why).  For each new object under
-``incoming/<feed>/`` it takes the feed's lease and drains the feed's ``incoming/`` folder oldest first, so
-two exports dropped together are processed one after the other and the programs.txt left on the server is
-the newer one's.  Powertools Idempotency, keyed on bucket, key and version, makes a redelivered event a
-no-op; Powertools batch processing reports failed messages individually so the queue retries only those
-(and moves them to the dead-letter queue after its ``maxReceiveCount``).
+``incoming/<feed>/``, ``resolutions/<feed>/`` or ``illuminate/<feed>/`` it takes the feed's lease and drains
+the feed's three folders: first the clerk's resolutions (so tonight's export already applies them), then
+reports of Illuminate's records (so an export that waits for a seed is planned against it), then the exports,
+each folder oldest first, so two exports dropped together are processed one after the other and the
+programs.txt left on the server is the newer one's.  Powertools Idempotency, keyed on bucket, key and
+version, makes a redelivered event a no-op; Powertools batch processing reports failed messages
+individually so the queue retries only those (and moves them to the dead-letter queue after its
+``maxReceiveCount``).
 
 The invocation's time is a budget (``budget.py``) read from the Lambda context.  A run that stops at a safe
 point because that time ran out (``RunContinues``) is put back on the queue at once as a continuation, and
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -39,15 +43,23 @@ from programs_bridge.delivery.credentials import load_credentials
 from programs_bridge.delivery.sftp import deliver
 from programs_bridge.ledger.store import LedgerStore
 from programs_bridge.pipeline.budget import InvocationBudget
-from programs_bridge.pipeline.events import INCOMING, Ignored, ObjectRef, continuation_body, objects_in
+from programs_bridge.pipeline.events import PREFIXES, Ignored, Kind, ObjectRef, continuation_body, kind_of, objects_in
+from programs_bridge.pipeline.illuminate_drop import run_illuminate
 from programs_bridge.pipeline.journal import Journal
 from programs_bridge.pipeline.lease import FeedBusy, FeedLease
 from programs_bridge.pipeline.observe import Notifier, emit_run_metrics, logger, route_library_logs, tracer
+from programs_bridge.pipeline.resolutions_drop import run_resolutions
 from programs_bridge.pipeline.run import Outcome, RunContinues, RunFailed, Services, Source, ref_id, run_source
 from programs_bridge.pipeline.storage import ObjectVersion, Storage
 
 WORKDIR = Path(os.environ.get("PROGRAMS_BRIDGE_WORKDIR", "/tmp/programs-bridge"))  # noqa: S108 - Lambda's scratch
 _LEASE_MARGIN_SECONDS = 60
+#: How each kind of object is run, in the order a feed's folders are drained (``events.PREFIXES``).
+RUNNERS: dict[Kind, Callable[[Source, Services], Outcome]] = {
+    Kind.RESOLUTIONS: run_resolutions,
+    Kind.ILLUMINATE: run_illuminate,
+    Kind.EXPORT: run_source,
+}
 #: A batch whose every message failed still answers with its failures (each retried on its own), instead of
 #: failing the invocation as Powertools does by default.
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -145,7 +157,8 @@ def _process_object(ref: dict[str, str], budget: InvocationBudget) -> list[dict[
 
 
 def drain(feed: str, ref: dict[str, str], services: Services) -> list[Outcome]:
-    """Every export waiting under ``incoming/<feed>/``, and the version that triggered us, oldest first.
+    """Every object waiting in the feed's folders, and the version that triggered us: the resolutions, then
+    the reports of Illuminate's records, then the exports, each oldest first.
 
     The triggering version is run even when a newer upload of the same key has replaced it meanwhile (it
     still exists as a noncurrent version): it then ends as delivered or superseded, with its own report,
@@ -154,23 +167,35 @@ def drain(feed: str, ref: dict[str, str], services: Services) -> list[Outcome]:
     """
     storage = services.storage
     sources: dict[str, Source] = {}
-    for key in storage.listing(f"{INCOMING}{feed}/"):
-        version = storage.version_of(key)
-        if version is not None:
-            source = Source(feed, key, version)
-            sources[source.ref_id] = source
+    for prefix in PREFIXES.values():
+        for key in storage.listing(f"{prefix}{feed}/"):
+            version = storage.version_of(key)
+            if version is not None:
+                source = Source(feed, key, version)
+                sources[source.ref_id] = source
     current = set(sources)
     if ref_id(ref["key"], ref["version_id"] or None, ref["etag"]) not in current:  # listed already: no lookup
         trigger = _trigger(ref, services)
         if trigger is not None:
             sources[trigger.ref_id] = trigger
+    order = list(PREFIXES)
+
+    def position(s: Source) -> tuple[int, str, str, bool]:
+        # Kind first; then oldest first; in one second, by key name, and a key's current version last.
+        return order.index(_kind(s)), s.uploaded, s.key, s.ref_id in current
+
     outcomes = []
-    # Oldest first; in one second, by key name, and a key's current version after its older ones.
-    for source in sorted(sources.values(), key=lambda s: (s.uploaded, s.key, s.ref_id in current)):
+    for source in sorted(sources.values(), key=position):
         if not services.budget.allows_a_run():
             raise RunContinues(source, "not started: too little of the invocation's time was left")
-        outcomes.append(run_source(source, services))
+        outcomes.append(RUNNERS[_kind(source)](source, services))
     return outcomes
+
+
+def _kind(source: Source) -> Kind:
+    kind = kind_of(source.key)
+    assert kind is not None, "only the three folders are listed, and events name nothing else"
+    return kind
 
 
 def _trigger(ref: dict[str, str], services: Services) -> Source | None:

@@ -1,0 +1,164 @@
+"""A clerk's decisions about held rows, dropped as a CSV under ``resolutions/<feed>/``.
+
+The file is what ``programs-bridge ledger resolve`` takes one at a time, for many rows::
+
+    id,decision,note
+    k3vq9x2m,same,the SIS re-keyed her plan in August
+    p7bq2c4d,never,
+
+Every line is checked before anything is recorded: the id's shape (``ledger.resolutions.looks_like_id``),
+the decision (``same``, ``new`` or ``never``), that the ledger holds a row held with that id, and that a
+``same`` names a row matching exactly one open record (``resolve``).  The valid lines are recorded in the
+ledger (``by`` = ``bucket:<file name>``, ``at`` = the file's upload time), so re-recording them on a retry
+writes the same items; every other line is a finding that names its line.  A message quotes an id only once
+its shape is checked, and never a note or a decision as written.  A file over ``MAX_BYTES``, one that is not
+UTF-8, one without the header, or one without a single valid line is rejected (nothing recorded).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter
+from typing import Any
+
+from programs_bridge.convert.findings import Finding, error
+from programs_bridge.ledger.resolutions import Choice, Resolution, ResolutionError, looks_like_id, resolve
+from programs_bridge.pipeline.drops import DropKind, Ending, run_drop
+from programs_bridge.pipeline.observe import logger
+from programs_bridge.pipeline.run import Outcome, Run, Services, Source
+
+#: A file of resolutions is a line per held row: a larger one is not one (and is not read whole).
+MAX_BYTES = 1 << 20
+#: A note is kept in the ledger next to the decision: a sentence, not a document.
+MAX_NOTE = 500
+HEADER = ("id", "decision", "note")
+_CHOICES = ", ".join(c.value for c in Choice)
+
+
+def run_resolutions(source: Source, services: Services) -> Outcome:
+    return run_drop(source, services, RESOLUTIONS)
+
+
+def _work(run: Run) -> Ending:
+    services, source = run.services, run.source
+    with run.step("fetch"):
+        raw = services.storage.read_version(source.key, source.version_id, MAX_BYTES)
+    if raw is None:
+        raise RuntimeError("the dropped version is no longer in the bucket")
+    run.report["source"].update(sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    if len(raw) > MAX_BYTES:
+        return _rejected(run, "too_large", f"larger than {MAX_BYTES >> 20} MiB: a file of resolutions has a line "
+                         "per held row; split it, or check that the right file was dropped")  # fmt: skip
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return _rejected(run, "not_utf8", f"not UTF-8 text (byte {exc.start + 1} cannot be read): save it as CSV UTF-8")
+    with run.step("validate"):
+        header, lines = _rows(text)
+        if header is None:
+            return _rejected(run, "header", "the first line must be the header id,decision,note: nothing recorded")
+        findings: list[Finding] = []
+        valid = _validate(run, lines, findings)
+    run.findings = lambda: (json.dumps(f.to_json(), ensure_ascii=False) for f in findings)
+    decided = Counter(r.choice.value for r in valid)
+    run.report["resolutions"] = {
+        "lines": len(valid) + len(findings), "applied": len(valid), "refused": len(findings),
+        "by_decision": {c.value: decided.get(c.value, 0) for c in Choice},
+        "ids": [r.id for r in valid[:1000]],
+    }  # fmt: skip
+    if not valid:
+        reason = "no line could be recorded: every one is listed with its problem" if findings else "no lines"
+        return _rejected(run, "no_valid_line", reason, refused=len(findings))
+    with run.step("record"):
+        for resolution in valid:
+            services.ledger.put_resolution(run.feed, resolution)
+    logger.info("resolutions recorded", extra={"stage": "record", "applied": len(valid), "refused": len(findings)})
+    reason = f"{len(valid)} resolution(s) recorded; they apply from the next export on"
+    if findings:
+        reason += f"; {len(findings)} line(s) refused, each listed with its problem"
+    metrics = {"ResolutionsApplied": len(valid), "ResolutionLinesRefused": len(findings)}
+    return Ending("resolutions_applied", reason, "processed", metrics, notify=bool(findings))
+
+
+def _rejected(run: Run, code: str, reason: str, *, refused: int = 0) -> Ending:
+    run.report["reason_code"] = code
+    run.report.setdefault("resolutions", {"lines": 0, "applied": 0, "refused": refused})
+    metrics = {"FilesRejected": 1, "ResolutionsApplied": 0, "ResolutionLinesRefused": refused}
+    return Ending("rejected", f"rejected, nothing recorded: {reason}", "rejected", metrics, notify=True)
+
+
+def _rows(text: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
+    """The header (None when it is not ``id,decision[,note]``) and each other non-blank line with its number."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    header: list[str] | None = None
+    line = 1
+    try:
+        for fields in reader:
+            if header is None:
+                names = [name.strip().lower() for name in fields]
+                if tuple(names) not in (HEADER, HEADER[:2]):
+                    return None, []
+                header = names
+            elif any(field.strip() for field in fields):
+                rows.append((line, fields))
+            line = reader.line_num + 1
+    except csv.Error:
+        rows.append((line, ["\0"]))  # a broken quote: refused as unreadable below
+    return header, rows
+
+
+def _validate(run: Run, lines: list[tuple[int, list[str]]], findings: list[Finding]) -> list[Resolution]:
+    """The resolutions the lines make, each line checked; every refused line is added to ``findings``."""
+    valid: list[Resolution] = []
+    seen: dict[str, int] = {}
+    for line, fields in lines:
+        checked = _check(run, line, fields, seen)
+        if isinstance(checked, Finding):
+            findings.append(checked)
+        else:
+            valid.append(checked)
+            seen[checked.id] = line
+    return valid
+
+
+def _check(run: Run, line: int, fields: list[str], seen: dict[str, int]) -> Resolution | Finding:
+    if fields == ["\0"]:
+        return error(line, None, "unreadable", "a quote is not closed: the line and the ones after it cannot be read")
+    if not 2 <= len(fields) <= len(HEADER):
+        return error(line, None, "field_count", f"{len(fields)} field(s): a line is id,decision,note (put a note "
+                     'with commas in double quotes)')  # fmt: skip
+    rid, decision = fields[0].strip().lower(), fields[1].strip().lower()
+    note = fields[2].strip() if len(fields) > 2 else ""
+    if not looks_like_id(rid):
+        return error(line, "id", "bad_id", "not a resolution id: an id is 8 letters and digits (2-7), as the run "
+                     "report prints it")  # fmt: skip
+    if decision not in {c.value for c in Choice}:
+        return error(line, "decision", "bad_decision", f"row {rid}: the decision must be one of {_CHOICES}")
+    if len(note) > MAX_NOTE:
+        return error(line, "note", "note_too_long", f"row {rid}: a note is at most {MAX_NOTE} characters")
+    if rid in seen:
+        return error(line, "id", "repeated_id", f"row {rid} is decided on line {seen[rid]} already: one line per row")
+    held = run.services.ledger.held(run.feed, rid)
+    if held is None:
+        return error(line, "id", "unknown_id", f"no row of feed {run.feed} was held with id {rid}: copy the id "
+                     "from the run report")  # fmt: skip
+    try:
+        return resolve(held, Choice(decision), note=note, by=f"bucket:{run.source.name}", at=run.source.uploaded)
+    except ResolutionError as exc:  # names the id and a count only
+        return error(line, "decision", "ambiguous_same", str(exc))
+
+
+def _summary(head: dict[str, Any]) -> list[str]:
+    section = head.get("resolutions") or {}
+    decided = section.get("by_decision") or {}
+    line = f"- lines: {section.get('applied', 0):,} recorded, {section.get('refused', 0):,} refused"
+    if decided:
+        line += " (" + ", ".join(f"{n:,} {choice}" for choice, n in decided.items()) + ")"
+    return [line]
+
+
+RESOLUTIONS = DropKind("resolutions", "resolutions", _work, _summary)

@@ -1,0 +1,85 @@
+"""A report of Illuminate's own records dropped under illuminate/<feed>/: it seeds a feed never seeded, and is
+reconciled against the ledger of any other."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from programs_bridge.local.demo import s3_event_via_sqs
+from programs_bridge.programs_txt.layout import STANDARD
+from support.log_leaks import leaked
+
+from .conftest import BUCKET, FEED, Stack
+from .test_first_night import HELD_BY_ILLUMINATE, TONIGHT, export, hold_unseeded
+
+PROGRAMS_TXT = "\t".join(STANDARD.header) + "\n" + HELD_BY_ILLUMINATE + "\n"
+
+
+def drop_report(stack: Stack, text: str, name: str = "programs-2024.txt") -> dict[str, Any]:
+    key = f"illuminate/{FEED}/{name}"
+    response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+    return s3_event_via_sqs(BUCKET, key, dict(response), len(text.encode()))
+
+
+def test_a_report_dropped_on_an_unseeded_feed_seeds_it_and_the_next_export_is_planned_against_it(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hold_unseeded(stack)
+    stack.notices()
+    capsys.readouterr()
+    stack.invoke(drop_report(stack, PROGRAMS_TXT))
+    [report] = stack.reports()
+    assert report["kind"] == "illuminate" and report["status"] == "seeded"
+    assert report["seed"]["counts"]["new"] == 1 and report["seed"]["already_seeded"] is False
+    assert report["seed"]["run_id"].endswith("-seed-" + report["source"]["sha256"][:8])
+    assert report["profile"] == "illuminate" and report["rows_read"] == 1
+    assert stack.keys(f"illuminate/{FEED}/") == []
+    assert stack.keys(f"processed/{FEED}/") == [f"processed/{FEED}/{report['run_id']}-programs-2024.txt"]
+    assert stack.notices() == [f"programs-bridge {FEED}: Illuminate report seeded"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["FeedsSeeded"] for m in emf if "FeedsSeeded" in m] == [[1.0]]
+    assert stack.delivered() is None
+
+    stack.invoke(stack.drop(export(TONIGHT), name="tonight.csv"))
+    tonight = stack.report_of("tonight.csv")
+    assert tonight["status"] == "delivered"
+    assert tonight["counts"]["exits"] == 1 and tonight["counts"]["new"] == 1  # the seeded record is exited
+    assert "06/05/2026" in (stack.delivered() or "")
+    assert leaked(stack.logs.texts, ["004521", "Lee", "Ann", "03/04/2012"]) == []
+
+
+def test_a_report_and_an_export_dropped_together_seed_first(stack: Stack) -> None:
+    hold_unseeded(stack)
+    stack.drop(export(TONIGHT), name="tonight.csv")  # waiting in incoming/ when the report's event comes
+    stack.invoke(drop_report(stack, PROGRAMS_TXT))
+    assert stack.report_of("programs-2024.txt")["status"] == "seeded"
+    assert stack.report_of("tonight.csv")["status"] == "delivered"
+
+
+def test_a_report_of_a_feed_with_a_ledger_is_reconciled_and_an_exit_that_never_landed_gets_a_fix_row(
+    stack: Stack,
+) -> None:
+    hold_unseeded(stack)
+    stack.invoke(drop_report(stack, PROGRAMS_TXT))
+    stack.invoke(stack.drop(export(TONIGHT), name="tonight.csv"))
+    stack.notices()
+    # Illuminate still shows Ann's plan open: tonight's exit never landed.
+    stack.invoke(drop_report(stack, PROGRAMS_TXT, name="programs-2026.txt"))
+    report = stack.report_of("programs-2026.txt")
+    assert report["status"] == "reconciled"
+    assert report["reconcile"]["counts"]["exits_not_landed"] == 1
+    fix_key = f"reports/{FEED}/{report['run_id']}.fix.programs.txt"
+    assert report["fix"]["key"] == fix_key and report["fix"]["rows"] == 1
+    fix = stack.s3.get_object(Bucket=BUCKET, Key=fix_key)["Body"].read().decode()
+    assert fix.splitlines()[1].split("\t")[10] == "06/05/2026"  # the exit, on the key Illuminate holds
+    assert stack.notices() == [f"programs-bridge {FEED}: Illuminate report reconciled"]
+
+
+def test_a_file_that_is_no_report_of_program_records_is_rejected(stack: Stack) -> None:
+    stack.invoke(drop_report(stack, "Course,Section,Teacher\nMATH1,2,Smith\n", name="roster.csv"))
+    report = stack.report_of("roster.csv")
+    assert report["status"] == "rejected" and stack.keys(f"rejected/{FEED}/")
+    assert stack.notices()[-1] == f"programs-bridge {FEED}: Illuminate report rejected"

@@ -1,0 +1,125 @@
+"""A clerk's resolutions dropped under resolutions/<feed>/: validated, recorded, filed and reported like an export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from programs_bridge.ledger.resolutions import Choice, Held, resolution_id
+from programs_bridge.ledger.store import LedgerStore
+from programs_bridge.local.demo import s3_event_via_sqs
+from support.log_leaks import leaked
+
+from .conftest import BUCKET, FEED, LEDGER, Stack
+
+SAME = Held(resolution_id("004521|144|08/15/2025|101"), "004521|144|08/15/2025|101", ("004521|144|08/15/2024|101",),
+            7, "20260901T021504Z-1f2e3d4c")  # fmt: skip
+TWICE = Held(resolution_id("004522|181|08/15/2025|101"), "004522|181|08/15/2025|101",
+             ("004522|181|08/15/2024|101", "004522|181|08/16/2024|101"), 8, "20260901T021504Z-1f2e3d4c")  # fmt: skip
+UNKNOWN = resolution_id("nobody|1|01/01/2020|1")
+
+
+def drop_resolutions(stack: Stack, text: str | bytes, name: str = "decisions.csv") -> dict[str, Any]:
+    key = f"resolutions/{FEED}/{name}"
+    body = text.encode() if isinstance(text, str) else text
+    response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    return s3_event_via_sqs(BUCKET, key, dict(response), len(body))
+
+
+@pytest.fixture
+def held(stack: Stack) -> LedgerStore:
+    store = LedgerStore(LEDGER)
+    store.put_held(FEED, [SAME, TWICE])
+    stack.notices()
+    return store
+
+
+def test_valid_lines_are_recorded_and_every_bad_line_is_a_finding_with_its_line(
+    stack: Stack, held: LedgerStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    csv = (
+        "id,decision,note\n"
+        f"{SAME.id},same,Ann Lee re-keyed in August\n"
+        f"{UNKNOWN},new,\n"
+        f"{TWICE.id},maybe,Bo Kim 2011-05-06\n"
+        "004521,never,\n"
+        f"{TWICE.id},same,\n"
+    )
+    event = drop_resolutions(stack, csv)
+    stack.invoke(event)
+
+    [report] = stack.reports()
+    assert report["kind"] == "resolutions" and report["status"] == "resolutions_applied"
+    assert report["resolutions"]["applied"] == 1 and report["resolutions"]["refused"] == 4
+    assert report["resolutions"]["ids"] == [SAME.id]
+    assert [(f["line"], f["code"]) for f in report["issues"]] == [
+        (3, "unknown_id"), (4, "bad_decision"), (5, "bad_id"), (6, "ambiguous_same"),
+    ]  # fmt: skip
+    assert UNKNOWN in report["issues"][0]["message"]
+    [resolution] = held.resolutions(FEED)
+    assert (resolution.id, resolution.choice, resolution.target_key) == (SAME.id, Choice.SAME, SAME.matches[0])
+    assert resolution.by == "bucket:decisions.csv" and resolution.at == report["source"]["last_modified"]
+    assert resolution.note == "Ann Lee re-keyed in August"
+
+    # Filed like an export, reported next to the exports' reports, and nothing left in resolutions/.
+    assert stack.keys(f"resolutions/{FEED}/") == []
+    assert stack.keys(f"processed/{FEED}/") == [f"processed/{FEED}/{report['run_id']}-decisions.csv"]
+    assert report["filed_as"] == f"processed/{FEED}/{report['run_id']}-decisions.csv"
+    summary = stack.s3.get_object(Bucket=BUCKET, Key=f"reports/{FEED}/{report['run_id']}.md")["Body"].read().decode()
+    assert "RESOLUTIONS_APPLIED" in summary and "| 4 | bad_decision |" in summary
+    assert stack.notices() == [f"programs-bridge {FEED}: resolutions resolutions_applied"]
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["ResolutionsApplied"] for m in emf if "ResolutionsApplied" in m] == [[1.0]]
+    assert [m["ResolutionLinesRefused"] for m in emf if "ResolutionLinesRefused" in m] == [[4.0]]
+
+    # Nothing unchecked is quoted: not a note, not the decision as written, not a student ID in the id column.
+    written = json.dumps(report) + summary
+    for value in ("Ann Lee", "Bo Kim", "2011-05-06", "maybe", "004521"):
+        assert value not in written, value
+    assert leaked(stack.logs.texts, ["Ann", "Lee", "Bo", "Kim", "004521", "maybe", SAME.id]) == []
+
+    # The same event again (a redelivery) is a no-op.
+    stack.invoke(event)
+    assert len(stack.reports()) == 1 and stack.notices() == []
+
+
+def test_a_file_without_the_header_is_rejected_and_nothing_is_recorded(stack: Stack, held: LedgerStore) -> None:
+    stack.invoke(drop_resolutions(stack, f"row,choice\n{SAME.id},new\n", name="oops.csv"))
+    [report] = stack.reports()
+    assert report["status"] == "rejected" and report["reason_code"] == "header"
+    assert "id,decision,note" in report["reason"]
+    assert held.resolutions(FEED) == []
+    assert stack.keys(f"rejected/{FEED}/") == [f"rejected/{FEED}/{report['run_id']}-oops.csv"]
+    assert stack.keys(f"resolutions/{FEED}/") == []
+    assert stack.notices() == [f"programs-bridge {FEED}: resolutions rejected"]
+
+
+def test_a_file_of_only_bad_lines_is_rejected(stack: Stack, held: LedgerStore) -> None:
+    stack.invoke(drop_resolutions(stack, f"id,decision\n{UNKNOWN},new\n"))
+    [report] = stack.reports()
+    assert report["status"] == "rejected" and report["reason_code"] == "no_valid_line"
+    assert [f["code"] for f in report["issues"]] == ["unknown_id"]
+    assert held.resolutions(FEED) == []
+
+
+def test_a_file_over_one_mib_is_refused_unread(stack: Stack, held: LedgerStore) -> None:
+    big = "id,decision,note\n" + f"{SAME.id},new,{'x' * 400}\n" * 3000
+    stack.invoke(drop_resolutions(stack, big, name="big.csv"))
+    [report] = stack.reports()
+    assert report["status"] == "rejected" and report["reason_code"] == "too_large"
+    assert "1 MiB" in report["reason"] and held.resolutions(FEED) == []
+
+
+def test_resolutions_are_recorded_before_the_exports_waiting_with_them(stack: Stack, held: LedgerStore) -> None:
+    stack.drop("Student_Number,Last_Name,First_Name,DOB,ProgramID,Enter_Date,Exit_Date,SchoolID\n"
+               "004522,Kim,Bo,5/6/2011,181,8/15/2025,,101\n", name="tonight.csv")  # fmt: skip
+    result = stack.invoke(drop_resolutions(stack, f"id,decision,note\n{SAME.id},never,\n"))
+    assert result == {"batchItemFailures": []}
+    finished = [json.loads(t.split("\n", 1)[1]) for t in stack.logs.texts if t.startswith("run finished\n")]
+    # (each log record reaches the watch once per logger it is attached to)
+    assert list(dict.fromkeys(f.get("kind", "export") for f in finished)) == ["resolutions", "export"]
+    assert {r["status"] for r in stack.reports()} == {"resolutions_applied", "delivered"}
+    assert [r.choice for r in held.resolutions(FEED)] == [Choice.NEVER]
