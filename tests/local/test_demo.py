@@ -14,17 +14,31 @@ from programs_bridge.local.demo import _nested, _without_table
 PERSONAL_VALUES.update({"555001", "Fenwick", "Odile", "03/04/2012"})
 
 
-def test_the_bundled_story_delivers_exits_holds_a_re_keyed_exit_and_rejects_a_roster(
+def test_the_bundled_story_seeds_exits_holds_resolves_reconciles_and_rejects_a_roster(
     tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo", "--out", str(tmp_path)]) == 0
-    reports = [json.loads((tmp_path / f"0{n}-report.json").read_text()) for n in range(1, 5)]
-    assert [r["status"] for r in reports] == ["delivered", "delivered", "delivered", "rejected"]
-    assert reports[1]["counts"]["exits"] == 3
-    assert reports[2]["counts"]["duplicate_risks"] == 1 and reports[2]["counts"]["held"] == 1
-    assert (tmp_path / "03-programs.txt").exists() and not (tmp_path / "04-programs.txt").exists()
+    reports = [json.loads((tmp_path / f"0{n}-report.json").read_text()) for n in range(1, 8)]
+    statuses = [r["status"] for r in reports]
+    assert statuses == [
+        "seeded",
+        "delivered",
+        "delivered",
+        "resolutions_applied",
+        "delivered",
+        "reconciled",
+        "rejected",
+    ]
+    assert reports[1]["counts"]["exits"] == 3 and reports[1]["counts"]["new"] == 0  # seeded records, exited
+    [risk] = reports[2]["ledger"]["duplicate_risks"]
+    assert risk["action"] == "held" and risk["open_records"][0]["differs"] == ["program_start_date"]
+    assert reports[4]["counts"]["exits"] == 1 and reports[4]["ledger"]["resolved"]["same"] == 1
+    assert risk["key"]["program_start_date"] not in (tmp_path / "05-programs.txt").read_text()  # the seeded key
+    fix = (tmp_path / "06-fix.txt").read_text().splitlines()
+    assert len(fix) == 2 and "06/05/2026" in fix[1]  # the one exit that never landed, ready to upload by hand
+    assert not (tmp_path / "07-programs.txt").exists()
     out = capsys.readouterr().out
-    assert "night 3" in out and "| held | program_start_date |" in out
+    assert "RECONCILED" in out and f"ledger resolve --table <LedgerTable> --feed district {risk['id']}" in out
 
 
 def test_a_users_mapping_is_nested_into_the_feed_config() -> None:

@@ -46,4 +46,8 @@ def test_a_truncated_full_export_on_the_third_night_is_held_and_the_fourth_goes_
     assert reports[3]["counts"]["exits"] == 3
     assert (out / "04-programs.txt").exists()
     printed = capsys.readouterr().out
-    assert "night 3" in printed and ": HELD" in printed and "- shrink guard: this full export leaves out" in printed
+    assert (
+        "03 night's export" in printed
+        and ": HELD" in printed
+        and "- shrink guard: this full export leaves out" in printed
+    )

@@ -14,7 +14,9 @@ from programs_bridge.convert.profiles import PROFILES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("exports", nargs="*", type=Path, help="exports to drop, one per night, in order")
+    parser.add_argument("items", nargs="*", metavar="ITEM",
+                        help="in order: an export (the next night), illuminate:PATH (Illuminate's own records) or "
+                        "resolutions:PATH (decisions about held rows, id,decision,note)")  # fmt: skip
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--profile", choices=sorted(PROFILES), help="built-in profile for your exports")
     source.add_argument("--mapping", type=Path, help="a TOML mapping for your exports")
@@ -33,9 +35,10 @@ def _demo(args: argparse.Namespace) -> int:
 def add_command(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo",
-        help="run the whole pipeline locally (moto + an embedded SFTP server), one export per night",
-        description="Drop each export as the next night into a local stack and run the real Lambda handler; "
-        "writes DIR/NN-programs.txt and DIR/NN-report.json; exit 1 if any run failed.",
+        help="run the whole pipeline locally (moto + an embedded SFTP server), item by item",
+        description="Drop each item into a local stack (an export as the next night, illuminate:PATH, "
+        "resolutions:PATH) and run the real Lambda handler; writes DIR/NN-report.json, DIR/NN-programs.txt and "
+        "DIR/NN-fix.txt; exit 1 if any run failed.",
     )
     add_arguments(demo)
     demo.set_defaults(handler=_demo)

@@ -6,15 +6,18 @@ creates the bucket, tables, secret and feed configuration the SAM template would
 send.  After each night it prints the run's summary and copies what reached the SFTP server to
 ``DIR/NN-programs.txt`` and the run report to ``DIR/NN-report.json``.
 
-With no exports it plays the bundled story: enrolments, then exits, then a re-keyed exit that the ledger holds
-as a duplicate risk, then a course roster dropped by mistake.  Needs the dev extras (moto, asyncssh), which
-``make demo`` installs; nothing here is imported by the Lambda.
+Items are played in order: a plain path is dropped as the next night's export, ``illuminate:PATH`` under
+``illuminate/<feed>/`` (Illuminate's own records: a seed the first time, a reconcile after), and
+``resolutions:PATH`` under ``resolutions/<feed>/`` (a clerk's decisions about held rows).  With no items it
+plays the bundled story (``story.py``): a seed from Illuminate's records, exits of seeded records, a re-keyed
+exit held and then resolved, a reconcile that finds what Illuminate got wrong, and a course roster dropped by
+mistake.  Needs the dev extras (moto, asyncssh), which ``make demo`` installs; nothing here is imported by
+the Lambda.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -31,6 +34,7 @@ import boto3
 from programs_bridge.ledger.store import create_table
 from programs_bridge.local.moto_server import MotoServer, moto_server
 from programs_bridge.local.sftp_server import LocalSftp, local_sftp
+from programs_bridge.local.story import Item, Kind, story
 from programs_bridge.pipeline.events import ObjectRef, s3_record
 
 FEED = "district"
@@ -58,48 +62,17 @@ class FakeContext:
         return max(0, self.timeout_ms - int((time.monotonic() - self.started) * 1000))
 
 
-def story(folder: Path) -> list[Path]:
-    """The bundled nights, generated (synthetic, no real students) into ``folder``."""
-    from programs_bridge.local.synthetic import COURSE_ROSTER_HEADER, course_roster, generate, write_table
-
-    monday = folder / "night1-enrolments.csv"
-    generate(monday, "powerschool", 40, seed=7)
-    with monday.open(encoding="utf-8", newline="") as source:
-        header, *rows = list(csv.reader(source))
-    enter, exit_, code = (header.index(f"SPEnrollments.{c}") for c in ("Enter_Date", "Exit_Date", "ExitCode"))
-    open_rows = [n for n, row in enumerate(rows) if row[exit_] in ("", "1/1/1900")]
-
-    tuesday = [list(row) for row in rows]
-    for n in open_rows[:3]:  # three students leave their program: real exits, keys unchanged
-        tuesday[n][exit_], tuesday[n][code] = "6/5/2026", "EX"
-    wednesday = [list(row) for row in tuesday]
-    rekeyed = open_rows[3]  # the SIS re-keyed one start date, then exited it: Illuminate would duplicate it
-    wednesday[rekeyed][enter] = _shift(wednesday[rekeyed][enter])
-    wednesday[rekeyed][exit_], wednesday[rekeyed][code] = "6/10/2026", "EX"
-
-    nights = [monday, folder / "night2-exits.csv", folder / "night3-rekeyed-exit.csv"]
-    for path, body in ((nights[1], tuesday), (nights[2], wednesday)):
-        with path.open("w", encoding="utf-8", newline="") as out:
-            csv.writer(out, lineterminator="\n").writerows([header, *body])
-    roster = folder / "night4-course-roster.csv"
-    write_table(roster, COURSE_ROSTER_HEADER, course_roster(20, seed=7), delimiter=",")
-    return [*nights, roster]
-
-
-def _shift(us_date: str) -> str:
-    month, day, year = (int(part) for part in us_date.split("/"))
-    return f"{month}/{min(day + 3, 28)}/{year}" if day <= 25 else f"{month}/{day - 3}/{year}"
-
-
-def feed_config(sftp: LocalSftp, profile: str | None, mapping_toml: str | None, user_config: str | None) -> str:
+def feed_config(
+    sftp: LocalSftp, profile: str | None, mapping_toml: str | None, user_config: str | None, *, unseeded: str = "send"
+) -> str:
     """The feed's config/<feed>.toml: the user's own (its ``[sftp]`` table replaced by the local server's),
-    or one built from ``--profile`` / ``--mapping``."""
+    or one built from ``--profile`` / ``--mapping`` (``unseeded``: send, unless the demo seeds the feed)."""
     if user_config is not None:
         body = _without_table(user_config, "sftp")
     else:
         body = f'profile = "{profile}"\n' if profile else ""
         body += 'duplicate_policy = "hold"\n'
-        body += 'unseeded = "send"\n'  # the demo's Illuminate starts empty
+        body += f'unseeded = "{unseeded}"\n'
         if mapping_toml:
             body += "[mapping]\n" + _nested(mapping_toml, "mapping")
     sftp_table = [
@@ -197,24 +170,26 @@ def local_stack(sftp_root: Path) -> Iterator[tuple[MotoServer, LocalSftp]]:
         yield moto, sftp
 
 
-def play(exports: Sequence[Path], out: Path, config_text: str | None, profile: str | None,
+def play(items: Sequence[Item], out: Path, config_text: str | None, profile: str | None,
          mapping_toml: str | None, log: IO[str]) -> int:  # fmt: skip
-    """Drop each export as the next night; return how many runs failed."""
+    """Drop each item in turn (an export as the next night); return how many runs failed."""
     out.mkdir(parents=True, exist_ok=True)
     saved_environ = dict(os.environ)
     try:
-        return _play(exports, out, config_text, profile, mapping_toml, log)
+        return _play(items, out, config_text, profile, mapping_toml, log)
     finally:  # the local stack's endpoint and tables are gone once it stops: leave no trace of them
         os.environ.clear()
         os.environ.update(saved_environ)
 
 
-def _play(exports: Sequence[Path], out: Path, config_text: str | None, profile: str | None,
+def _play(items: Sequence[Item], out: Path, config_text: str | None, profile: str | None,
           mapping_toml: str | None, log: IO[str]) -> int:  # fmt: skip
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]  # each stack has its own SFTP client key behind the same secret name
     failures = 0
+    # A demo that seeds the feed first says nothing about it; one that does not stands for an empty Illuminate.
+    unseeded = "hold" if any(item.kind is Kind.ILLUMINATE for item in items) else "send"
     with (
         tempfile.TemporaryDirectory(prefix="programs-bridge-demo-") as scratch,
         local_stack(Path(scratch)) as (
@@ -222,44 +197,56 @@ def _play(exports: Sequence[Path], out: Path, config_text: str | None, profile: 
             sftp,
         ),
     ):
-        _provision(sftp, feed_config(sftp, profile, mapping_toml, config_text))
+        _provision(sftp, feed_config(sftp, profile, mapping_toml, config_text, unseeded=unseeded))
         os.environ["PROGRAMS_BRIDGE_WORKDIR"] = str(Path(scratch) / "work")
         with redirect_stdout(log):  # structured logs and EMF metrics go to the log file, summaries to the screen
             from programs_bridge.pipeline import handler
         s3 = boto3.client("s3")
         seen: set[str] = set()
-        for night, export in enumerate(exports, start=1):
-            key = f"incoming/{FEED}/night {night:02d} {export.name}"  # a space, as people name files
-            body = export.read_bytes()
+        for number, item in enumerate(items, start=1):
+            name = (
+                f"night {number:02d} {item.path.name}" if item.kind is Kind.EXPORT else f"{number:02d} {item.path.name}"
+            )
+            key = f"{item.kind.value}/{FEED}/{name}"  # a space, as people name files
+            body = item.path.read_bytes()
             response = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
             with redirect_stdout(log):
                 result = handler.lambda_handler(
                     s3_event_via_sqs(BUCKET, key, dict(response), len(body)),
-                    FakeContext(aws_request_id=f"night-{night}"),
+                    FakeContext(aws_request_id=f"item-{number}"),
                 )
             failed = bool(result.get("batchItemFailures"))
             failures += failed
-            print(_night(night, export, s3, sftp, out, failed, seen))
+            print(_outcome(number, item, s3, sftp, out, failed, seen))
     return failures
 
 
-def _night(night: int, export: Path, s3: Any, sftp: LocalSftp, out: Path, failed: bool, seen: set[str]) -> str:
-    reports = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"reports/{FEED}/").get("Contents", [])
-    new = sorted(r["Key"] for r in reports if r["Key"].endswith(".json") and r["Key"] not in seen)
+def _outcome(number: int, item: Item, s3: Any, sftp: LocalSftp, out: Path, failed: bool, seen: set[str]) -> str:
+    """The item's summary for the screen; its report (and what reached the server, or a fix file) to ``out``."""
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"reports/{FEED}/").get("Contents", [])
+    new = sorted(r["Key"] for r in listed if r["Key"] not in seen)
     seen.update(new)
-    lines = [f"\n=== night {night}: {export.name}" + (" (run FAILED, will be retried)" if failed else "")]
-    if not new:
+    what = {Kind.EXPORT: "night's export", Kind.ILLUMINATE: "Illuminate's records", Kind.RESOLUTIONS: "resolutions"}
+    lines = [
+        f"\n=== {number:02d} {what[item.kind]}: {item.path.name}" + (" (run FAILED, will be retried)" if failed else "")
+    ]
+    reports = [k for k in new if k.endswith(".json")]
+    if not reports:
         return "\n".join([*lines, "  no report written"])
-    newest = {"Key": new[-1]}
-    report_text = s3.get_object(Bucket=BUCKET, Key=newest["Key"])["Body"].read().decode()
-    (out / f"{night:02d}-report.json").write_text(report_text, encoding="utf-8")
-    summary = s3.get_object(Bucket=BUCKET, Key=newest["Key"].removesuffix(".json") + ".md")["Body"].read().decode()
-    lines += ["  " + line for line in summary.splitlines() if line and not line.startswith("The JSON")]
+    report_text = s3.get_object(Bucket=BUCKET, Key=reports[-1])["Body"].read().decode()
+    (out / f"{number:02d}-report.json").write_text(report_text, encoding="utf-8")
+    summary_key = reports[-1].removesuffix(".json") + ".md"
+    if summary_key in new:
+        summary = s3.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read().decode()
+        lines += ["  " + line for line in summary.splitlines() if line and not line.startswith("The JSON")]
     delivered = sftp.root / "programs.txt"
-    if json.loads(report_text)["status"] == "delivered" and delivered.exists():
-        (out / f"{night:02d}-programs.txt").write_bytes(delivered.read_bytes())
-        lines.append(f"  -> what reached the SFTP server: {out / f'{night:02d}-programs.txt'}")
-    lines.append(f"  -> report: {out / f'{night:02d}-report.json'}")
+    if item.kind is Kind.EXPORT and json.loads(report_text)["status"] == "delivered" and delivered.exists():
+        (out / f"{number:02d}-programs.txt").write_bytes(delivered.read_bytes())
+        lines.append(f"  -> what reached the SFTP server: {out / f'{number:02d}-programs.txt'}")
+    for fix in (k for k in new if k.endswith(".fix.programs.txt")):
+        (out / f"{number:02d}-fix.txt").write_bytes(s3.get_object(Bucket=BUCKET, Key=fix)["Body"].read())
+        lines.append(f"  -> rows that fix what a row can fix, for a person to review: {out / f'{number:02d}-fix.txt'}")
+    lines.append(f"  -> report: {out / f'{number:02d}-report.json'}")
     return "\n".join(lines)
 
 
@@ -269,13 +256,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "handler.log"
     with log_path.open("w", encoding="utf-8") as log, tempfile.TemporaryDirectory() as generated:
-        exports = list(args.exports) or story(Path(generated))
-        for export in exports:
-            if not export.is_file():
-                print(f"programs-bridge demo: no such file: {export}", file=sys.stderr)
+        items = [Item.parse(text) for text in args.items] or story(Path(generated))
+        for item in items:
+            if not item.path.is_file():
+                print(f"programs-bridge demo: no such file: {item.path}", file=sys.stderr)
                 return 64
         mapping = args.mapping.read_text(encoding="utf-8") if args.mapping else None
         config = args.config.read_text(encoding="utf-8") if args.config else None
-        failures = play(exports, out, config, args.profile, mapping, log)
-    print(f"\n{len(exports)} night(s) in {time.monotonic() - started:.1f}s; handler logs (JSON): {log_path}")
+        failures = play(items, out, config, args.profile, mapping, log)
+    print(f"\n{len(items)} item(s) in {time.monotonic() - started:.1f}s; handler logs (JSON): {log_path}")
     return 1 if failures else 0

@@ -98,7 +98,7 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
         "from a full export",
     ]
     guard = head.get("shrink_guard")
-    if isinstance(guard, dict) and guard.get("summary") and not guard.get("exempt"):
+    if isinstance(guard, dict) and guard.get("summary") and guard.get("dropped"):  # quiet when nothing went
         lines.append(f"- shrink guard: {guard['summary']}")
     delivery = head.get("delivery")
     if isinstance(delivery, dict) and delivery.get("remote_path"):
