@@ -42,7 +42,7 @@ def test_the_s3_test_event_is_ignored_with_a_reason() -> None:
 
 def test_folders_and_other_prefixes_are_ignored() -> None:
     reasons = [item.reason for item in objects_in(load("s3-ignored.json")) if isinstance(item, Ignored)]
-    assert reasons == ["a folder placeholder, not a file", "key is not under incoming/"]
+    assert reasons == ["a folder placeholder, not a file", "key is not under incoming/, resolutions/ or illuminate/"]
 
 
 def test_an_unversioned_bucket_falls_back_to_the_etag() -> None:

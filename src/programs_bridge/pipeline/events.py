@@ -120,7 +120,7 @@ def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ign
     key = unquote_plus(obj.key)
     kind = kind_of(key)
     if kind is None:
-        return Ignored("key is not under incoming/")  # nor resolutions/ or illuminate/
+        return Ignored("key is not under incoming/, resolutions/ or illuminate/")
     if key.endswith("/"):
         return Ignored("a folder placeholder, not a file")
     prefix = PREFIXES[kind]
