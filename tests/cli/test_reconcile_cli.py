@@ -57,7 +57,7 @@ def test_a_report_the_ledger_agrees_with_finds_nothing_and_exits_0(
     assert main(reconcile(table, report)) == 0
     err = capsys.readouterr().err
     assert "(a) 0 duplicate(s)" in err and "(b) 0 record(s)" in err and "(c) 0 record(s)" in err
-    assert "(b) not checked: records open in Illuminate that the latest full export no longer lists" in err
+    assert "(b) 0 record(s) open in Illuminate that the latest full export no longer lists" in err
     no_student_data(err)
 
 
@@ -101,8 +101,8 @@ def test_findings_exit_1_with_a_fix_file_a_report_naming_keys_and_a_summary_with
 
     section = json.loads(json_report.read_text(encoding="utf-8"))["reconcile"]
     assert section["counts"] == {
-        "duplicates": 1, "duplicate_records": 2, "exits_not_landed": 1, "exits_fixable": 1, "dropped_by_import": 1,
-        "entered_by_hand": 1,
+        "duplicates": 1, "duplicate_records": 2, "exits_not_landed": 1, "exits_fixable": 1, "open_not_exported": 0,
+        "dropped_by_import": 1, "entered_by_hand": 1,
     }  # fmt: skip
     assert section["dropped_by_import"][0]["key"]["import_student_id"] == "004523"
     assert section["fix_file"]["rows"] == 1

@@ -108,7 +108,25 @@ def test_a_record_open_in_illuminate_that_a_bridge_run_exited_is_handed_out_for_
     listed = result.to_json()["exits_not_landed"]
     assert [(e["line"], e["fixable"], e["exited_by_run"]) for e in listed] == [(2, True, NIGHT), (3, False, SEED_RUN)]
     assert "reopened in Illuminate" in listed[1]["reason"]
-    assert "latest full export" in result.to_json()["not_checked"]
+
+
+def test_a_record_open_in_illuminate_that_the_latest_full_export_left_out_is_found(ledger: Ledger) -> None:
+    """The SIS dropped Bo's enrolment without an exit: Illuminate keeps it open, and nothing will close it."""
+    ann, bo = enrolment("004521", "144", "08/15/2025", "12"), enrolment("004522", "181", "08/15/2025", "12")
+    ledger.run([ann, bo], run_id="20260901T020000Z-night001")
+    night2 = ledger.run([ann], run_id="20260902T020000Z-night002")
+    assert night2.counts["missing"] == 1 and night2.committed is not None and night2.committed.records_written == 1
+    snapshot, _ = ledger.store.read_snapshot(FEED)
+    found = reconcile(iter(numbered([ann, bo])), STANDARD, snapshot)
+    assert found.counts["open_not_exported"] == 1 and found.findings == 1
+    assert [(f["line"], f["key"]["import_student_id"]) for f in found.to_json()["open_not_exported"]] == [(3, "004522")]
+    # Left out again: the mark is written once, not every night.
+    night3 = ledger.run([ann], run_id="20260903T020000Z-night003")
+    assert night3.committed is not None and night3.committed.records_written == 0
+    # Listed again: the mark is cleared, and Illuminate and the ledger agree.
+    ledger.run([ann, bo], run_id="20260904T020000Z-night004")
+    snapshot, _ = ledger.store.read_snapshot(FEED)
+    assert reconcile(iter(numbered([ann, bo])), STANDARD, snapshot).findings == 0
 
 
 # -- (c) records the import dropped ------------------------------------------------------------------------

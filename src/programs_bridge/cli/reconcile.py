@@ -195,8 +195,12 @@ def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, 
     for line, ordinal, fixable in result.exits_not_landed[:SHOWN]:
         how = "exit never landed" if fixable else "closed in an earlier Illuminate report: reopened there since"
         lines.append(f"    line {line}: {_record(snapshot.keys[ordinal])}: {how} (run {result.last_run(ordinal)})")
-    lines.append("  (b) not checked: records open in Illuminate that the latest full export no longer lists "
-                 "(the ledger does not record which records an export listed)")  # fmt: skip
+    lines.append(
+        f"  (b) {c['open_not_exported']:,} record(s) open in Illuminate that the latest full export no longer lists "
+        "(the SIS ended or dropped them without an exit: find out which, and exit them)"
+    )
+    for line, ordinal in result.open_not_exported[:SHOWN]:
+        lines.append(f"    line {line}: {_record(snapshot.keys[ordinal])}")
     lines.append(
         f"  (c) {c['dropped_by_import']:,} record(s) the bridge sent that Illuminate does not have (only programs "
         f"{', '.join(_id(p) for p in sorted(result.program_ids)) or '-'} at sites "

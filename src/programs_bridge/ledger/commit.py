@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from programs_bridge.ledger.model import Row, RowFacts, check_feed, row_facts
@@ -62,6 +63,25 @@ def record_item(feed: str, facts: RowFacts, first_run: str, run_id: str) -> Item
     }
 
 
+def missing_items(snapshot: LedgerSnapshot, missing: Iterable[int], *, feed: str, run_id: str) -> Iterator[Item]:
+    """Items marking the open records this full export left out (``missing_run``), the ones not marked yet:
+    a record goes on missing night after night, and is written once (pure)."""
+    for ordinal in missing:
+        if snapshot.missing_flags[ordinal]:
+            continue
+        key_text = snapshot.keys[ordinal]
+        yield {
+            "pk": {"S": records_pk(feed, shard_of(key_text))},
+            "sk": {"S": key_text},
+            "state": {"S": "open"},
+            "end_date": {"S": ""},
+            "fields_hash": {"S": f"{snapshot.hashes[ordinal]:016x}"},
+            "first_run": {"S": snapshot.first_run(ordinal)},
+            "last_run": {"S": snapshot.runs[snapshot.last_run_index[ordinal]]},
+            "missing_run": {"S": run_id},
+        }
+
+
 def changed_items(
     delivered: Iterable[Row], layout: Layout, snapshot: LedgerSnapshot, *, feed: str, run_id: str
 ) -> Iterator[Item]:
@@ -89,6 +109,7 @@ def commit(
     snapshot: LedgerSnapshot | None = None,
     planned_head: str | None = None,
     stop: Callable[[], bool] | None = None,
+    missing: Iterable[int] = (),
 ) -> CommitResult:
     """Record ``delivered`` (the rows of the programs.txt that was sent) as run ``run``.
 
@@ -98,6 +119,8 @@ def commit(
     had none), so that a plan another run has committed over since raises StaleLedgerError instead of
     rolling the ledger back.  (Re-reading the head here would let any stale plan through.)
     ``stop`` is asked between write requests; once it answers yes the commit returns incomplete.
+    ``missing``: the snapshot ordinals the plan of a full export found missing, marked on their records (a
+    commit resumed without the plan's snapshot leaves the marking to the next full export).
     """
     check_feed(feed)
     status = store.run_status(feed, run.run_id)
@@ -115,7 +138,10 @@ def commit(
     else:
         expected = snapshot.head_run
     store.claim(feed, run, expected)
-    items = changed_items(delivered, layout, snapshot, feed=feed, run_id=run.run_id)
+    items = chain(
+        changed_items(delivered, layout, snapshot, feed=feed, run_id=run.run_id),
+        missing_items(snapshot, missing, feed=feed, run_id=run.run_id),
+    )
     usage, complete = store.write_items(items, stop)
     if complete:
         store.mark_committed(feed, run.run_id)
@@ -130,4 +156,5 @@ def commit(
 
 def commit_plan(store: LedgerStore, plan: Plan, run: RunRecord, rows: Iterable[Row]) -> CommitResult:
     """Commit what ``plan`` delivered: the planned ``rows`` (walked again) with the policy applied."""
-    return commit(store, run, plan.rows_to_send(rows), plan.layout, feed=plan.feed, snapshot=plan.snapshot)
+    return commit(store, run, plan.rows_to_send(rows), plan.layout, feed=plan.feed, snapshot=plan.snapshot,
+                  missing=plan.classification.missing)  # fmt: skip

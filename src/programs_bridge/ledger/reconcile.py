@@ -15,9 +15,10 @@ Four kinds of finding, each naming the records involved:
     schools only, so only records whose Program ID *and* Site ID both occur in the report are considered.
 (d) ``entered_by_hand``: a record the report lists that the ledger never heard of: information only.
 
-Not checked, because the ledger cannot know it: records open in Illuminate that the latest *full* export
-no longer lists.  The ledger keeps per record only the run that last *changed* it, and per run only counts
-(the shrink guard's ``previously_missing``); which records an export listed is recorded nowhere.
+(b) also ``open_not_exported``: a record open in Illuminate, and open in the ledger, that the latest full
+    export no longer lists (the commit of a full export marks the records it left out, ``missing_run``, and
+    the commit of one that lists them again clears the mark).  The SIS ended or dropped it without an exit
+    row, so no row can fix it: a person finds out which and exits it.
 
 Which record of a duplicate to keep: the one the SIS stands behind, i.e. the one a bridge run changed
 last (run ids sort by time); failing that a record the ledger learned from a seed; failing that the
@@ -56,12 +57,6 @@ OPEN_END = 99_999_999
 _SLOT_BITS = 27  # a 16 MiB bitset: ~0.7% false suspects at a million families
 _SLOTS = (1 << _SLOT_BITS) - 1
 _PERSON = (Field.LAST_NAME, Field.FIRST_NAME, Field.BIRTH_DATE)
-
-#: The part of (b) the ledger cannot check, said in every report.
-NOT_CHECKED = (
-    "records open in Illuminate that the latest full export no longer lists: the ledger records per record "
-    "only the run that last changed it, and per run only counts, not which records an export listed"
-)
 
 
 def day_number(date: str) -> int:
@@ -112,6 +107,8 @@ class Reconciliation:
     duplicates: list[Duplicate] = field(default_factory=list)
     #: (line, ordinal, fixable) of each record open in Illuminate that the ledger says was exited.
     exits_not_landed: list[tuple[int, int, bool]] = field(default_factory=list)
+    #: (line, ordinal) of each record open in Illuminate and the ledger that the latest full export left out.
+    open_not_exported: list[tuple[int, int]] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)  # ledger ordinals
     entered_by_hand: list[tuple[int, int]] = field(default_factory=list)  # (line, ref)
     unknown_keys: list[str] = field(default_factory=list)
@@ -128,14 +125,14 @@ class Reconciliation:
     def findings(self) -> int:
         """Findings that need someone to act: (a), (b) and (c); (d) is information."""
         c = self.counts
-        return c["duplicates"] + c["exits_not_landed"] + c["dropped_by_import"]
+        return c["duplicates"] + c["exits_not_landed"] + c["open_not_exported"] + c["dropped_by_import"]
 
     def to_json(self) -> dict[str, Any]:
         """The reconcile section of the report.  It names record keys: it goes to the district's bucket."""
         limit = self.limit
         names = (
-            "duplicates", "duplicate_records", "exits_not_landed", "exits_fixable", "dropped_by_import",
-            "entered_by_hand",
+            "duplicates", "duplicate_records", "exits_not_landed", "exits_fixable", "open_not_exported",
+            "dropped_by_import", "entered_by_hand",
         )  # fmt: skip
         return {
             "rows": self.rows,
@@ -144,6 +141,10 @@ class Reconciliation:
             "counts": {name: self.counts[name] for name in names},
             "duplicates": [self._duplicate_json(d) for d in self.duplicates[:limit]],
             "exits_not_landed": [self._exit_json(*e) for e in self.exits_not_landed[:limit]],
+            "open_not_exported": [
+                {"line": line, "key": key_json(self.snapshot.key(ordinal))}
+                for line, ordinal in self.open_not_exported[:limit]
+            ],
             "dropped_by_import": [self._dropped_json(o) for o in self.dropped[:limit]],
             "dropped_by_import_scope": {
                 "program_ids": sorted(self.program_ids),
@@ -154,11 +155,11 @@ class Reconciliation:
                 {"line": line, "key": key_json(decode_key(self.key_text(ref)))}
                 for line, ref in self.entered_by_hand[:limit]
             ],
-            "not_checked": NOT_CHECKED,
             "listed_limit": limit,
             "truncated": {
                 "duplicates": self.counts["duplicates"] > limit,
                 "exits_not_landed": self.counts["exits_not_landed"] > limit,
+                "open_not_exported": self.counts["open_not_exported"] > limit,
                 "dropped_by_import": self.counts["dropped_by_import"] > limit,
                 "entered_by_hand": self.counts["entered_by_hand"] > limit,
             },
@@ -236,7 +237,7 @@ def reconcile(
     counts = result.counts
     end_position = layout.index(Field.PROGRAM_END_DATE)
     find = snapshot.ordinals.get
-    open_flags = snapshot.open_flags
+    open_flags, missing_flags = snapshot.open_flags, snapshot.missing_flags
     last_runs = snapshot.last_run_index
     seed_runs = bytes(1 if is_seed_run(run) else 0 for run in snapshot.runs)
     seen = bytearray(len(snapshot))
@@ -279,6 +280,10 @@ def reconcile(
                     counts["exits_fixable"] += 1
                     if on_exit_not_landed is not None:
                         on_exit_not_landed((line, fields))
+            elif not end and missing_flags[ordinal]:
+                counts["open_not_exported"] += 1
+                if len(result.open_not_exported) < limit:
+                    result.open_not_exported.append((line, ordinal))
         family_hashes.append(family_hash)
         refs.append(ref)
         lines.append(line)

@@ -94,7 +94,7 @@ def seed_items(
             plan.counts["new"] += 1
             yield _origin(record_item(feed, facts, plan.run_id, plan.run_id))
             continue
-        if snapshot.holds(facts.key_text, facts.fields_hash, facts.is_open):
+        if snapshot.says(facts.key_text, facts.fields_hash, facts.is_open):  # a missing mark is not the report's
             plan.counts["unchanged"] += 1
             continue
         last_run = snapshot.runs[snapshot.last_run_index[ordinal]]

@@ -1,8 +1,9 @@
 """A feed's ledger records held in memory compactly enough for a million of them.
 
-One record costs its key string, a dict slot and a small int ordinal, plus 17 bytes of packed arrays (hash,
-open flag, first-run and last-run indexes): about 165 bytes, against 500+ for a dataclass or dict per record.
-The 600 MB budget for a whole 1M-row plan is the reason; everything else about a record is looked up by ordinal.
+One record costs its key string, a dict slot and a small int ordinal, plus 18 bytes of packed arrays (hash,
+open and missing flags, first-run and last-run indexes): about 166 bytes, against 500+ for a dataclass or dict
+per record.  The 600 MB budget for a whole 1M-row plan is the reason; everything else about a record is looked
+up by ordinal.
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ class LedgerSnapshot:
     #: earlier attempts already wrote from these.
     last_run_index: array[int] = field(default_factory=lambda: array("I"))
     runs: list[str] = field(default_factory=list)
+    #: 1 for an open record that a full export left out (``missing``): marked by the commit of that export,
+    #: cleared by the commit of one that lists it again.  What ``reconcile`` needs to say that Illuminate
+    #: holds open a record the SIS no longer lists.
+    missing_flags: bytearray = field(default_factory=bytearray)
     _run_index: dict[str, int] = field(default_factory=dict, repr=False)
 
-    def add(self, key_text: str, fields_hash: int, is_open: bool, first_run: str, last_run: str = "") -> None:
+    def add(
+        self, key_text: str, fields_hash: int, is_open: bool, first_run: str, last_run: str = "", missing: bool = False
+    ) -> None:
         ordinal = self.ordinals.setdefault(key_text, len(self.keys))
         if ordinal != len(self.keys):
             raise ValueError(f"ledger holds record #{ordinal} twice")
@@ -40,6 +47,7 @@ class LedgerSnapshot:
         self.open_flags.append(1 if is_open else 0)
         self.first_run_index.append(self._run(first_run))
         self.last_run_index.append(self._run(last_run or first_run))
+        self.missing_flags.append(1 if missing else 0)
 
     def _run(self, run_id: str) -> int:
         index = self._run_index.get(run_id)
@@ -68,7 +76,13 @@ class LedgerSnapshot:
         index = self._run_index.get(run_id)
         return 0 if index is None else self.last_run_index.count(index)
 
-    def holds(self, key_text: str, fields_hash: int, is_open: bool) -> bool:
-        """Whether the ledger already says exactly this about the record: then there is nothing to write."""
+    def says(self, key_text: str, fields_hash: int, is_open: bool) -> bool:
+        """Whether the ledger holds the record with exactly these fields and this state."""
         ordinal = self.ordinals.get(key_text)
         return ordinal is not None and self.hashes[ordinal] == fields_hash and bool(self.open_flags[ordinal]) == is_open
+
+    def holds(self, key_text: str, fields_hash: int, is_open: bool) -> bool:
+        """Whether a delivered row would change nothing in the ledger: it says exactly this about the record,
+        and does not mark it missing (a row listing the record clears that mark)."""
+        ordinal = self.ordinals.get(key_text)
+        return self.says(key_text, fields_hash, is_open) and not self.missing_flags[ordinal or 0]

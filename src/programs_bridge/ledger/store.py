@@ -172,9 +172,10 @@ def _capacity(response: Mapping[str, Any]) -> float:
     return sum(float(entry.get("CapacityUnits", 0.0)) for entry in entries)
 
 
-#: One ledger record as a reader thread hands it over: key text, fields hash, open, first run, last run.
+#: One ledger record as a reader thread hands it over: key text, fields hash, open, first run, last run, and
+#: whether a full export left it out (``missing_run`` set).
 #: Raw boto3 items are ~10x larger; converting in the reader keeps in-flight pages small.
-_Compact = tuple[str, int, bool, str, str]
+_Compact = tuple[str, int, bool, str, str, bool]
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ class LedgerStore:
                     item["state"]["S"] == "open",
                     item["first_run"]["S"],
                     item.get("last_run", {}).get("S", ""),
+                    "missing_run" in item,
                 )
                 for item in page.items
             ]

@@ -312,7 +312,7 @@ def _fresh(run: Run) -> Outcome:
     layout_names = tuple(f.value for f in layout.fields)
     services.journal.freeze(source.feed, run.entry.ref_id, layout_names, plan.snapshot.head_run)
     run.entry = replace(run.entry, stage=Stage.PLANNED, layout=layout_names, planned_head=plan.snapshot.head_run)
-    return _deliver_and_commit(run, config, to_send, plan.snapshot)
+    return _deliver_and_commit(run, config, to_send, plan.snapshot, plan.classification.missing)
 
 
 def _await_seed(run: Run, conversion: Conversion, plan: Plan) -> Outcome:
@@ -427,9 +427,11 @@ def _resume(run: Run) -> Outcome:
     return _deliver_and_commit(run, config, to_send, None)
 
 
-def _deliver_and_commit(run: Run, config: FeedConfig, to_send: Path, snapshot: LedgerSnapshot | None) -> Outcome:
+def _deliver_and_commit(
+    run: Run, config: FeedConfig, to_send: Path, snapshot: LedgerSnapshot | None, missing: Iterable[int] = ()
+) -> Outcome:
     """Deliver the frozen plan (unless that is done), then commit it; ``snapshot`` is the plan's, when the
-    plan was made in this invocation."""
+    plan was made in this invocation, and ``missing`` the records it found missing (marked by the commit)."""
     services, source = run.services, run.source
     delivery_seconds: float | None = None
     if run.entry.stage < Stage.DELIVERED:
@@ -473,7 +475,7 @@ def _deliver_and_commit(run: Run, config: FeedConfig, to_send: Path, snapshot: L
             with run.step("commit"), _sent_rows(to_send, layout, header=config.header) as rows:
                 result = commit(
                     services.ledger, record, rows, layout, feed=run.feed, snapshot=snapshot,
-                    planned_head=run.entry.planned_head, stop=services.budget.exhausted,
+                    planned_head=run.entry.planned_head, stop=services.budget.exhausted, missing=missing,
                 )  # fmt: skip
         except StaleLedgerError:
             reason = "delivered, but another run committed to the feed's ledger first: the ledger keeps that run's"
