@@ -51,3 +51,22 @@ def test_held_rows_and_resolutions_are_kept_in_the_ledger(ledger: Ledger) -> Non
     ledger.store.put_resolution(FEED, resolution)
     assert ledger.store.resolutions(FEED) == [resolution]
     assert ledger.store.resolutions("another-feed") == []
+
+
+def test_same_is_not_applied_when_the_file_also_lists_the_open_record_itself(ledger: Ledger) -> None:
+    """Re-keying onto a key the same file sends would put that key in programs.txt twice (Illuminate keeps the
+    later row): the resolved row is left out and the report says why."""
+    from programs_bridge.ledger.resolutions import Choice, Held, resolution_id, resolve
+
+    from .harness import enrolment
+
+    ann_open = enrolment("004521", "144", "08/15/2025", "12")
+    rekeyed_exit = enrolment("004521", "144", "08/18/2025", "12", end="06/05/2026")
+    ledger.run([ann_open], run_id="20260901T020000Z-night001")
+    held = Held(resolution_id(ROW), ROW, (OPEN,), 2, "night002")
+    ledger.store.put_resolution(FEED, resolve(held, Choice.SAME))
+    alone = ledger.run([rekeyed_exit], run_id="20260903T020000Z-night003", deliver=False)
+    assert [fields[10] for _, fields in alone.sent] == ["06/05/2026"] and alone.sent[0][1][9] == "08/15/2025"
+    both = ledger.run([rekeyed_exit, ann_open], run_id="20260904T020000Z-night004")
+    assert both.sent == [(3, ann_open)]
+    assert both.report["resolutions_not_applied"][0]["line"] == 2 and both.report["resolved"]["same"] == 0

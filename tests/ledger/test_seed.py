@@ -82,3 +82,16 @@ def test_a_report_taken_after_the_bridge_sent_a_record_says_what_illuminate_hold
     record = ledger.record(("004522", "181", "09/01/2024", "14"))
     assert record is not None and record["state"]["S"] == "closed"
     assert record["first_run"]["S"] == "20260601T020000Z-night001"  # first sent by the bridge, still
+
+
+def test_a_seed_after_nights_keeps_the_shrink_guards_baseline(ledger: Ledger) -> None:
+    """Seeding between two nights must not make the next normal export look shrunken."""
+    from programs_bridge.ledger.shrink import judge_plan
+
+    rows = [enrolment(f"{n:06d}", "144", "08/15/2023", "12") for n in range(120)]
+    seeded(ledger, rows)
+    ledger.run(rows[:60], run_id="20260905T020000Z-night001")  # the district let a genuine drop through
+    seeded(ledger, rows[:1], taken=datetime(2026, 9, 6, tzinfo=UTC), sha="c" * 64)
+    night = ledger.run(rows[:60], run_id="20260907T020000Z-night002", deliver=False)
+    verdict = judge_plan(night.plan)
+    assert (verdict.previously_missing, verdict.dropped, verdict.fires) == (60, 0, False)

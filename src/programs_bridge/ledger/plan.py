@@ -93,8 +93,8 @@ class Plan:
     previously_missing: int = 0
     #: The feed's resolutions of held rows, by the row's record key (``resolutions.py``).
     resolutions: Mapping[str, Resolution] = field(default_factory=dict)
-    #: Rows the resolutions changed before classification, by choice (``same`` re-keyed, ``never`` left out).
-    resolved: Counter[str] = field(default_factory=Counter)
+    #: What the resolutions did before classification (``same`` re-keyed, ``never`` left out).
+    resolved: ResolutionTally = field(default_factory=lambda: ResolutionTally())
 
     def rows_to_send(self, rows: Iterable[Row]) -> Iterator[Row]:
         """The rows of the final programs.txt: the same rows as planned, with the resolutions and the policy
@@ -104,8 +104,11 @@ class Plan:
         because applying one file's decisions to another would send the wrong records.
         """
         count = 0
+        blocked = self.resolved.blocked()
         for position, (line, fields) in enumerate(apply_resolutions(rows, self.layout, self.resolutions)):
             count += 1
+            if position in blocked:
+                continue  # re-keyed onto a key this file also lists itself: sending both would repeat the key
             outcome = self.outcomes.get(position)
             if outcome is None:
                 yield line, fields
@@ -156,10 +159,19 @@ class Plan:
             # Warnings: new rows sent beside an open record the same full export lists still open.
             # Rows a clerk's resolution decided: re-keyed onto the open record, left out, or sent as new.
             "resolved": {
-                Choice.SAME.value: self.resolved[Choice.SAME.value],
-                Choice.NEVER.value: self.resolved[Choice.NEVER.value],
+                Choice.SAME.value: self.resolved.counts[Choice.SAME.value] - len(self.resolved.blocked()),
+                Choice.NEVER.value: self.resolved.counts[Choice.NEVER.value],
                 Choice.NEW.value: sum(1 for outcome in risks if outcome.resolved_by is not None),
             },
+            # ``same`` rows left out: the file lists the open record's key itself, open or not.
+            "resolutions_not_applied": [
+                {
+                    "line": line,
+                    "reason": "this file also lists the open record the row was resolved onto, under "
+                    "its own key: both cannot be sent; the row is left out (correct the SIS, or resolve it again)",
+                }
+                for line in sorted(self.resolved.blocked().values())[:limit]
+            ],
             "concurrent_enrolment_count": len(concurrent),
             "concurrent_enrolments": [_concurrent_json(enrolment) for enrolment in concurrent[:limit]],
             "missing": [{"key": key_json(self.snapshot.key(ordinal))} for ordinal in missing[:limit]],
@@ -221,7 +233,7 @@ def plan_rows(
     """The pure half of planning: apply the resolutions, classify ``rows`` against an already-read snapshot
     and apply the policy."""
     resolutions = resolutions or {}
-    resolved: Counter[str] = Counter()
+    resolved = ResolutionTally()
     classification = classify(apply_resolutions(rows, layout, resolutions, resolved), layout, snapshot, kind)
     outcomes = {
         risk.row: decide(risk, policy, layout, resolutions.get(encode_key(risk.key)))
@@ -232,28 +244,54 @@ def plan_rows(
                 resolutions, resolved)  # fmt: skip
 
 
+@dataclass
+class ResolutionTally:
+    """What ``apply_resolutions`` did to one file: counts by choice, and where ``same`` re-keyed rows."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    #: target key -> [(position, line)] of the rows re-keyed onto it
+    rekeyed: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    #: target keys that a row of the file carries itself
+    listed: set[str] = field(default_factory=set)
+
+    def blocked(self) -> dict[int, int]:
+        """position -> line of the re-keyed rows whose target the file also lists: left out, since the key
+        would be in programs.txt twice (and Illuminate keeps the later row)."""
+        return {pos: line for target, rows in self.rekeyed.items() if target in self.listed for pos, line in rows}
+
+
 def apply_resolutions(
-    rows: Iterable[Row], layout: Layout, resolutions: Mapping[str, Resolution], counts: Counter[str] | None = None
+    rows: Iterable[Row], layout: Layout, resolutions: Mapping[str, Resolution], tally: ResolutionTally | None = None
 ) -> Iterator[Row]:
     """The rows with the clerk's decisions applied, before anything is classified (pure).
 
     ``same``: the row goes under the open record's key (``rekey``), on this night and every later one, so its
     exit lands on that record even after the record is closed; ``never``: the row is left out (and counted);
     ``new``: unchanged here, and sent by ``decide`` whatever the policy.  No resolutions: the rows as they are.
+    ``tally`` learns what was done, including re-keyed rows whose target the file lists itself
+    (``ResolutionTally.blocked``), which ``rows_to_send`` then leaves out.
     """
     if not resolutions:
         yield from rows
         return
+    tally = tally if tally is not None else ResolutionTally()
+    targets = {r.target_key for r in resolutions.values() if r.choice is Choice.SAME}
+    position = 0
     for line, fields in rows:
-        resolution = resolutions.get(encode_key(record_key(fields, layout)))
-        if resolution is None or resolution.choice is Choice.NEW:
-            yield line, fields
-            continue
-        if counts is not None:
-            counts[resolution.choice.value] += 1
-        if resolution.choice is Choice.SAME:
+        key_text = encode_key(record_key(fields, layout))
+        if key_text in targets:
+            tally.listed.add(key_text)
+        resolution = resolutions.get(key_text)
+        if resolution is not None and resolution.choice is not Choice.NEW:
+            tally.counts[resolution.choice.value] += 1
+            if resolution.choice is Choice.NEVER:
+                continue
             target = decode_key(resolution.target_key)
-            yield line, rekey(fields, layout, target) if can_rekey(layout, target) else fields
+            if can_rekey(layout, target):
+                tally.rekeyed.setdefault(resolution.target_key, []).append((position, line))
+                fields = rekey(fields, layout, target)
+        yield line, fields
+        position += 1
 
 
 def make_plan(

@@ -137,9 +137,12 @@ def seed(store: LedgerStore, rows: Iterable[Row], layout: Layout, *, feed: str, 
         log.info("ledger seed: this report was seeded before, nothing written")
         return SeedResult(plan, True, Usage())
     snapshot, _ = store.read_snapshot(feed)
+    # The shrink guard compares the next export with the head run's ``missing``: a seed lists no export, so
+    # it carries the last one's figure over instead of resetting it.
+    missing = store.run_counts(feed, snapshot.head_run).get("missing", 0) if snapshot.head_run else 0
     store.claim(feed, run, snapshot.head_run)
     usage, _ = store.write_items(seed_items(rows, layout, snapshot, plan, feed=feed))
-    store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": 0})
+    store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": missing})
     store.mark_committed(feed, run.run_id)
     log.info("ledger seed: %d record item(s) written, %d conflict(s)", usage.items, plan.counts["conflicts"])
     return SeedResult(plan, False, usage)
