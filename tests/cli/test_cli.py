@@ -117,5 +117,5 @@ def test_an_output_named_like_the_export_is_refused_and_the_export_kept(
     before = source.read_bytes()
     elsewhere = ["--report", str(tmp_path / "r.json")] if option == "-o" else ["-o", str(tmp_path / "out.txt")]
     assert main(["convert", str(source), *elsewhere, option, str(tmp_path / "." / "programs.txt")]) == 64
-    assert "is the export being read" in capsys.readouterr().err
+    assert "is the file being read" in capsys.readouterr().err
     assert source.read_bytes() == before

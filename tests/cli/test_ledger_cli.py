@@ -79,3 +79,25 @@ def test_a_report_of_illuminates_records_without_names_or_birth_dates_seeds_the_
     # The same report as a nightly export is refused: a programs.txt for Illuminate needs the names.
     assert main(["convert", str(report), "-o", str(tmp_path / "programs.txt")]) == 2
     assert "Student Last Name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--feed", "f 1/x#"], "--feed:"),
+        (["--feed", "district", "--taken", "2999-01-01"], "--taken is in the future"),
+        (["--feed", "district", "--report", "SELF"], "is the file being read"),
+        (["--feed", "district", "--report", "NOWHERE"], "does not exist"),
+    ],
+)
+def test_a_bad_feed_a_future_taken_time_or_a_report_over_the_input_are_usage_errors_before_any_work(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], problem: str
+) -> None:
+    uploaded = write(tmp_path / "programs.txt", "\t".join(STANDARD.header), UPLOADED)
+    before = uploaded.read_bytes()
+    where = {"SELF": str(uploaded), "NOWHERE": str(tmp_path / "no" / "seed.json")}
+    args = ["ledger", "seed", str(uploaded), "--table", table, *[where.get(a, a) for a in extra]]
+    assert main(args) == 64
+    assert problem in capsys.readouterr().err
+    assert uploaded.read_bytes() == before
+    assert main(["ledger", "resolve", "k3vq9x2m", "--as", "new", "--table", table, "--feed", "f 1/x#"]) == 64

@@ -95,8 +95,7 @@ def terminal_progress(rows: int) -> None:
 def run_conversion(args: argparse.Namespace, destination: Path | None) -> Conversion:
     options = options_from_args(args)
     if args.report:
-        _not_the_export(args.report, args.input, "the report")
-        writable(args.report, "the report")
+        output_checked(args.report, args.input, "the report")
     progress = terminal_progress if sys.stderr.isatty() else None
     try:
         conversion = convert_export(args.input, destination, options, progress)
@@ -142,15 +141,16 @@ def _convert(args: argparse.Namespace) -> int:
     output: Path = args.output
     if output.is_dir():
         output = output / "programs.txt"
-    _not_the_export(output, args.input, "programs.txt")
-    writable(output, "programs.txt")
+    output_checked(output, args.input, "programs.txt")
     return EXIT_CODES[run_conversion(args, output).status]
 
 
-def _not_the_export(path: Path, source: Path, what: str) -> None:
-    """Writing over the export being read would lose it: the district's only copy, often."""
+def output_checked(path: Path, source: Path, what: str) -> None:
+    """Fail before any work when ``path`` is the file being read (writing over it would lose it: the
+    district's only copy, often) or cannot be written (``writable``)."""
     if path.exists() and source.exists() and path.resolve() == source.resolve():
-        raise UsageError(f"{what} {path} is the export being read: give another file name, or it would be lost")
+        raise UsageError(f"{what} {path} is the file being read: give another file name, or it would be lost")
+    writable(path, what)
 
 
 def add_command(subparsers: Any) -> None:

@@ -9,12 +9,23 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from programs_bridge.cli.main import UsageError
+from programs_bridge.ledger.model import check_feed
+
 #: Modules that contribute ``ledger`` sub-commands, in the order ``--help`` lists them.
 LEDGER_COMMAND_MODULES: tuple[str, ...] = (
     "programs_bridge.cli.seed",
     "programs_bridge.cli.resolve",
     "programs_bridge.cli.reconcile",
 )
+
+
+def feed_name(text: str) -> str:
+    """``--feed`` checked before any work (the ledger's own rule), so a bad name is a usage error, exit 64."""
+    try:
+        return check_feed(text)
+    except ValueError as exc:
+        raise UsageError(f"--feed: {exc}") from None
 
 
 def add_command(subparsers: Any) -> None:

@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from programs_bridge.cli.convert import add_converter_options, options_from_args
+from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
+from programs_bridge.cli.ledger import feed_name
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.ledger.model import ExportKind, Policy
@@ -40,7 +41,10 @@ def _plan(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.store import LedgerError, LedgerStore
     from programs_bridge.report.run import RunStatus
 
+    feed_name(args.feed)
     options = options_from_args(args)
+    if args.report:
+        output_checked(args.report, args.input, "the report")
     rule = _shrink_rule(args)
     options = replace(options, keep_source_lines=True)
     with tempfile.TemporaryDirectory(prefix="programs-bridge-plan-") as work:

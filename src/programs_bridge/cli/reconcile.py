@@ -23,11 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from programs_bridge.cli.convert import add_converter_options, options_from_args, writable
+from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
+from programs_bridge.cli.ledger import feed_name
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
-from programs_bridge.ledger.model import Row, check_feed, decode_key
+from programs_bridge.ledger.model import Row, decode_key
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 from programs_bridge.report.conversion import report_text, summary
 
@@ -48,18 +49,13 @@ def _reconcile(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.reconcile import FixCounts, can_fix, fix_rows, reconcile
     from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
 
-    try:
-        feed = check_feed(args.feed)
-    except ValueError as exc:
-        raise UsageError(f"--feed: {exc}") from None
+    feed = feed_name(args.feed)
     # As ``ledger seed`` converts: the report feeds the comparison alone, so it may lack names and birth date.
     options = replace(options_from_args(args), keep_source_lines=True, records_only=True)
     layout = options.output.layout
     for path, what in ((args.report, "the report"), (args.fix_file, "the fix file")):
         if path is not None:
-            if path.exists() and path.resolve() == args.input.resolve():
-                raise UsageError(f"{what} {path} is the report being read: give another file name")
-            writable(path, what)
+            output_checked(path, args.input, what)
     if args.fix_file is not None and not can_fix(layout):
         raise UsageError("the layout has no Program End Date column: an exit row cannot be written")
     with tempfile.TemporaryDirectory(prefix="programs-bridge-reconcile-") as work:

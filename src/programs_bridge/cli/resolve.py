@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from programs_bridge.cli.ledger import feed_name
 from programs_bridge.cli.main import UsageError
 from programs_bridge.ledger.resolutions import Choice, ResolutionError, looks_like_id, resolve
 
@@ -29,19 +30,20 @@ _WHAT_HAPPENS = {
 def _resolve(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.store import LedgerError, LedgerStore  # boto3, for this command only
 
+    feed = feed_name(args.feed)
     rid = args.id.strip().lower()
     if not looks_like_id(rid):
         raise UsageError("a resolution id is 8 letters and digits, as the run report prints it (e.g. k3vq9x2m)")
     store = LedgerStore(args.table)
     try:
-        held = store.held(args.feed, rid)
+        held = store.held(feed, rid)
         if held is None:
             print(f"programs-bridge: no row of feed {args.feed!r} was held with id {rid}: copy the id from the "
                   "run report", file=sys.stderr)  # fmt: skip
             return EXIT_NOT_RECORDED
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         resolution = resolve(held, Choice(args.choice), note=args.note, by=args.by, at=at)
-        store.put_resolution(args.feed, resolution)
+        store.put_resolution(feed, resolution)
     except ResolutionError as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
         return EXIT_NOT_RECORDED

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from programs_bridge.cli.convert import add_converter_options, options_from_args
+from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
+from programs_bridge.cli.ledger import feed_name
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
 from programs_bridge.report.conversion import report_text, summary
@@ -31,8 +32,11 @@ def _seed(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.seed import seed, seed_run_id
     from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord
 
+    feed = feed_name(args.feed)
     # records_only: the report feeds the ledger alone, so it may lack names and birth date
     options = replace(options_from_args(args), keep_source_lines=True, records_only=True)
+    if args.report:
+        output_checked(args.report, args.input, "the report")
     taken = _taken(args)
     sha256 = _sha256(args.input)
     with tempfile.TemporaryDirectory(prefix="programs-bridge-seed-") as work:
@@ -43,7 +47,7 @@ def _seed(args: argparse.Namespace) -> int:
             return 2
         run = RunRecord(seed_run_id(taken, sha256), str(args.input), sha256[:16], sha256, str(args.report or ""), {})
         try:
-            result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=args.feed,
+            result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=feed,
                           run=run)  # fmt: skip
         except LedgerError as exc:
             print(f"programs-bridge: cannot seed the ledger: {exc}", file=sys.stderr)
@@ -82,7 +86,11 @@ def _taken(args: argparse.Namespace) -> datetime:
     """When Illuminate's report was taken: ``--taken``, else the file's modification time."""
     if args.taken is not None:
         moment: datetime = args.taken
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment > datetime.now(UTC):
+            # A report "taken" later than anything the bridge sent would overwrite the bridge's own exits.
+            raise UsageError("--taken is in the future: give when Illuminate's report was actually taken")
+        return moment
     if not args.input.is_file():
         raise UsageError(f"no such file: {args.input}")
     return datetime.fromtimestamp(args.input.stat().st_mtime, UTC)
