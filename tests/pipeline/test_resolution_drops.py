@@ -105,6 +105,22 @@ def test_a_file_of_only_bad_lines_is_rejected(stack: Stack, held: LedgerStore) -
     assert held.resolutions(FEED) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        (f'id,decision,note\n{SAME.id},new,"she said so\n{TWICE.id},never,\n', "unreadable"),  # never closed
+        (f'id,decision,note\n{SAME.id},new,"she said\nso"\n', "note_spans_lines"),  # closed a line later
+    ],
+)
+def test_an_unclosed_quote_in_a_note_never_swallows_the_lines_after_it_silently(
+    stack: Stack, held: LedgerStore, text: str, code: str
+) -> None:
+    stack.invoke(drop_resolutions(stack, text))
+    [report] = stack.reports()
+    assert report["status"] == "rejected" and [f["code"] for f in report["issues"]] == [code]
+    assert [f["line"] for f in report["issues"]] == [2] and held.resolutions(FEED) == []
+
+
 def test_a_file_over_one_mib_is_refused_unread(stack: Stack, held: LedgerStore) -> None:
     big = "id,decision,note\n" + f"{SAME.id},new,{'x' * 400}\n" * 3000
     stack.invoke(drop_resolutions(stack, big, name="big.csv"))

@@ -92,7 +92,7 @@ def _rejected(run: Run, code: str, reason: str, *, refused: int = 0) -> Ending:
 
 def _rows(text: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
     """The header (None when it is not ``id,decision[,note]``) and each other non-blank line with its number."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)  # strict: an unclosed quote is an error
     rows: list[tuple[int, list[str]]] = []
     header: list[str] | None = None
     line = 1
@@ -138,6 +138,9 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, int]) -> Reso
                      "report prints it")  # fmt: skip
     if decision not in {c.value for c in Choice}:
         return error(line, "decision", "bad_decision", f"row {rid}: the decision must be one of {_CHOICES}")
+    if "\n" in note or "\r" in note:  # a quote opened in a note and closed lines later swallowed those lines
+        return error(line, "note", "note_spans_lines", f"row {rid}: the note runs over more than one line: a quote "
+                     "in it is not closed where the line ends; the lines it took in are not read")  # fmt: skip
     if len(note) > MAX_NOTE:
         return error(line, "note", "note_too_long", f"row {rid}: a note is at most {MAX_NOTE} characters")
     if rid in seen:
