@@ -238,3 +238,17 @@ def test_every_generated_shape_keeps_its_own_profile(profile: str) -> None:
 
 def test_the_course_roster_is_still_refused() -> None:
     assert detect_profile(list(synthetic.COURSE_ROSTER_HEADER)) is None
+
+
+def test_program_names_in_a_column_called_program_are_refused_not_keyed(tmp_path: Path) -> None:
+    """Seeded under its name, a record would never match the code key a nightly export sends."""
+    source = tmp_path / "report.csv"
+    source.write_text(
+        "Student ID,Last Name,First Name,Birth Date,Program,Start Date,End Date,Site\n"
+        "004570,Lee,Ann,03/04/2012,Free Meal Program,8/15/2025,,101\n"
+        "004571,Kim,Bo,05/06/2011,504,8/15/2025,,101\n",
+        encoding="utf-8",
+    )
+    conversion = convert_export(source, tmp_path / "out.txt", ConvertOptions(records_only=True, max_reject_share=1))
+    assert [f.code for f in conversion.findings.first] == ["program_name"]
+    assert conversion.rows_written == 1 and "Free Meal" not in conversion.findings.first[0].message

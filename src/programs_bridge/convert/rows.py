@@ -130,6 +130,11 @@ class RowConverter:
         self.program_values = {k.strip().casefold(): v for k, v in mapping.values.get("program_id", {}).items()}
         self.site_values = {k.strip().casefold(): v for k, v in mapping.values.get("site_id", {}).items()}
         self.programs_required = "program_id" in mapping.required_values
+        # A report column called just "Program" may hold the program's name, not its code key (Illuminate's
+        # reports do): a value with a space in it there is not a Program ID.
+        self.program_may_be_named = (
+            Field.PROGRAM_ID in match.positions and self.names[Field.PROGRAM_ID].strip().casefold() == "program"
+        )
         self.sites_required = "site_id" in mapping.required_values
         # Site IDs that are the district's own configuration, not a row's data: these may be quoted.
         self.configured_sites = set(self.site_values.values())
@@ -229,6 +234,8 @@ class RowConverter:
                 found.append(self._unmapped(line, F.PROGRAM_ID, program, (sid, ssid)))
         if not program:
             found.append(_required(line, names[F.PROGRAM_ID], "Program ID"))
+        elif self.program_may_be_named and " " in program:
+            found.append(error(line, names[F.PROGRAM_ID], "program_name", _PROGRAM_NAME))
         elif len(program) > 30:
             found.append(_too_long(line, names[F.PROGRAM_ID], "Program ID", 30))
         elif self.code_table is not None:
@@ -544,6 +551,10 @@ def _school_code(value: str, row_ids: tuple[str, str]) -> bool:
     return len(value) == 7 and value.isdigit() and value.isascii() and value not in row_ids
 
 
+_PROGRAM_NAME = (
+    "the Program column holds a program's name here, not its code key: take the report with the Program Code "
+    "(or Program ID) column, or map the names to code keys in a mapping's [values.program_id]"
+)
 _NO_SCHOOL = "the school code is empty: the mapping needs every row's school for its Site ID; fill it in the SIS"
 
 
