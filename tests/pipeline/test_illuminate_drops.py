@@ -83,3 +83,12 @@ def test_a_file_that_is_no_report_of_program_records_is_rejected(stack: Stack) -
     report = stack.report_of("roster.csv")
     assert report["status"] == "rejected" and stack.keys(f"rejected/{FEED}/")
     assert stack.notices()[-1] == f"programs-bridge {FEED}: Illuminate report rejected"
+
+
+def test_a_feed_whose_profile_is_illuminate_seeds_from_illuminates_report_shape_too(stack: Stack) -> None:
+    """The feed's profile describes its exports; the report's own shape is detected."""
+    stack.put_config(stack.config().replace('profile = "powerschool"', 'profile = "illuminate"'))
+    report = "Local Student ID,Program Code,Start Date,End Date,School ID\n004521,144,2024-08-15,,101\n"
+    stack.invoke(drop_report(stack, report, name="custom-report.csv"))
+    seeded = stack.report_of("custom-report.csv")
+    assert seeded["status"] == "seeded" and seeded["profile"] == "illuminate-report"

@@ -3,8 +3,9 @@
 Converted as ``programs-bridge ledger seed`` converts it (``records_only``: the rows feed the ledger alone,
 so names and birth date may be missing), into the feed's output layout so keys and fields compare with what
 the nightly runs send.  The shape is detected from the header (``illuminate-report``, or a past programs.txt
-read as ``illuminate``), unless the feed's configuration names one of those two profiles, or a mapping
-called or extending one of them: the feed's own profile describes its SIS export, not Illuminate's report.
+read as ``illuminate``), whatever the feed's profile says (it describes the SIS export, and even a feed whose
+exports are programs.txt files may drop a report in the other shape), unless the feed's configuration has a
+mapping called or extending one of those two: the district's own description of its report.
 The feed's code table is not applied: Illuminate may hold records under codes it has since retired.
 
 - A feed whose ledger was never seeded nor committed to (``store.head`` is None) is **seeded** from it
@@ -26,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
-from programs_bridge.convert.profiles import PROFILES
 from programs_bridge.ledger import reconcile as core
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.seed import seed, seed_run_id
@@ -49,8 +49,6 @@ def convert_options(config: FeedConfig, source: Source) -> ConvertOptions:
     mapping = config.mapping
     if mapping is not None and not ({mapping.name, mapping.extends} & ILLUMINATE_SHAPES):
         mapping = None
-    if mapping is None and config.profile in ILLUMINATE_SHAPES:
-        mapping = PROFILES[config.profile]
     options = config.convert_options(None, today=source.last_modified.date())
     return replace(
         options, mapping=mapping, delimiter=mapping.delimiter if mapping else None,
