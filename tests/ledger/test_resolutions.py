@@ -70,3 +70,19 @@ def test_same_is_not_applied_when_the_file_also_lists_the_open_record_itself(led
     both = ledger.run([rekeyed_exit, ann_open], run_id="20260904T020000Z-night004")
     assert both.sent == [(3, ann_open)]
     assert both.report["resolutions_not_applied"][0]["line"] == 2 and both.report["resolved"]["same"] == 0
+
+
+def test_neither_same_nor_repair_moves_a_row_towards_an_id_that_lost_its_zeros_in_excel(ledger: Ledger) -> None:
+    """Seeded from a report saved in Excel, the open record says 4521; the SIS's own row says 004521."""
+    from programs_bridge.ledger.model import Policy
+
+    from .harness import enrolment
+
+    damaged = encode_key(("4521", "144", "08/15/2025", "12"))
+    with pytest.raises(ResolutionError, match="without its leading zeros"):
+        resolve(Held(resolution_id(ROW), ROW, (damaged,), 2, "run-1"), Choice.SAME)
+    ledger.run([enrolment("4521", "144", "08/15/2025", "12")], run_id="20260901T020000Z-night001")
+    night = ledger.run([enrolment("004521", "144", "08/15/2025", "12", end="06/05/2026")], policy=Policy.REPAIR,
+                       run_id="20260902T020000Z-night002", deliver=False)  # fmt: skip
+    [risk] = night.report["duplicate_risks"]
+    assert risk["action"] == "held" and "lost its leading zeros" in risk["reason"]

@@ -29,7 +29,7 @@ from programs_bridge.ledger.model import (
     key_json,
     rekey,
 )
-from programs_bridge.ledger.resolutions import Choice, Held, Resolution, resolution_id
+from programs_bridge.ledger.resolutions import Choice, Held, Resolution, lost_zeros, resolution_id
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
 from programs_bridge.programs_txt.layout import Layout, record_key
@@ -75,6 +75,9 @@ def decide(risk: DuplicateRisk, policy: Policy, layout: Layout, resolution: Reso
         return RiskOutcome(risk, Action.HELD, f"{len(risk.matches)} open records match; repair needs exactly one")
     if not can_rekey(layout, risk.matches[0].key):
         return RiskOutcome(risk, Action.HELD, "the layout has no Site ID column to carry the open record's site")
+    if lost_zeros(encode_key(risk.key), encode_key(risk.matches[0].key)):
+        return RiskOutcome(risk, Action.HELD, "the open record's Import Student ID lost its leading zeros (Excel): "
+                           "repair would send the damaged ID; correct the record in Illuminate")  # fmt: skip
     return RiskOutcome(risk, Action.REPAIRED)
 
 

@@ -22,6 +22,8 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
+from programs_bridge.ledger.model import decode_key
+
 #: Characters of an id: 40 bits of the key's hash in lower-case base32 (letters and the digits 2-7).
 ID_LENGTH = 8
 
@@ -81,7 +83,20 @@ def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str
                 "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'"
             )
         target = held.matches[0]
+        if lost_zeros(held.row_key, target):
+            raise ResolutionError(
+                f"row {held.id}'s open record has the same Import Student ID without its leading zeros, the mark of "
+                "a file saved in Excel: 'same' would send the damaged ID; correct the record in Illuminate (or seed "
+                "again from a clean report), or resolve it as 'new' or 'never'"
+            )
     return Resolution(held.id, choice, held.row_key, target, note, by, at)
+
+
+def lost_zeros(row_key: str, target_key: str) -> bool:
+    """Whether the target's Import Student ID is the row's with leading zeros stripped (``4521`` for
+    ``004521``): re-keying a row onto it would move towards the damage, never away from it."""
+    row_id, target_id = decode_key(row_key)[0], decode_key(target_key)[0]
+    return len(target_id) < len(row_id) and row_id.lstrip("0") == target_id
 
 
 def resolution_lines(feed: str, ids: list[str]) -> list[str]:
