@@ -101,3 +101,18 @@ def test_a_bad_feed_a_future_taken_time_or_a_report_over_the_input_are_usage_err
     assert problem in capsys.readouterr().err
     assert uploaded.read_bytes() == before
     assert main(["ledger", "resolve", "k3vq9x2m", "--as", "new", "--table", table, "--feed", "f 1/x#"]) == 64
+
+
+def test_the_same_report_read_another_way_is_seeded_again_not_skipped(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Excel stripped the zeros: seeded as it is first, then again with a mapping that pads them back."""
+    report = write(tmp_path / "illuminate.csv", "Local Student ID,Program Code,Start Date,End Date,School ID",
+                   ["4521,144,2024-08-15,,101"])  # fmt: skip
+    seed = ["ledger", "seed", str(report), "--table", table, "--feed", "district", "--taken", "2025-06-30"]
+    assert main(seed) == 0
+    padding = tmp_path / "pad.toml"
+    padding.write_text('extends = "illuminate-report"\n[ids]\nimport_student_id_width = 6\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main([*seed, "--mapping", str(padding)]) == 0
+    assert "1 records read, 1 new" in capsys.readouterr().err  # 004521: a new key, not "seeded before"

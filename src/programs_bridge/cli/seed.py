@@ -21,7 +21,7 @@ from typing import Any
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
 from programs_bridge.cli.ledger import feed_name
 from programs_bridge.cli.main import UsageError
-from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
+from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.report.conversion import report_text, summary
 
 EXIT_LEDGER = 3
@@ -45,7 +45,8 @@ def _seed(args: argparse.Namespace) -> int:
         if conversion.status is Status.REJECTED:
             _save(args.report, conversion, {"status": "rejected", "reason": conversion.reason, "seed": None})
             return 2
-        run = RunRecord(seed_run_id(taken, sha256), str(args.input), sha256[:16], sha256, str(args.report or ""), {})
+        run_id = seed_run_id(taken, sha256, _reading(options))
+        run = RunRecord(run_id, str(args.input), sha256[:16], sha256, str(args.report or ""), {})
         try:
             result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=feed,
                           run=run)  # fmt: skip
@@ -94,6 +95,12 @@ def _taken(args: argparse.Namespace) -> datetime:
     if not args.input.is_file():
         raise UsageError(f"no such file: {args.input}")
     return datetime.fromtimestamp(args.input.stat().st_mtime, UTC)
+
+
+def _reading(options: ConvertOptions) -> str:
+    """How the report is read, beyond its bytes: the mapping given (if any) and the layout."""
+    mapping = options.mapping.model_dump_json() if options.mapping is not None else ""
+    return f"{mapping}\0{','.join(f.value for f in options.output.layout.fields)}"
 
 
 def _sha256(path: Path) -> str:

@@ -24,6 +24,7 @@ programs or schools.  ``plan_seed`` is pure; ``seed`` wires it to the store.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -45,9 +46,12 @@ ORIGIN = "illuminate-report"
 LISTED_CONFLICTS = 100
 
 
-def seed_run_id(taken: datetime, sha256: str) -> str:
-    """A seed's run id: sorts among nightly run ids by when the report was taken."""
-    return f"{taken.astimezone(UTC):%Y%m%dT%H%M%SZ}-seed-{sha256[:8]}"
+def seed_run_id(taken: datetime, sha256: str, reading: str = "") -> str:
+    """A seed's run id: sorts among nightly run ids by when the report was taken.  ``reading`` names how the
+    report was read (mapping, layout): the same file read another way (a mapping that pads the IDs Excel
+    stripped) is another seed, not one already applied."""
+    digest = hashlib.sha256(f"{sha256}\0{reading}".encode()).hexdigest() if reading else sha256
+    return f"{taken.astimezone(UTC):%Y%m%dT%H%M%SZ}-seed-{digest[:8]}"
 
 
 def is_seed_run(run_id: str) -> bool:
