@@ -86,3 +86,8 @@ def test_neither_same_nor_repair_moves_a_row_towards_an_id_that_lost_its_zeros_i
                        run_id="20260902T020000Z-night002", deliver=False)  # fmt: skip
     [risk] = night.report["duplicate_risks"]
     assert risk["action"] == "held" and "lost its leading zeros" in risk["reason"]
+
+
+def test_an_id_is_never_all_digits_so_a_student_id_is_never_taken_for_one() -> None:
+    assert not looks_like_id("22334455")
+    assert all(not resolution_id(f"{n:06d}\t144\t08/15/2025\t12").isdigit() for n in range(2000))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from programs_bridge.ledger.model import SEED_ORIGIN as ORIGIN
 from programs_bridge.ledger.model import Decision
-from programs_bridge.ledger.seed import ORIGIN, seed, seed_run_id
+from programs_bridge.ledger.seed import seed, seed_run_id
 from programs_bridge.ledger.store import RunRecord
 from programs_bridge.programs_txt.layout import STANDARD
 
@@ -95,3 +96,14 @@ def test_a_seed_after_nights_keeps_the_shrink_guards_baseline(ledger: Ledger) ->
     night = ledger.run(rows[:60], run_id="20260907T020000Z-night002", deliver=False)
     verdict = judge_plan(night.plan)
     assert (verdict.previously_missing, verdict.dropped, verdict.fires) == (60, 0, False)
+
+
+def test_a_seeded_record_keeps_its_origin_when_a_night_rewrites_it(ledger: Ledger) -> None:
+    seeded(ledger, HELD)
+    ledger.run([HELD[0]], run_id="20260905T020000Z-night001")  # 004522 left out: marked missing
+    rekeyed = ledger.record(("004522", "181", "09/01/2024", "14"))
+    assert rekeyed is not None and rekeyed["origin"]["S"] == ORIGIN and "missing_run" in rekeyed
+    ledger.run([HELD[0], enrolment("004522", "181", "09/01/2024", "14", end="06/05/2026")],
+               run_id="20260906T020000Z-night002")  # fmt: skip
+    exited = ledger.record(("004522", "181", "09/01/2024", "14"))
+    assert exited is not None and exited["origin"]["S"] == ORIGIN and "missing_run" not in exited

@@ -14,11 +14,11 @@ from support.log_leaks import leaked
 
 from .conftest import BUCKET, FEED, LEDGER, Stack
 
-SAME = Held(resolution_id("004521|144|08/15/2025|101"), "004521|144|08/15/2025|101", ("004521|144|08/15/2024|101",),
+SAME = Held(resolution_id("004521\t144\t08/15/2025\t101"), "004521\t144\t08/15/2025\t101", ("004521\t144\t08/15/2024\t101",),
             7, "20260901T021504Z-1f2e3d4c")  # fmt: skip
-TWICE = Held(resolution_id("004522|181|08/15/2025|101"), "004522|181|08/15/2025|101",
-             ("004522|181|08/15/2024|101", "004522|181|08/16/2024|101"), 8, "20260901T021504Z-1f2e3d4c")  # fmt: skip
-UNKNOWN = resolution_id("nobody|1|01/01/2020|1")
+TWICE = Held(resolution_id("004522\t181\t08/15/2025\t101"), "004522\t181\t08/15/2025\t101",
+             ("004522\t181\t08/15/2024\t101", "004522\t181\t08/16/2024\t101"), 8, "20260901T021504Z-1f2e3d4c")  # fmt: skip
+UNKNOWN = resolution_id("nobody\t1\t01/01/2020\t1")
 
 
 def drop_resolutions(stack: Stack, text: str | bytes, name: str = "decisions.csv") -> dict[str, Any]:

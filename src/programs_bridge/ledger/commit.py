@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from programs_bridge.ledger.model import Row, RowFacts, check_feed, row_facts
+from programs_bridge.ledger.model import SEED_ORIGIN, Row, RowFacts, check_feed, is_seed_run, row_facts
 from programs_bridge.ledger.plan import Plan
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage, records_pk, shard_of
@@ -51,16 +51,25 @@ class CommitResult:
 
 
 def record_item(feed: str, facts: RowFacts, first_run: str, run_id: str) -> Item:
-    """The ledger item for one delivered row; deterministic, so re-writing it is harmless."""
-    return {
-        "pk": {"S": records_pk(feed, shard_of(facts.key_text))},
-        "sk": {"S": facts.key_text},
-        "state": {"S": "open" if facts.is_open else "closed"},
-        "end_date": {"S": facts.end_date},
-        "fields_hash": {"S": f"{facts.fields_hash:016x}"},
-        "first_run": {"S": first_run},
-        "last_run": {"S": run_id},
-    }
+    """The ledger item for one delivered row; deterministic, so re-writing it is harmless.  A record a seed
+    first wrote keeps its ``origin`` whoever rewrites it."""
+    return _with_origin(
+        {
+            "pk": {"S": records_pk(feed, shard_of(facts.key_text))},
+            "sk": {"S": facts.key_text},
+            "state": {"S": "open" if facts.is_open else "closed"},
+            "end_date": {"S": facts.end_date},
+            "fields_hash": {"S": f"{facts.fields_hash:016x}"},
+            "first_run": {"S": first_run},
+            "last_run": {"S": run_id},
+        }
+    )
+
+
+def _with_origin(item: Item) -> Item:
+    if is_seed_run(item["first_run"]["S"]):
+        item["origin"] = {"S": SEED_ORIGIN}
+    return item
 
 
 def missing_items(snapshot: LedgerSnapshot, missing: Iterable[int], *, feed: str, run_id: str) -> Iterator[Item]:
@@ -70,16 +79,18 @@ def missing_items(snapshot: LedgerSnapshot, missing: Iterable[int], *, feed: str
         if snapshot.missing_flags[ordinal]:
             continue
         key_text = snapshot.keys[ordinal]
-        yield {
-            "pk": {"S": records_pk(feed, shard_of(key_text))},
-            "sk": {"S": key_text},
-            "state": {"S": "open"},
-            "end_date": {"S": ""},
-            "fields_hash": {"S": f"{snapshot.hashes[ordinal]:016x}"},
-            "first_run": {"S": snapshot.first_run(ordinal)},
-            "last_run": {"S": snapshot.runs[snapshot.last_run_index[ordinal]]},
-            "missing_run": {"S": run_id},
-        }
+        yield _with_origin(
+            {
+                "pk": {"S": records_pk(feed, shard_of(key_text))},
+                "sk": {"S": key_text},
+                "state": {"S": "open"},
+                "end_date": {"S": ""},
+                "fields_hash": {"S": f"{snapshot.hashes[ordinal]:016x}"},
+                "first_run": {"S": snapshot.first_run(ordinal)},
+                "last_run": {"S": snapshot.runs[snapshot.last_run_index[ordinal]]},
+                "missing_run": {"S": run_id},
+            }
+        )
 
 
 def changed_items(

@@ -176,3 +176,12 @@ def _start_field(layout: Layout) -> Field:
 def json_ready(counts: dict[Decision, int]) -> dict[str, Any]:
     """Counts keyed by decision name, every class present (zero included) so dashboards need no defaults."""
     return {decision.value: counts.get(decision, 0) for decision in DECISIONS}
+
+
+#: The ``origin`` of a record the ledger learned from Illuminate's own report (``seed.py``), not a delivery.
+SEED_ORIGIN = "illuminate-report"
+
+
+def is_seed_run(run_id: str) -> bool:
+    """Whether ``run_id`` is a seed's (``seed.seed_run_id``): a record it first wrote came from Illuminate."""
+    return "-seed-" in run_id

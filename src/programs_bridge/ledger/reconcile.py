@@ -42,8 +42,7 @@ from dataclasses import dataclass, field
 from itertools import compress, islice
 from typing import Any
 
-from programs_bridge.ledger.model import Row, decode_key, encode_key, family, key_json
-from programs_bridge.ledger.seed import is_seed_run
+from programs_bridge.ledger.model import Row, decode_key, encode_key, family, is_seed_run, key_json
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.programs_txt.layout import Field, Layout, record_key
 

@@ -37,12 +37,14 @@ class Choice(StrEnum):
 def resolution_id(key_text: str) -> str:
     """The held row's id: the same for the same record key, night after night."""
     digest = hashlib.blake2b(key_text.encode(), digest_size=5, person=b"pb-resolve").digest()
-    return base64.b32encode(digest).decode().lower()[:ID_LENGTH]
+    text = base64.b32encode(digest).decode().lower()[:ID_LENGTH]
+    return text if not text.isdigit() else "r" + text[1:]  # never all digits: never mistaken for a student ID
 
 
 def looks_like_id(text: str) -> bool:
-    """Whether ``text`` has an id's shape (a shape check: an id is safe to print, unlike a student ID)."""
-    return len(text) == ID_LENGTH and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in text)
+    """Whether ``text`` has an id's shape (a shape check: an id is safe to print, unlike a student ID, so
+    one made of digits alone is refused: 22334455 may well be a student's ID)."""
+    return len(text) == ID_LENGTH and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in text) and not text.isdigit()
 
 
 @dataclass(frozen=True, slots=True)

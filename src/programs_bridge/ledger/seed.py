@@ -33,15 +33,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from programs_bridge.ledger.commit import record_item
-from programs_bridge.ledger.model import Row, check_feed, key_json, row_facts
+from programs_bridge.ledger.model import Row, check_feed, is_seed_run, key_json, row_facts
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage
 from programs_bridge.programs_txt.layout import Layout
 
 log = logging.getLogger(__name__)
 
-#: The ``origin`` of a record the ledger learned from Illuminate's own report, not from a delivery.
-ORIGIN = "illuminate-report"
+
 #: Conflicts a report lists by key (the counts are complete).
 LISTED_CONFLICTS = 100
 
@@ -52,10 +51,6 @@ def seed_run_id(taken: datetime, sha256: str, reading: str = "") -> str:
     stripped) is another seed, not one already applied."""
     digest = hashlib.sha256(f"{sha256}\0{reading}".encode()).hexdigest() if reading else sha256
     return f"{taken.astimezone(UTC):%Y%m%dT%H%M%SZ}-seed-{digest[:8]}"
-
-
-def is_seed_run(run_id: str) -> bool:
-    return "-seed-" in run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +91,7 @@ def seed_items(
         ordinal = snapshot.find(facts.key_text)
         if ordinal is None:
             plan.counts["new"] += 1
-            yield _origin(record_item(feed, facts, plan.run_id, plan.run_id))
+            yield record_item(feed, facts, plan.run_id, plan.run_id)
             continue
         if snapshot.says(facts.key_text, facts.fields_hash, facts.is_open):  # a missing mark is not the report's
             plan.counts["unchanged"] += 1
@@ -108,12 +103,7 @@ def seed_items(
                 plan.conflicts.append(Conflict(line, key_json(facts.key), last_run))
             continue
         plan.counts["updated"] += 1
-        yield _origin(record_item(feed, facts, snapshot.first_run(ordinal), plan.run_id))
-
-
-def _origin(item: Item) -> Item:
-    item["origin"] = {"S": ORIGIN}
-    return item
+        yield record_item(feed, facts, snapshot.first_run(ordinal), plan.run_id)
 
 
 @dataclass(frozen=True)
