@@ -14,10 +14,10 @@ from support.log_leaks import leaked
 
 from .conftest import BUCKET, FEED, LEDGER, Stack
 
-SAME = Held(resolution_id("004521\t144\t08/15/2025\t101"), "004521\t144\t08/15/2025\t101", ("004521\t144\t08/15/2024\t101",),
-            7, "20260901T021504Z-1f2e3d4c")  # fmt: skip
-TWICE = Held(resolution_id("004522\t181\t08/15/2025\t101"), "004522\t181\t08/15/2025\t101",
-             ("004522\t181\t08/15/2024\t101", "004522\t181\t08/16/2024\t101"), 8, "20260901T021504Z-1f2e3d4c")  # fmt: skip
+ANN, ANN_OPEN = "004521\t144\t08/15/2025\t101", "004521\t144\t08/15/2024\t101"
+BO, BO_OPEN = "004522\t181\t08/15/2025\t101", ("004522\t181\t08/15/2024\t101", "004522\t181\t08/16/2024\t101")
+SAME = Held(resolution_id(ANN), ANN, (ANN_OPEN,), 7, "20260901T021504Z-1f2e3d4c")
+TWICE = Held(resolution_id(BO), BO, BO_OPEN, 8, "20260901T021504Z-1f2e3d4c")
 UNKNOWN = resolution_id("nobody\t1\t01/01/2020\t1")
 
 
