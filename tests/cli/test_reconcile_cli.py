@@ -149,3 +149,11 @@ def test_a_bad_feed_name_or_a_missing_option_is_usage(table: str, tmp_path: Path
     report = write(tmp_path / "illuminate.csv", REPORT)
     assert main(["ledger", "reconcile", str(report), "--table", table, "--feed", "no spaces"]) == 64
     assert main(["ledger", "reconcile", str(report), "--table", table]) == 64
+
+
+def test_a_feed_with_no_ledger_is_named_as_such_not_reported_as_all_entered_by_hand(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = write(tmp_path / "illuminate.csv", REPORT)
+    assert main(["ledger", "reconcile", str(report), "--table", table, "--feed", "distirct"]) == 64
+    assert "feed 'distirct' has no ledger" in capsys.readouterr().err

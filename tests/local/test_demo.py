@@ -68,3 +68,12 @@ def test_your_own_exports_run_as_consecutive_nights_through_the_cli(tmp_path: Pa
     assert main(["demo", str(night1), str(night2), "--profile", "powerschool", "--out", str(out)]) == 0
     assert json.loads((out / "02-report.json").read_text())["counts"]["exits"] == 1
     assert "06/01/2026" in (out / "02-programs.txt").read_text()
+
+
+def test_an_out_folder_that_is_a_file_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--out", str(blocker / "demo")]) == 64
+    assert "cannot use" in capsys.readouterr().err

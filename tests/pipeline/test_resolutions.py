@@ -78,7 +78,9 @@ def test_same_sends_the_exit_under_the_open_records_key_from_the_next_night_on(
     assert "08/18/2025" not in (stack.delivered() or "")
 
 
-def test_new_sends_the_row_as_a_second_record_and_never_leaves_it_out(stack: Stack) -> None:
+def test_new_sends_the_row_as_a_second_record_and_never_leaves_it_out(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
     rid = held_night(stack)["ledger"]["duplicate_risks"][0]["id"]
     assert resolve(rid, "new") == 0
     stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO])))
@@ -86,7 +88,9 @@ def test_new_sends_the_row_as_a_second_record_and_never_leaves_it_out(stack: Sta
     [risk] = night3["ledger"]["duplicate_risks"]
     assert risk["action"] == "sent" and risk["resolved_by"] == rid
     assert "08/18/2025" in (stack.delivered() or "")
+    capsys.readouterr()
     assert resolve(rid, "never") == 0  # changed her mind: a later decision replaces the earlier one
+    assert "this replaces the earlier decision new" in capsys.readouterr().err
     stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO, BO.replace("181", "300")])))
     night4 = newest(stack)
     assert night4["ledger"]["resolved"]["never"] == 1 and night4["counts"]["rows_read"] == 3

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 EXIT_FINDINGS = 1
 EXIT_REJECTED = 2
 EXIT_LEDGER = 3
+EXIT_USAGE = 64
 #: Findings of each kind the summary prints one line for (the report lists up to 1,000, counts are exact).
 SHOWN = 20
 
@@ -71,6 +72,11 @@ def _reconcile(args: argparse.Namespace) -> int:
         try:
             snapshot, read = store.read_snapshot(feed)
             usage.add(read)
+            if snapshot.head_run is None and not len(snapshot):
+                problem = f"feed {feed!r} has no ledger in table {args.table!r} (never seeded, nothing delivered)"
+                print(f"programs-bridge: {problem}: is --feed right? To load this report, use 'ledger seed'",
+                      file=sys.stderr)  # fmt: skip
+                return EXIT_USAGE
             with spool_path.open("w", encoding="utf-8", newline="") as spool:
                 result = reconcile(
                     converted_rows(conversion), layout, snapshot,

@@ -43,6 +43,7 @@ def _resolve(args: argparse.Namespace) -> int:
             return EXIT_NOT_RECORDED
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         resolution = resolve(held, Choice(args.choice), note=args.note, by=args.by, at=at)
+        earlier = next((r for r in store.resolutions(feed) if r.id == rid), None)
         store.put_resolution(feed, resolution)
     except ResolutionError as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
@@ -59,6 +60,8 @@ def _resolve(args: argparse.Namespace) -> int:
         f"{_WHAT_HAPPENS[resolution.choice]}",
         file=sys.stderr,
     )
+    if earlier is not None:
+        print(f"  this replaces the earlier decision {earlier.choice.value} (recorded {earlier.at})", file=sys.stderr)
     return 0
 
 

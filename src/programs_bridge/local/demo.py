@@ -253,7 +253,11 @@ def _outcome(number: int, item: Item, s3: Any, sftp: LocalSftp, out: Path, faile
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, a folder we may not write
+        print(f"programs-bridge demo: cannot use {out} for the results: {exc.strerror or exc}", file=sys.stderr)
+        return 64
     log_path = out / "handler.log"
     with log_path.open("w", encoding="utf-8") as log, tempfile.TemporaryDirectory() as generated:
         items = [Item.parse(text) for text in args.items] or story(Path(generated))
