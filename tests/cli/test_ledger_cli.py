@@ -37,6 +37,7 @@ def test_a_hand_uploaded_programs_txt_seeds_the_feed_and_a_re_keyed_exit_is_then
     assert main([*seed, "--report", str(report)]) == 0
     err = capsys.readouterr().err
     assert "seeded as run 20250630T000000Z-seed-" in err and "2 records read, 2 new" in err
+    assert "all rows valid" in err and "written to" not in err  # the scratch programs.txt is not the user's
     section = json.loads(report.read_text())["seed"]
     assert section["counts"]["new"] == 2 and section["already_seeded"] is False
 

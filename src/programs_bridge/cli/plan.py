@@ -50,7 +50,7 @@ def _plan(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="programs-bridge-plan-") as work:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
         if conversion.status is Status.REJECTED:
-            print(summary(conversion), file=sys.stderr)
+            print(summary(conversion, kept=False), file=sys.stderr)
             _save(args.report, conversion, _head(args, RunStatus.REJECTED, conversion.reason, None, conversion))
             return 2
         try:
@@ -69,7 +69,7 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"programs-bridge: cannot read the ledger table {args.table!r}: {exc}", file=sys.stderr)
             return EXIT_LEDGER
         verdict = judge_plan(plan, rule)
-        print(summary(conversion), file=sys.stderr)
+        print(summary(conversion, kept=False), file=sys.stderr)
         print(plan_summary(plan), file=sys.stderr)
         held = "the pipeline would HOLD this export, nothing delivered: " if verdict.fires else ""
         print(f"  shrink guard: {held}{verdict.describe()}", file=sys.stderr)

@@ -61,7 +61,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         raise UsageError("the layout has no Program End Date column: an exit row cannot be written")
     with tempfile.TemporaryDirectory(prefix="programs-bridge-reconcile-") as work:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
-        print(summary(conversion), file=sys.stderr)
+        print(summary(conversion, kept=False), file=sys.stderr)
         if conversion.status is Status.REJECTED:
             _save(args.report, conversion, {"feed": feed, "status": "rejected", "reason": conversion.reason})
             return EXIT_REJECTED

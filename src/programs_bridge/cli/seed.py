@@ -41,7 +41,7 @@ def _seed(args: argparse.Namespace) -> int:
     sha256 = _sha256(args.input)
     with tempfile.TemporaryDirectory(prefix="programs-bridge-seed-") as work:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
-        print(summary(conversion), file=sys.stderr)
+        print(summary(conversion, kept=False), file=sys.stderr)
         if conversion.status is Status.REJECTED:
             _save(args.report, conversion, {"status": "rejected", "reason": conversion.reason, "seed": None})
             return 2

@@ -99,10 +99,11 @@ def save_report(conversion: Conversion, path: Path, extra: dict[str, Any] | None
         write_report(conversion, stream, extra)
 
 
-def summary(conversion: Conversion, report_path: Path | None = None) -> str:
+def summary(conversion: Conversion, report_path: Path | None = None, *, kept: bool = True) -> str:
     """A few lines for a human: what was read, what was written, the first findings, where the rest is."""
     info = conversion.info
-    lines = [f"{conversion.source}: {_verdict(conversion)}"]
+    # kept=False: the programs.txt was a scratch file for the ledger (plan, seed, reconcile), gone by now.
+    lines = [f"{conversion.source}: {_verdict(conversion, kept)}"]
     if conversion.reason:
         lines.append(f"  reason: {conversion.reason}")
     if info is not None and conversion.profile:
@@ -135,10 +136,10 @@ def summary(conversion: Conversion, report_path: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def _verdict(conversion: Conversion) -> str:
+def _verdict(conversion: Conversion, kept: bool = True) -> str:
     if conversion.status is Status.REJECTED:
         return "REJECTED, nothing written"
-    if conversion.output is None:  # validate: nothing is ever written
+    if conversion.output is None or not kept:  # validate, or a scratch file: nothing is kept
         if conversion.status is Status.PARTIAL:
             return f"{conversion.rows_rejected:,} row(s) have errors and would be left out"
         return "all rows valid"
