@@ -121,6 +121,12 @@ def test_an_unclosed_quote_in_a_note_never_swallows_the_lines_after_it_silently(
     assert [f["line"] for f in report["issues"]] == [2] and held.resolutions(FEED) == []
 
 
+def test_excels_empty_trailing_columns_are_no_reason_to_refuse_a_file(stack: Stack, held: LedgerStore) -> None:
+    stack.invoke(drop_resolutions(stack, f"id,decision,note,,\n{SAME.id},new,checked,,\n"))
+    [report] = stack.reports()
+    assert report["status"] == "resolutions_applied" and [r.id for r in held.resolutions(FEED)] == [SAME.id]
+
+
 def test_a_file_over_one_mib_is_refused_unread(stack: Stack, held: LedgerStore) -> None:
     big = "id,decision,note\n" + f"{SAME.id},new,{'x' * 400}\n" * 3000
     stack.invoke(drop_resolutions(stack, big, name="big.csv"))

@@ -103,3 +103,17 @@ def test_an_unknown_id_or_a_malformed_one_is_refused(stack: Stack, capsys: pytes
     assert "was held with id zzzzzzzz" in capsys.readouterr().err
     assert resolve("918273645", "same") == 64  # a student ID is not an id, and is not echoed
     assert "918273645" not in capsys.readouterr().err
+    long_note = [
+        "ledger",
+        "resolve",
+        "zzzzzzzz",
+        "--as",
+        "SAME",
+        "--table",
+        LEDGER,
+        "--feed",
+        FEED,
+        "--note",
+        "x" * 501,
+    ]
+    assert main(long_note) == 64 and "at most 500 characters" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from typing import Any
 
 from programs_bridge.cli.ledger import feed_name
 from programs_bridge.cli.main import UsageError
-from programs_bridge.ledger.resolutions import Choice, ResolutionError, looks_like_id, resolve
+from programs_bridge.ledger.resolutions import MAX_NOTE, Choice, ResolutionError, looks_like_id, resolve
 
 EXIT_NOT_RECORDED = 2
 EXIT_LEDGER = 3
@@ -31,6 +31,10 @@ def _resolve(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.store import LedgerError, LedgerStore  # boto3, for this command only
 
     feed = feed_name(args.feed)
+    if len(args.note) > MAX_NOTE:
+        raise UsageError(f"--note is at most {MAX_NOTE} characters: a sentence for whoever reads the ledger later")
+    if not args.by.strip():
+        raise UsageError("--by is empty: say who decided")
     rid = args.id.strip().lower()
     if not looks_like_id(rid):
         raise UsageError("a resolution id is 8 letters and digits, as the run report prints it (e.g. k3vq9x2m)")
@@ -73,7 +77,7 @@ def add_ledger_command(commands: Any) -> None:
         "3 ledger unreadable, 64 usage.",
     )
     resolve_.add_argument("id", help="the held row's resolution id, from the run report")
-    resolve_.add_argument("--as", dest="choice", required=True, choices=[c.value for c in Choice],
+    resolve_.add_argument("--as", dest="choice", required=True, choices=[c.value for c in Choice], type=str.lower,
                           help="same: the open record it matched; new: a genuine second enrolment; never: leave it "
                           "out")  # fmt: skip
     resolve_.add_argument("--table", required=True, help="the ledger's DynamoDB table")

@@ -24,6 +24,8 @@ from enum import StrEnum
 
 from programs_bridge.ledger.model import decode_key
 
+#: A note is kept in the ledger next to the decision: a sentence, not a document.
+MAX_NOTE = 500
 #: Characters of an id: 40 bits of the key's hash in lower-case base32 (letters and the digits 2-7).
 ID_LENGTH = 8
 

@@ -25,15 +25,13 @@ from collections import Counter
 from typing import Any
 
 from programs_bridge.convert.findings import Finding, error
-from programs_bridge.ledger.resolutions import Choice, Resolution, ResolutionError, looks_like_id, resolve
+from programs_bridge.ledger.resolutions import MAX_NOTE, Choice, Resolution, ResolutionError, looks_like_id, resolve
 from programs_bridge.pipeline.drops import DropKind, Ending, run_drop
 from programs_bridge.pipeline.observe import logger
 from programs_bridge.pipeline.run import Outcome, Run, Services, Source
 
 #: A file of resolutions is a line per held row: a larger one is not one (and is not read whole).
 MAX_BYTES = 1 << 20
-#: A note is kept in the ledger next to the decision: a sentence, not a document.
-MAX_NOTE = 500
 HEADER = ("id", "decision", "note")
 _CHOICES = ", ".join(c.value for c in Choice)
 
@@ -100,10 +98,14 @@ def _rows(text: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
         for fields in reader:
             if header is None:
                 names = [name.strip().lower() for name in fields]
+                while names and not names[-1]:  # Excel writes empty trailing columns: ",,"
+                    names.pop()
                 if tuple(names) not in (HEADER, HEADER[:2]):
                     return None, []
                 header = names
             elif any(field.strip() for field in fields):
+                while len(fields) > len(header) and not fields[-1].strip():
+                    fields.pop()  # the same empty trailing columns on every line
                 rows.append((line, fields))
             line = reader.line_num + 1
     except csv.Error:
