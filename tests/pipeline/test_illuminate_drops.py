@@ -92,3 +92,11 @@ def test_a_feed_whose_profile_is_illuminate_seeds_from_illuminates_report_shape_
     stack.invoke(drop_report(stack, report, name="custom-report.csv"))
     seeded = stack.report_of("custom-report.csv")
     assert seeded["status"] == "seeded" and seeded["profile"] == "illuminate-report"
+
+
+def test_a_report_that_cannot_be_processed_is_notified_as_a_report_not_an_export(stack: Stack) -> None:
+    stack.s3.delete_object(Bucket=BUCKET, Key=f"config/{FEED}.toml")  # a configuration problem: the run fails
+    stack.notices()
+    result = stack.invoke(drop_report(stack, PROGRAMS_TXT))
+    assert len(result["batchItemFailures"]) == 1
+    assert stack.notices() == [f"programs-bridge {FEED}: Illuminate report failed"]

@@ -567,7 +567,7 @@ def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
     risks = [r for r in ledger.get("duplicate_risks", []) if not r.get("resolved_by")]
     held = [r for r in risks if r.get("action") == "held"]
     if status in (RunStatus.REJECTED, RunStatus.HELD, RunStatus.NEEDS_SEED, RunStatus.FAILED, RunStatus.SUPERSEDED):
-        subject = f"programs-bridge {run.feed}: export {status.value}"
+        subject = f"programs-bridge {run.feed}: {_what(run.source.key)} {status.value}"
     elif held:
         subject = f"programs-bridge {run.feed}: {len(held)} row(s) held as duplicate risks"
     elif risks:
@@ -578,6 +578,12 @@ def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
     if status is RunStatus.DELIVERED:
         body += held_lines(run.feed, held)
     run.services.notifier.notify(subject, "\n".join(body) + "\n")
+
+
+def _what(key: str) -> str:
+    """What a notice calls the dropped object: the drops beside the exports fail through here too."""
+    folder = key.split("/", 1)[0]
+    return {"resolutions": "resolutions file", "illuminate": "Illuminate report"}.get(folder, "export")
 
 
 #: Held rows a notice lists one by one; the report has them all.
