@@ -117,3 +117,19 @@ def test_an_unknown_id_or_a_malformed_one_is_refused(stack: Stack, capsys: pytes
         "x" * 501,
     ]
     assert main(long_note) == 64 and "at most 500 characters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("choice", "sent"), [("new", True), ("never", False)])
+def test_a_decision_dropped_in_the_bucket_applies_from_the_next_night(stack: Stack, choice: str, sent: bool) -> None:
+    from programs_bridge.local.demo import s3_event_via_sqs
+
+    from .conftest import BUCKET
+
+    rid = held_night(stack)["ledger"]["duplicate_risks"][0]["id"]
+    key, body = f"resolutions/{FEED}/decisions.csv", f"id,decision,note\n{rid},{choice},checked with the school\n"
+    response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+    stack.invoke(s3_event_via_sqs(BUCKET, key, dict(response), len(body)))
+    stack.invoke(stack.drop(export([ANN_REKEYED_EXIT, BO]), name="night 3.csv"))
+    night3 = stack.report_of("night 3.csv")
+    assert night3["status"] == "delivered" and night3["counts"]["held"] == 0
+    assert ("08/18/2025" in (stack.delivered() or "")) is sent
