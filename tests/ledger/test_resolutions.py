@@ -86,6 +86,7 @@ def test_neither_same_nor_repair_moves_a_row_towards_an_id_that_lost_its_zeros_i
                        run_id="20260902T020000Z-night002", deliver=False)  # fmt: skip
     [risk] = night.report["duplicate_risks"]
     assert risk["action"] == "held" and "lost its leading zeros" in risk["reason"]
+    assert night.report["zeros_lost_in_ledger"] == 1
 
 
 def test_an_id_is_never_all_digits_so_a_student_id_is_never_taken_for_one() -> None:

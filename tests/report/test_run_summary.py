@@ -20,3 +20,8 @@ def test_skipped_rows_and_concurrent_enrolments_are_said_and_a_held_row_gets_its
 def test_nothing_to_say_says_nothing_extra() -> None:
     text = markdown_summary(head(skipped=0), [])
     assert "skipped" not in text and "concurrent" not in text and "resolve" not in text
+
+
+def test_risks_against_records_that_lost_their_zeros_say_what_to_do() -> None:
+    text = markdown_summary(head(zeros_lost_in_ledger=3), [])
+    assert "- leading zeros: 3 duplicate risk(s)" in text and "import_student_id_width" in text

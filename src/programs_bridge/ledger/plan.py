@@ -166,6 +166,11 @@ class Plan:
                 Choice.NEVER.value: self.resolved.counts[Choice.NEVER.value],
                 Choice.NEW.value: sum(1 for outcome in risks if outcome.resolved_by is not None),
             },
+            # Risks whose open record is this row's key with the Student ID's leading zeros stripped: the ledger
+            # learned Excel-damaged IDs (a seed from a report saved in Excel), to be seeded again padded.
+            "zeros_lost_in_ledger": sum(
+                1 for o in risks if any(lost_zeros(encode_key(o.risk.key), encode_key(m.key)) for m in o.risk.matches)
+            ),
             # ``same`` rows left out: the file lists the open record's key itself, open or not.
             "resolutions_not_applied": [
                 {

@@ -110,6 +110,13 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
             f"- concurrent enrolments: {concurrent:,} new record(s) sent beside an open record this full export "
             "also lists (both real, e.g. a second site); the JSON report lists them"
         )
+    zeros = ledger.get("zeros_lost_in_ledger", 0) if isinstance(ledger, dict) else 0
+    if zeros:
+        lines.append(
+            f"- leading zeros: {zeros:,} duplicate risk(s) match an open record whose Import Student ID lost its "
+            "leading zeros, as a report saved in Excel does: seed the feed again from a clean report (or with a "
+            "mapping setting [ids] import_student_id_width), and correct those records in Illuminate"
+        )
     risks = ledger.get("duplicate_risks", []) if isinstance(ledger, dict) else []
     if risks:
         lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in | resolution id |",
