@@ -25,3 +25,10 @@ def test_nothing_to_say_says_nothing_extra() -> None:
 def test_risks_against_records_that_lost_their_zeros_say_what_to_do() -> None:
     text = markdown_summary(head(zeros_lost_in_ledger=3), [])
     assert "- leading zeros: 3 duplicate risk(s)" in text and "import_student_id_width" in text
+
+
+def test_two_open_records_differing_in_the_same_part_are_told_apart_by_value() -> None:
+    records = [{"key": {"import_student_id": "004521", "site_id": s}, "differs": ["site_id"]} for s in ("12", "16")]
+    text = markdown_summary(head(duplicate_risks=[{"line": 4, "action": "held", "id": "k3vq9x2m",
+                                                   "open_records": records}]), [])  # fmt: skip
+    assert "| 4 | held | site_id 12; site_id 16 |" in text and "004521" not in text

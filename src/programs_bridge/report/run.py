@@ -122,7 +122,7 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
         lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in | resolution id |",
                   "|---|---|---|---|"]  # fmt: skip
         for risk in risks[:20]:
-            differs = "; ".join(", ".join(r["differs"]) for r in risk.get("open_records", []))
+            differs = "; ".join(_differs(record) for record in risk.get("open_records", []))
             lines.append(f"| {risk.get('line')} | {risk.get('action')} | {differs} | `{risk.get('id', '')}` |")
         held = [risk["id"] for risk in risks[:20] if risk.get("action") == "held" and risk.get("id")]
         if held:
@@ -143,3 +143,18 @@ def _skipped(c: dict[str, Any]) -> str:
     """The rows the export itself marks as not to send (an SPRG ``D`` transaction), when there are any."""
     skipped = c.get("rows_skipped", 0)
     return f", {skipped:,} skipped" if skipped else ""
+
+
+#: Key parts safe to show by value (a date, a site number, each shape-checked by the converter); never the
+#: student's ID, and the program id only by name, as it may be misaligned data.
+_SHOWN_BY_VALUE = ("program_start_date", "site_id")
+
+
+def _differs(record: dict[str, Any]) -> str:
+    """How one open record differs from the row: the key parts by name, dates and sites with the record's value
+    (so two open records that differ in the same part are told apart)."""
+    key = record.get("key") or {}
+    return ", ".join(
+        f"{name} {key[name] or '(empty)'}" if name in _SHOWN_BY_VALUE and name in key else name
+        for name in record.get("differs", [])
+    )
