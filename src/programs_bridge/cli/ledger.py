@@ -6,10 +6,12 @@ only assembles the group.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import import_module
 from typing import Any
 
-from programs_bridge.cli.main import UsageError
+from programs_bridge.cli.main import CommandFailed, UsageError
 from programs_bridge.ledger.model import check_feed
 
 #: Modules that contribute ``ledger`` sub-commands, in the order ``--help`` lists them.
@@ -26,6 +28,29 @@ def feed_name(text: str) -> str:
         return check_feed(text)
     except ValueError as exc:
         raise UsageError(f"--feed: {exc}") from None
+
+
+#: Exit code when the ledger's table cannot be read or written (no table, no credentials, throttled ...).
+EXIT_LEDGER = 3
+
+
+@contextmanager
+def reaching_ledger(table: str, doing: str) -> Iterator[None]:
+    """The ledger's and AWS's errors as one line and exit code 3.  Our ``LedgerError`` carries counts and run
+    ids only and is quoted; of an AWS error only its code or class (``ResourceNotFoundException``), since an
+    SDK message may quote a key."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from programs_bridge.ledger.store import LedgerError
+
+    try:
+        yield
+    except LedgerError as exc:
+        raise CommandFailed(f"cannot {doing} the ledger table {table!r}: {exc}", EXIT_LEDGER) from None
+    except (ClientError, BotoCoreError, OSError) as exc:
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+        detail = code or type(exc).__name__
+        raise CommandFailed(f"cannot {doing} the ledger table {table!r}: {detail}", EXIT_LEDGER) from None
 
 
 def add_command(subparsers: Any) -> None:

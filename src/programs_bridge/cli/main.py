@@ -36,7 +36,12 @@ class UsageError(Exception):
 
 
 class CommandFailed(Exception):
-    """The work could not be finished (a full disk, say) and nothing was kept: exit code 2, one line."""
+    """The work could not be finished (a full disk, say): one line, and exit code 2 unless ``exit_code`` says
+    otherwise (3: the ledger could not be reached)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 Handler = Callable[[argparse.Namespace], int]
@@ -68,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except CommandFailed as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exc.exit_code
     except KeyboardInterrupt:
         print("programs-bridge: interrupted", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import feed_name
+from programs_bridge.cli.ledger import feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.ledger.model import ExportKind, Policy
@@ -30,15 +30,13 @@ if TYPE_CHECKING:
     from programs_bridge.ledger.shrink import ShrinkRule
     from programs_bridge.report.run import RunStatus
 
-EXIT_LEDGER = 3
-
 
 def _plan(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the ledger pulls in boto3 (~0.1 s), which every other command
     # (``convert`` on a laptop above all) would otherwise pay for at start-up.
     from programs_bridge.ledger.plan import make_plan
     from programs_bridge.ledger.shrink import judge_plan
-    from programs_bridge.ledger.store import LedgerError, LedgerStore
+    from programs_bridge.ledger.store import LedgerStore
     from programs_bridge.report.run import RunStatus
 
     feed_name(args.feed)
@@ -53,7 +51,7 @@ def _plan(args: argparse.Namespace) -> int:
             print(summary(conversion, kept=False), file=sys.stderr)
             _save(args.report, conversion, _head(args, RunStatus.REJECTED, conversion.reason, None, conversion))
             return 2
-        try:
+        with reaching_ledger(args.table, "read"):
             plan = make_plan(
                 LedgerStore(args.table),
                 converted_rows(conversion),
@@ -62,12 +60,6 @@ def _plan(args: argparse.Namespace) -> int:
                 kind=ExportKind(args.export),
                 policy=Policy(args.policy),
             )
-        except (LedgerError, OSError) as exc:
-            print(f"programs-bridge: cannot read the ledger: {exc}", file=sys.stderr)
-            return EXIT_LEDGER
-        except Exception as exc:  # botocore's errors: no credentials, no table, throttling ...
-            print(f"programs-bridge: cannot read the ledger table {args.table!r}: {exc}", file=sys.stderr)
-            return EXIT_LEDGER
         verdict = judge_plan(plan, rule)
         print(summary(conversion, kept=False), file=sys.stderr)
         print(plan_summary(plan), file=sys.stderr)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import feed_name
+from programs_bridge.cli.ledger import feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 EXIT_FINDINGS = 1
 EXIT_REJECTED = 2
-EXIT_LEDGER = 3
 EXIT_USAGE = 64
 #: Findings of each kind the summary prints one line for (the report lists up to 1,000, counts are exact).
 SHOWN = 20
@@ -48,7 +47,7 @@ _DATE = re.compile(r"\d\d/\d\d/\d{4}")
 def _reconcile(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
     from programs_bridge.ledger.reconcile import FixCounts, can_fix, fix_rows, reconcile
-    from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
+    from programs_bridge.ledger.store import LedgerStore, Usage
 
     feed = feed_name(args.feed)
     # As ``ledger seed`` converts: the report feeds the comparison alone, so it may lack names and birth date.
@@ -69,7 +68,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         usage = Usage()
         spool_path = Path(work) / "exits.txt"
         fix: FixCounts | None = None
-        try:
+        with reaching_ledger(args.table, "read"):
             snapshot, read = store.read_snapshot(feed)
             usage.add(read)
             if snapshot.head_run is None and not len(snapshot):
@@ -88,14 +87,6 @@ def _reconcile(args: argparse.Namespace) -> int:
                     _spooled(spool_path), layout, lambda keys: store.record_end_dates(feed, keys, usage), fix
                 )
                 _write_fix_file(args.fix_file, options.output, exits)
-        except LedgerError as exc:
-            print(f"programs-bridge: cannot read the ledger: {exc}", file=sys.stderr)
-            return EXIT_LEDGER
-        except Exception as exc:  # botocore's errors: no credentials, no table, throttling ...
-            print(
-                f"programs-bridge: cannot read the ledger table {args.table!r}: {type(exc).__name__}", file=sys.stderr
-            )
-            return EXIT_LEDGER
         section = result.to_json() | {"feed": feed, "ledger_read": usage.to_json()}
         if fix is not None:
             section["fix_file"] = {"path": str(args.fix_file), **fix.to_json()}

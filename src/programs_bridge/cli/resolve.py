@@ -13,12 +13,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from programs_bridge.cli.ledger import feed_name
+from programs_bridge.cli.ledger import feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.ledger.resolutions import MAX_NOTE, Choice, ResolutionError, looks_like_id, resolve
 
 EXIT_NOT_RECORDED = 2
-EXIT_LEDGER = 3
 
 _WHAT_HAPPENS = {
     Choice.SAME: "sent under the open record's key from the next night on, so its exit lands there",
@@ -28,7 +27,7 @@ _WHAT_HAPPENS = {
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from programs_bridge.ledger.store import LedgerError, LedgerStore  # boto3, for this command only
+    from programs_bridge.ledger.store import LedgerStore  # boto3, for this command only
 
     feed = feed_name(args.feed)
     if len(args.note) > MAX_NOTE:
@@ -40,25 +39,19 @@ def _resolve(args: argparse.Namespace) -> int:
         raise UsageError("a resolution id is 8 letters and digits, as the run report prints it (e.g. k3vq9x2m)")
     store = LedgerStore(args.table)
     try:
-        held = store.held(feed, rid)
-        if held is None:
-            print(f"programs-bridge: no row of feed {args.feed!r} was held with id {rid}: copy the id from the "
-                  "run report", file=sys.stderr)  # fmt: skip
-            return EXIT_NOT_RECORDED
-        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        resolution = resolve(held, Choice(args.choice), note=args.note, by=args.by, at=at)
-        earlier = next((r for r in store.resolutions(feed) if r.id == rid), None)
-        store.put_resolution(feed, resolution)
+        with reaching_ledger(args.table, "reach"):
+            held = store.held(feed, rid)
+            if held is None:
+                print(f"programs-bridge: no row of feed {feed!r} was held with id {rid}: copy the id from the "
+                      "run report", file=sys.stderr)  # fmt: skip
+                return EXIT_NOT_RECORDED
+            at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            resolution = resolve(held, Choice(args.choice), note=args.note, by=args.by, at=at)
+            earlier = next((r for r in store.resolutions(feed) if r.id == rid), None)
+            store.put_resolution(feed, resolution)
     except ResolutionError as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
         return EXIT_NOT_RECORDED
-    except (LedgerError, OSError) as exc:
-        print(f"programs-bridge: cannot reach the ledger: {exc}", file=sys.stderr)
-        return EXIT_LEDGER
-    except Exception as exc:  # botocore's errors: no credentials, no table ...
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        print(f"programs-bridge: cannot reach the ledger table {args.table!r}: {code}", file=sys.stderr)
-        return EXIT_LEDGER
     print(
         f"resolved row {rid} (held on line {held.line} of run {held.run_id}) as {resolution.choice.value}: "
         f"{_WHAT_HAPPENS[resolution.choice]}",

@@ -19,18 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import feed_name
+from programs_bridge.cli.ledger import feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.report.conversion import report_text, summary
-
-EXIT_LEDGER = 3
 
 
 def _seed(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
     from programs_bridge.ledger.seed import seed, seed_run_id
-    from programs_bridge.ledger.store import LedgerError, LedgerStore, RunRecord
+    from programs_bridge.ledger.store import LedgerStore, RunRecord
 
     feed = feed_name(args.feed)
     # records_only: the report feeds the ledger alone, so it may lack names and birth date
@@ -47,17 +45,9 @@ def _seed(args: argparse.Namespace) -> int:
             return 2
         run_id = seed_run_id(taken, sha256, _reading(options))
         run = RunRecord(run_id, str(args.input), sha256[:16], sha256, str(args.report or ""), {})
-        try:
+        with reaching_ledger(args.table, "seed"):
             result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=feed,
                           run=run)  # fmt: skip
-        except LedgerError as exc:
-            print(f"programs-bridge: cannot seed the ledger: {exc}", file=sys.stderr)
-            return EXIT_LEDGER
-        except Exception as exc:  # botocore's errors: no credentials, no table, throttling ...
-            print(
-                f"programs-bridge: cannot seed the ledger table {args.table!r}: {type(exc).__name__}", file=sys.stderr
-            )
-            return EXIT_LEDGER
         section = result.to_json()
         print(seed_summary(args.feed, section, result.already_seeded), file=sys.stderr)
         _save(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
