@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from programs_bridge.cli.main import main
-from programs_bridge.ledger.store import create_table
 from programs_bridge.local.moto_server import MotoServer
 from programs_bridge.programs_txt.layout import STANDARD
 
@@ -23,9 +22,8 @@ def write(path: Path, header: str, rows: list[str]) -> Path:
 
 
 @pytest.fixture
-def table(aws: MotoServer) -> str:
-    create_table("programs-ledger")
-    return "programs-ledger"
+def table(empty_table: str) -> str:
+    return empty_table
 
 
 def test_a_hand_uploaded_programs_txt_seeds_the_feed_and_a_re_keyed_exit_is_then_caught(

@@ -10,7 +10,7 @@ from programs_bridge.cli.main import main
 from programs_bridge.ledger.commit import commit_plan
 from programs_bridge.ledger.model import ExportKind
 from programs_bridge.ledger.plan import make_plan
-from programs_bridge.ledger.store import LedgerStore, RunRecord, create_table
+from programs_bridge.ledger.store import LedgerStore, RunRecord
 from programs_bridge.local.moto_server import MotoServer
 from programs_bridge.programs_txt.layout import STANDARD, Field
 
@@ -30,9 +30,8 @@ def write(path: Path, rows: list[str], header: str = HEADER) -> Path:
 
 
 @pytest.fixture
-def table(aws: MotoServer) -> str:
-    create_table("programs-ledger")
-    return "programs-ledger"
+def table(empty_table: str) -> str:
+    return empty_table
 
 
 def seed(table: str, report: Path) -> None:
