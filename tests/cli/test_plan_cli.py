@@ -99,3 +99,11 @@ def test_a_truncated_full_export_shows_the_verdict_the_pipeline_would_hold_it_wi
     assert "delta export lists only changes" in capsys.readouterr().err
     assert main([*args, "--max-missing-share", "0"]) == 64
     assert "--max-missing-share must be more than 0" in capsys.readouterr().err
+
+
+def test_a_first_night_against_an_empty_ledger_says_the_pipeline_would_wait_for_a_seed(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["plan", str(export(tmp_path, "monday.csv", MONDAY)), "--table", empty_table, "--feed", "district"]
+    assert main(args) == 1
+    assert "first night: feed 'district' has no ledger yet" in capsys.readouterr().err

@@ -4,7 +4,8 @@ Converts the export exactly as the pipeline would, reads the feed's ledger (real
 ``AWS_ENDPOINT_URL``), classifies every row, and prints what would happen: nothing is delivered or written.
 It also gives the shrink guard's verdict (``ledger/shrink.py``), with the thresholds a feed's
 ``[shrink_guard]`` table would set.  Exit codes: 0 nothing needs attention; 1 duplicate risks, missing
-records, rejected rows or a shrunken export the pipeline would hold; 2 the export itself was rejected;
+records, rejected rows, or an export the pipeline would hold (shrunken, or a first night awaiting a seed);
+2 the export itself was rejected;
 64 usage; 3 the ledger could not be read.
 """
 
@@ -65,12 +66,19 @@ def _plan(args: argparse.Namespace) -> int:
         print(plan_summary(plan), file=sys.stderr)
         held = "the pipeline would HOLD this export, nothing delivered: " if verdict.fires else ""
         print(f"  shrink guard: {held}{verdict.describe()}", file=sys.stderr)
+        unseeded = plan.snapshot.head_run is None and not len(plan.snapshot)
+        if unseeded:
+            print(f"  first night: feed {args.feed!r} has no ledger yet: the pipeline holds this export (needs_seed) "
+                  "until the feed is seeded (programs-bridge ledger seed), unless its config says "
+                  'unseeded = "send"', file=sys.stderr)  # fmt: skip
         head = _head(args, RunStatus.PLANNED, None, plan, conversion) | {"shrink_guard": verdict.to_json()}
         _save(args.report, conversion, head)
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         counted = head["counts"]
-        attention = counted["duplicate_risks"] or counted["missing"] or conversion.rows_rejected or verdict.fires
+        attention = (
+            counted["duplicate_risks"] or counted["missing"] or conversion.rows_rejected or verdict.fires or unseeded
+        )
         return 1 if attention else 0
 
 
