@@ -187,7 +187,7 @@ def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, 
     )
     for line, ordinal, fixable in result.exits_not_landed[:SHOWN]:
         how = "exit never landed" if fixable else "closed in an earlier Illuminate report: reopened there since"
-        lines.append(f"    line {line}: {_record(snapshot.keys[ordinal])}: {how} (run {result.last_run(ordinal)})")
+        lines.append(f"    line {line}: {_record(snapshot.keys[ordinal])}: {how} (run {snapshot.last_run(ordinal)})")
     lines.append(
         f"  (b) {c['open_not_exported']:,} record(s) open in Illuminate that the latest full export no longer lists "
         "(the SIS ended or dropped them without an exit: find out which, and exit them)"
@@ -201,7 +201,7 @@ def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, 
     )
     for ordinal in result.dropped[:SHOWN]:
         state = "open" if snapshot.is_open(ordinal) else "closed"
-        lines.append(f"    {_record(snapshot.keys[ordinal])}, {state}, sent by run {result.last_run(ordinal)}")
+        lines.append(f"    {_record(snapshot.keys[ordinal])}, {state}, sent by run {snapshot.last_run(ordinal)}")
     lines.append(f"  (d) {c['entered_by_hand']:,} record(s) in Illuminate that no export sent (information)")
     for line, ref in result.entered_by_hand[:SHOWN]:
         lines.append(f"    line {line}: {_record(result.key_text(ref))}")

@@ -51,46 +51,37 @@ class CommitResult:
 
 
 def record_item(feed: str, facts: RowFacts, first_run: str, run_id: str) -> Item:
-    """The ledger item for one delivered row; deterministic, so re-writing it is harmless.  A record a seed
-    first wrote keeps its ``origin`` whoever rewrites it."""
-    return _with_origin(
-        {
-            "pk": {"S": records_pk(feed, shard_of(facts.key_text))},
-            "sk": {"S": facts.key_text},
-            "state": {"S": "open" if facts.is_open else "closed"},
-            "end_date": {"S": facts.end_date},
-            "fields_hash": {"S": f"{facts.fields_hash:016x}"},
-            "first_run": {"S": first_run},
-            "last_run": {"S": run_id},
-        }
-    )
-
-
-def _with_origin(item: Item) -> Item:
-    if is_seed_run(item["first_run"]["S"]):
-        item["origin"] = {"S": SEED_ORIGIN}
-    return item
+    """The ledger item for one delivered row; deterministic, so re-writing it is harmless."""
+    state = "open" if facts.is_open else "closed"
+    return _item(feed, facts.key_text, state, facts.end_date, facts.fields_hash, first_run, run_id)
 
 
 def missing_items(snapshot: LedgerSnapshot, missing: Iterable[int], *, feed: str, run_id: str) -> Iterator[Item]:
     """Items marking the open records this full export left out (``missing_run``), the ones not marked yet:
-    a record goes on missing night after night, and is written once (pure)."""
+    a record goes on missing night after night, and is written once (pure).  The rest of the record stays as
+    the ledger holds it, ``last_run`` included: leaving a record out changes nothing Illuminate holds."""
     for ordinal in missing:
-        if snapshot.missing_flags[ordinal]:
-            continue
-        key_text = snapshot.keys[ordinal]
-        yield _with_origin(
-            {
-                "pk": {"S": records_pk(feed, shard_of(key_text))},
-                "sk": {"S": key_text},
-                "state": {"S": "open"},
-                "end_date": {"S": ""},
-                "fields_hash": {"S": f"{snapshot.hashes[ordinal]:016x}"},
-                "first_run": {"S": snapshot.first_run(ordinal)},
-                "last_run": {"S": snapshot.runs[snapshot.last_run_index[ordinal]]},
-                "missing_run": {"S": run_id},
-            }
-        )
+        if not snapshot.missing_flags[ordinal]:
+            item = _item(feed, snapshot.keys[ordinal], "open", "", snapshot.hashes[ordinal],
+                         snapshot.first_run(ordinal), snapshot.last_run(ordinal))  # fmt: skip
+            item["missing_run"] = {"S": run_id}
+            yield item
+
+
+def _item(feed: str, key_text: str, state: str, end_date: str, fields_hash: int, first_run: str, last_run: str) -> Item:
+    """One record item.  A record a seed first wrote keeps its ``origin`` whoever rewrites it."""
+    item: Item = {
+        "pk": {"S": records_pk(feed, shard_of(key_text))},
+        "sk": {"S": key_text},
+        "state": {"S": state},
+        "end_date": {"S": end_date},
+        "fields_hash": {"S": f"{fields_hash:016x}"},
+        "first_run": {"S": first_run},
+        "last_run": {"S": last_run},
+    }
+    if is_seed_run(first_run):
+        item["origin"] = {"S": SEED_ORIGIN}
+    return item
 
 
 def changed_items(

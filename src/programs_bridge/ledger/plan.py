@@ -32,7 +32,7 @@ from programs_bridge.ledger.model import (
 from programs_bridge.ledger.resolutions import Choice, Held, Resolution, lost_zeros, resolution_id
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
-from programs_bridge.programs_txt.layout import Layout, record_key
+from programs_bridge.programs_txt.layout import Layout, key_positions, record_key
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def decide(risk: DuplicateRisk, policy: Policy, layout: Layout, resolution: Reso
         return RiskOutcome(risk, Action.HELD, f"{len(risk.matches)} open records match; repair needs exactly one")
     if not can_rekey(layout, risk.matches[0].key):
         return RiskOutcome(risk, Action.HELD, "the layout has no Site ID column to carry the open record's site")
-    if lost_zeros(encode_key(risk.key), encode_key(risk.matches[0].key)):
+    if lost_zeros(risk.key[0], risk.matches[0].key[0]):
         return RiskOutcome(risk, Action.HELD, "the open record's Import Student ID lost its leading zeros (Excel): "
                            "repair would send the damaged ID; correct the record in Illuminate")  # fmt: skip
     return RiskOutcome(risk, Action.REPAIRED)
@@ -130,9 +130,8 @@ class Plan:
         for outcome in self.outcomes.values():
             if outcome.action is Action.HELD:
                 risk = outcome.risk
-                key = encode_key(risk.key)
                 matches = tuple(encode_key(m.key) for m in risk.matches)
-                yield Held(resolution_id(key), key, matches, risk.line, run_id)
+                yield Held(_risk_id(risk), encode_key(risk.key), matches, risk.line, run_id)
 
     def action_counts(self) -> dict[str, int]:
         counts = {action.value: 0 for action in Action}
@@ -145,6 +144,7 @@ class Plan:
         classification = self.classification
         risks = list(self.outcomes.values())
         concurrent = classification.concurrent
+        blocked = self.resolved.blocked()
         missing = classification.missing
         rows = classification.rows
         return {
@@ -159,17 +159,16 @@ class Plan:
             "duplicate_risk_actions": self.action_counts(),
             "rows_to_send": rows - self.action_counts()[Action.HELD.value],
             "duplicate_risks": [_risk_json(outcome) for outcome in risks[:limit]],
-            # Warnings: new rows sent beside an open record the same full export lists still open.
             # Rows a clerk's resolution decided: re-keyed onto the open record, left out, or sent as new.
             "resolved": {
-                Choice.SAME.value: self.resolved.counts[Choice.SAME.value] - len(self.resolved.blocked()),
+                Choice.SAME.value: self.resolved.counts[Choice.SAME.value] - len(blocked),
                 Choice.NEVER.value: self.resolved.counts[Choice.NEVER.value],
                 Choice.NEW.value: sum(1 for outcome in risks if outcome.resolved_by is not None),
             },
             # Risks whose open record is this row's key with the Student ID's leading zeros stripped: the ledger
             # learned Excel-damaged IDs (a seed from a report saved in Excel), to be seeded again padded.
             "zeros_lost_in_ledger": sum(
-                1 for o in risks if any(lost_zeros(encode_key(o.risk.key), encode_key(m.key)) for m in o.risk.matches)
+                1 for o in risks if any(lost_zeros(o.risk.key[0], m.key[0]) for m in o.risk.matches)
             ),
             # ``same`` rows left out: the file lists the open record's key itself, open or not.
             "resolutions_not_applied": [
@@ -178,8 +177,9 @@ class Plan:
                     "reason": "this file also lists the open record the row was resolved onto, under "
                     "its own key: both cannot be sent; the row is left out (correct the SIS, or resolve it again)",
                 }
-                for line in sorted(self.resolved.blocked().values())[:limit]
+                for line in sorted(blocked.values())[:limit]
             ],
+            # Warnings: new rows sent beside an open record the same full export lists still open.
             "concurrent_enrolment_count": len(concurrent),
             "concurrent_enrolments": [_concurrent_json(enrolment) for enrolment in concurrent[:limit]],
             "missing": [{"key": key_json(self.snapshot.key(ordinal))} for ordinal in missing[:limit]],
@@ -203,7 +203,7 @@ def _risk_json(outcome: RiskOutcome) -> dict[str, Any]:
     risk = outcome.risk
     data: dict[str, Any] = {
         "line": risk.line,
-        "id": resolution_id(encode_key(risk.key)),
+        "id": _risk_id(risk),
         "key": key_json(risk.key),
         "action": outcome.action.value,
         "open_records": [{"key": key_json(m.key), "differs": list(m.differs)} for m in risk.matches],
@@ -215,6 +215,11 @@ def _risk_json(outcome: RiskOutcome) -> dict[str, Any]:
     if outcome.resolved_by is not None:
         data["resolved_by"] = outcome.resolved_by
     return data
+
+
+def _risk_id(risk: DuplicateRisk) -> str:
+    """The held row's resolution id: its record key's, the same every night."""
+    return resolution_id(encode_key(risk.key))
 
 
 def _concurrent_json(enrolment: ConcurrentEnrolment) -> dict[str, Any]:
@@ -284,8 +289,16 @@ def apply_resolutions(
         return
     tally = tally if tally is not None else ResolutionTally()
     targets = {r.target_key for r in resolutions.values() if r.choice is Choice.SAME}
+    # A handful of resolutions against a million rows: only a row of one of their students can need one, and
+    # its student ID is one index away, where its whole key is five.
+    students = {decode_key(key)[0] for key in (*resolutions, *targets)}
+    student_at = key_positions(layout)[0]
     position = 0
     for line, fields in rows:
+        if fields[student_at] not in students:
+            yield line, fields
+            position += 1
+            continue
         key_text = encode_key(record_key(fields, layout))
         if key_text in targets:
             tally.listed.add(key_text)

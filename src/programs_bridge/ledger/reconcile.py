@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from itertools import compress, islice
 from typing import Any
 
+from programs_bridge.convert.headers import PERSON_FIELDS
 from programs_bridge.ledger.model import Row, decode_key, encode_key, family, is_seed_run, key_json
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.programs_txt.layout import Field, Layout, record_key
@@ -55,7 +56,6 @@ OPEN_END = 99_999_999
 
 _SLOT_BITS = 27  # a 16 MiB bitset: ~0.7% false suspects at a million families
 _SLOTS = (1 << _SLOT_BITS) - 1
-_PERSON = (Field.LAST_NAME, Field.FIRST_NAME, Field.BIRTH_DATE)
 
 
 def day_number(date: str) -> int:
@@ -117,9 +117,6 @@ class Reconciliation:
     def key_text(self, ref: int) -> str:
         return self.snapshot.keys[ref] if ref >= 0 else self.unknown_keys[-1 - ref]
 
-    def last_run(self, ordinal: int) -> str:
-        return self.snapshot.runs[self.snapshot.last_run_index[ordinal]]
-
     @property
     def findings(self) -> int:
         """Findings that need someone to act: (a), (b) and (c); (d) is information."""
@@ -173,7 +170,7 @@ class Reconciliation:
         if member.ref >= 0:
             data["ledger"] = {
                 "state": "open" if self.snapshot.is_open(member.ref) else "closed",
-                "last_run": self.last_run(member.ref),
+                "last_run": self.snapshot.last_run(member.ref),
             }
         else:
             data["ledger"] = None
@@ -201,7 +198,7 @@ class Reconciliation:
         data: dict[str, Any] = {
             "line": line,
             "key": key_json(self.snapshot.key(ordinal)),
-            "exited_by_run": self.last_run(ordinal),
+            "exited_by_run": self.snapshot.last_run(ordinal),
             "fixable": fixable,
         }
         if not fixable:
@@ -215,7 +212,7 @@ class Reconciliation:
         return {
             "key": key_json(self.snapshot.key(ordinal)),
             "state": "open" if self.snapshot.is_open(ordinal) else "closed",
-            "last_run": self.last_run(ordinal),
+            "last_run": self.snapshot.last_run(ordinal),
         }
 
 
@@ -338,9 +335,9 @@ def _clusters(result: Reconciliation, members: list[Member]) -> Iterator[Duplica
 
 def _duplicate(result: Reconciliation, cluster: list[Member]) -> Duplicate:
     snapshot = result.snapshot
-    sent = [m for m in cluster if m.ref >= 0 and not is_seed_run(result.last_run(m.ref))]
+    sent = [m for m in cluster if m.ref >= 0 and not is_seed_run(result.snapshot.last_run(m.ref))]
     if sent:
-        keep = max(sent, key=lambda m: (result.last_run(m.ref), -m.start, -m.line))
+        keep = max(sent, key=lambda m: (result.snapshot.last_run(m.ref), -m.start, -m.line))
     else:
         seeded = [m for m in cluster if m.ref >= 0] or cluster
         keep = min(seeded, key=lambda m: (m.start, m.line))
@@ -416,7 +413,7 @@ def fix_rows(
 ) -> Iterator[Row]:
     """Exit rows for the (b) rows ``reconcile`` handed out, ``batch`` at a time: ``end_dates`` (the store's
     ``record_end_dates`` for the feed) is asked for the ledger's end date of each batch's keys only."""
-    person = [p for p in (layout.index(f) for f in _PERSON) if p is not None]
+    person = [p for p in (layout.index(f) for f in PERSON_FIELDS) if p is not None]
     rows = iter(spooled)
     while chunk := list(islice(rows, batch)):
         complete = []

@@ -74,7 +74,8 @@ class Resolution:
 
 
 class ResolutionError(ValueError):
-    """A resolution that cannot be recorded: an unknown id, or ``same`` for a row matching several records."""
+    """A ``same`` that cannot be recorded: the row matches several open records, or one whose Import Student
+    ID lost its leading zeros."""
 
 
 def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str = "") -> Resolution:
@@ -87,7 +88,7 @@ def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str
                 "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'"
             )
         target = held.matches[0]
-        if lost_zeros(held.row_key, target):
+        if lost_zeros(decode_key(held.row_key)[0], decode_key(target)[0]):
             raise ResolutionError(
                 f"row {held.id}'s open record has the same Import Student ID without its leading zeros, the mark of "
                 "a file saved in Excel: 'same' would send the damaged ID; correct the record in Illuminate (or seed "
@@ -96,10 +97,9 @@ def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str
     return Resolution(held.id, choice, held.row_key, target, note, by, at)
 
 
-def lost_zeros(row_key: str, target_key: str) -> bool:
-    """Whether the target's Import Student ID is the row's with leading zeros stripped (``4521`` for
-    ``004521``): re-keying a row onto it would move towards the damage, never away from it."""
-    row_id, target_id = decode_key(row_key)[0], decode_key(target_key)[0]
+def lost_zeros(row_id: str, target_id: str) -> bool:
+    """Whether ``target_id`` is the Import Student ID ``row_id`` with its leading zeros stripped (``4521`` for
+    ``004521``): re-keying a row onto such a record would move towards the damage, never away from it."""
     return len(target_id) < len(row_id) and row_id.lstrip("0") == target_id
 
 

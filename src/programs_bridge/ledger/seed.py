@@ -96,7 +96,7 @@ def seed_items(
         if snapshot.says(facts.key_text, facts.fields_hash, facts.is_open):  # a missing mark is not the report's
             plan.counts["unchanged"] += 1
             continue
-        last_run = snapshot.runs[snapshot.last_run_index[ordinal]]
+        last_run = snapshot.last_run(ordinal)
         if last_run > plan.run_id and not is_seed_run(last_run):
             plan.counts["conflicts"] += 1
             if len(plan.conflicts) < LISTED_CONFLICTS:

@@ -62,21 +62,35 @@ class Exemption(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ShrinkVerdict:
-    fires: bool
     exempt: Exemption | None
     #: Open records in the ledger before this run.
     open_records: int
     #: Open records this export leaves out (the plan's ``missing``).
     missing: int
-    #: Of those, left out already by the feed's last delivered export.
+    #: Of those, left out already by the feed's last delivered export (at most ``open_records``).
     previously_missing: int
-    #: Open records the last delivered export listed: ``open_records - previously_missing``.
-    listed_before: int
-    #: ``missing - previously_missing`` (never below 0): what this export no longer lists.
-    dropped: int
-    #: ``dropped / listed_before`` (0.0 when nothing was listed before).
-    share: float
     rule: ShrinkRule
+
+    @property
+    def listed_before(self) -> int:
+        """Open records the last delivered export listed."""
+        return self.open_records - self.previously_missing
+
+    @property
+    def dropped(self) -> int:
+        """What this export no longer lists (never below 0)."""
+        return max(0, self.missing - self.previously_missing)
+
+    @property
+    def share(self) -> float:
+        """``dropped / listed_before`` (0.0 when nothing was listed before)."""
+        return self.dropped / self.listed_before if self.listed_before else 0.0
+
+    @property
+    def fires(self) -> bool:
+        """Whether the guard holds the export: not exempt, and past both thresholds (strictly)."""
+        rule = self.rule
+        return self.exempt is None and self.share > rule.max_missing_share and self.dropped > rule.min_missing
 
     def to_json(self) -> dict[str, Any]:
         """The report's ``shrink_guard`` section: counts, thresholds and :meth:`describe`; never a record key."""
@@ -128,10 +142,6 @@ def judge(
     """The verdict on one export.  Fires when ``dropped / listed_before > max_missing_share`` and
     ``dropped > min_missing``, where ``dropped = missing - previously_missing``."""
     rule = rule or ShrinkRule()
-    previously_missing = max(0, min(previously_missing, open_records))
-    listed_before = open_records - previously_missing
-    dropped = max(0, missing - previously_missing)
-    share = dropped / listed_before if listed_before else 0.0
     exempt = None
     if not rule.enabled:
         exempt = Exemption.DISABLED
@@ -139,8 +149,7 @@ def judge(
         exempt = Exemption.DELTA_EXPORT
     elif open_records == 0:
         exempt = Exemption.EMPTY_LEDGER
-    fires = exempt is None and share > rule.max_missing_share and dropped > rule.min_missing
-    return ShrinkVerdict(fires, exempt, open_records, missing, previously_missing, listed_before, dropped, share, rule)
+    return ShrinkVerdict(exempt, open_records, missing, max(0, min(previously_missing, open_records)), rule)
 
 
 def judge_plan(plan: Plan, rule: ShrinkRule | None = None) -> ShrinkVerdict:

@@ -71,6 +71,10 @@ class LedgerSnapshot:
     def first_run(self, ordinal: int) -> str:
         return self.runs[self.first_run_index[ordinal]]
 
+    def last_run(self, ordinal: int) -> str:
+        """The run that last changed the record (a seed's, or a delivery's)."""
+        return self.runs[self.last_run_index[ordinal]]
+
     def changed_by(self, run_id: str) -> int:
         """How many records ``run_id`` was the last to change."""
         index = self._run_index.get(run_id)
@@ -79,10 +83,13 @@ class LedgerSnapshot:
     def says(self, key_text: str, fields_hash: int, is_open: bool) -> bool:
         """Whether the ledger holds the record with exactly these fields and this state."""
         ordinal = self.ordinals.get(key_text)
-        return ordinal is not None and self.hashes[ordinal] == fields_hash and bool(self.open_flags[ordinal]) == is_open
+        return ordinal is not None and self._same(ordinal, fields_hash, is_open)
 
     def holds(self, key_text: str, fields_hash: int, is_open: bool) -> bool:
         """Whether a delivered row would change nothing in the ledger: it says exactly this about the record,
         and does not mark it missing (a row listing the record clears that mark)."""
         ordinal = self.ordinals.get(key_text)
-        return self.says(key_text, fields_hash, is_open) and not self.missing_flags[ordinal or 0]
+        return ordinal is not None and not self.missing_flags[ordinal] and self._same(ordinal, fields_hash, is_open)
+
+    def _same(self, ordinal: int, fields_hash: int, is_open: bool) -> bool:
+        return self.hashes[ordinal] == fields_hash and bool(self.open_flags[ordinal]) == is_open

@@ -415,40 +415,36 @@ class LedgerStore:
             if usage is not None:
                 usage.add(page.usage)
             for item in page.items:
-                value = {
-                    name: item.get(name, {}).get("S", "") for name in ("row_key", "target_key", "note", "by", "at")
-                }
-                found.append(Resolution(item["sk"]["S"], Choice(item["choice"]["S"]), **value))
+                text = {name: item.get(name, {}).get("S", "") for name in _RESOLUTION_TEXTS}
+                found.append(Resolution(item["sk"]["S"], Choice(item["choice"]["S"]), **text))
         return found
 
     # -- runs and the feed head ------------------------------------------------------------------------
 
     def run_status(self, feed: str, run_id: str) -> str | None:
-        response = self.client.get_item(
-            TableName=self.table,
-            Key=_run_key(feed, run_id),
-            ConsistentRead=True,
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "status"},
-        )
-        status = response.get("Item", {}).get("status")
+        status = self._run_attribute(feed, run_id, "status", None)
         return status["S"] if status else None
 
     def run_counts(self, feed: str, run_id: str, usage: Usage | None = None) -> dict[str, int]:
         """The counts a committed run recorded (its report's ``counts``), or {} for a run the ledger does not
         hold; strongly consistent, like every read a plan makes."""
+        counts = (self._run_attribute(feed, run_id, "counts", usage) or {}).get("M", {})
+        return {name: int(value["N"]) for name, value in counts.items() if "N" in value}
+
+    def _run_attribute(self, feed: str, run_id: str, name: str, usage: Usage | None) -> dict[str, Any] | None:
+        """One attribute of a run item (wire format), strongly consistent; None when the run or it is absent."""
         response = self.client.get_item(
             TableName=self.table,
             Key=_run_key(feed, run_id),
             ConsistentRead=True,
-            ProjectionExpression="#c",
-            ExpressionAttributeNames={"#c": "counts"},
+            ProjectionExpression="#a",
+            ExpressionAttributeNames={"#a": name},
             ReturnConsumedCapacity="TOTAL",
         )
         if usage is not None:
             usage.add(Usage(requests=1, consumed_units=_capacity(response), estimated_units=1.0))
-        counts = response.get("Item", {}).get("counts", {}).get("M", {})
-        return {name: int(value["N"]) for name, value in counts.items() if "N" in value}
+        attribute = response.get("Item", {}).get(name)
+        return None if attribute is None else dict(attribute)
 
     def claim(self, feed: str, run: RunRecord, expected_head: str | None) -> None:
         """Make ``run`` the feed's head, then mark it ``committing``; two conditional writes, in that order.
