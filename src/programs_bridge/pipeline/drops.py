@@ -12,36 +12,23 @@ failure reporting): its work ends in an ``Ending``, and then, in this order,
 3. the journal says ``FINISHED``, the metrics go out, and SNS tells whoever must know.
 
 A failure outside the drop (AWS, the feed's configuration: a ``ConfigError`` from the work) is reported as
-``failed`` by ``pipeline.run``'s own ``_fail``: the object stays in its folder and the queue retries it.
+``failed`` by ``pipeline.run.journaled``, as an export's is: the object stays in its folder and the queue
+retries it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from programs_bridge.pipeline.config import ConfigError
-from programs_bridge.pipeline.journal import RunEntry, Stage
+from programs_bridge.pipeline.journal import Stage
 from programs_bridge.pipeline.observe import emit_drop_metrics, logger
-from programs_bridge.pipeline.run import (
-    Outcome,
-    Run,
-    RunContinues,
-    RunFailed,
-    Services,
-    Source,
-    _describe,
-    _fail,
-    _iso,
-    _log_failure,
-    _new_report,
-)
+from programs_bridge.pipeline.run import Outcome, Run, Services, Source, _iso, journaled
 from programs_bridge.report.conversion import report_text, split_report
 
 #: Findings the Markdown summary lists; the JSON report has them all.
@@ -75,48 +62,13 @@ class DropKind:
 
 def run_drop(source: Source, services: Services, kind: DropKind) -> Outcome:
     """Take one dropped object version through its work, its report, its filing and its notice, resuming
-    after the last step an earlier attempt completed."""
-    new = RunEntry(
-        ref_id=source.ref_id, run_id=source.run_id, stage=Stage.STARTED, status="in_progress",
-        report_key=f"reports/{source.feed}/{source.run_id}.json", sent_key="", layout=(),
-        source_time=source.uploaded,
-    )  # fmt: skip
-    entry = services.journal.begin(source.feed, new)
-    logger.append_keys(feed=source.feed, run_id=entry.run_id)
-    try:
-        if entry.stage is Stage.FINISHED:
-            logger.info("run already finished", extra={"status": entry.status, "kind": kind.name})
-            return Outcome(entry.run_id, entry.status, entry.report_key)
-        workdir = services.workdir / entry.run_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        report = {**_new_report(source, entry), "kind": kind.name}
-        run = Run(source, entry, services, workdir, report, retried=entry is not new)
-        try:
-            ending = kind.work(run) if entry.stage < Stage.COMMITTED else _stored_ending(run)
-            return _finish(run, kind, ending)
-        except (RunFailed, RunContinues):
-            raise
-        except Exception as exc:
-            return _failed(run, exc)
-        finally:
-            _clean_up(run)
-    finally:
-        logger.remove_keys(["feed", "run_id"])
+    after the last step an earlier attempt completed (``run.journaled``)."""
 
+    def work(run: Run) -> Outcome:
+        ending = kind.work(run) if run.entry.stage < Stage.COMMITTED else _stored_ending(run)
+        return _finish(run, kind, ending)
 
-def _failed(run: Run, exc: Exception) -> Outcome:
-    """Every failure ends in a ``failed`` report, a metric and a notice (``run._fail`` raises RunFailed)."""
-    if isinstance(exc, ConfigError):  # the feed's configuration: once fixed, the queue's retry goes through
-        return _fail(run, "config", str(exc))
-    failure, reason = _describe(exc, run.stage)
-    _log_failure(exc, run.stage)
-    return _fail(run, failure, reason)
-
-
-def _clean_up(run: Run) -> None:
-    if run.finding_log is not None:
-        run.finding_log.close()
-    shutil.rmtree(run.workdir, ignore_errors=True)
+    return journaled(source, services, work, kind=kind.name)
 
 
 def _finish(run: Run, kind: DropKind, ending: Ending) -> Outcome:

@@ -43,7 +43,7 @@ def run_resolutions(source: Source, services: Services) -> Outcome:
 def _work(run: Run) -> Ending:
     services, source = run.services, run.source
     with run.step("fetch"):
-        raw = services.storage.read_version(source.key, source.version_id, MAX_BYTES)
+        raw = services.storage.read_bytes(source.key, MAX_BYTES, source.version_id)
     if raw is None:
         raise RuntimeError("the dropped version is no longer in the bucket")
     run.report["source"].update(sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
@@ -57,7 +57,7 @@ def _work(run: Run) -> Ending:
     with run.step("validate"):
         header, lines = _rows(text)
         if header is None:
-            return _rejected(run, "header", "the first line must be the header id,decision,note: nothing recorded")
+            return _rejected(run, "header", "the first line must be the header id,decision,note")
         findings: list[Finding] = []
         valid = _validate(run, lines, findings)
     run.findings = lambda: (json.dumps(f.to_json(), ensure_ascii=False) for f in findings)

@@ -49,7 +49,6 @@ from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
 from programs_bridge.ledger.commit import commit
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.plan import Plan, make_plan
-from programs_bridge.ledger.resolutions import resolution_lines
 from programs_bridge.ledger.shrink import REASON_CODE as SHRUNKEN
 from programs_bridge.ledger.shrink import ShrinkVerdict, judge_plan
 from programs_bridge.ledger.snapshot import LedgerSnapshot
@@ -62,7 +61,14 @@ from programs_bridge.pipeline.storage import ObjectVersion, Storage
 from programs_bridge.programs_txt.layout import Layout, custom_layout
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 from programs_bridge.report.conversion import report_text, split_report
-from programs_bridge.report.run import FIRST_FINDINGS, RunStatus, counts, markdown_summary, run_report_head
+from programs_bridge.report.run import (
+    FIRST_FINDINGS,
+    RunStatus,
+    counts,
+    held_lines,
+    markdown_summary,
+    run_report_head,
+)
 
 #: ``deliver(file, target, credentials, retry, deadline)``: the deadline is a ``time.monotonic()`` value.
 Deliver = Callable[[Path, SftpTarget, SftpCredentials, RetryPolicy, float | None], DeliveryReceipt]
@@ -219,13 +225,25 @@ class Run:
 
 def run_source(source: Source, services: Services) -> Outcome:
     """Take one export through every stage, resuming where an earlier attempt stopped."""
+    sent_key = f"processed/{source.feed}/{source.run_id}.programs.txt"
+    return journaled(source, services, lambda run: _fresh(run) if run.entry.stage is Stage.STARTED else _resume(run),
+                     sent_key=sent_key)  # fmt: skip
+
+
+def journaled(
+    source: Source, services: Services, work: Callable[[Run], Outcome], *, sent_key: str = "", kind: str | None = None
+) -> Outcome:
+    """One object version's run, exactly once in effect: its journal entry begun (or found), ``work`` done on
+    a ``Run`` unless an earlier attempt finished it, and every failure ending in a report, a metric and a
+    notice.  Exports (``run_source``) and the drops beside them (``drops.run_drop``, ``kind`` in the report)
+    share it."""
     new = RunEntry(
         ref_id=source.ref_id,
         run_id=source.run_id,
         stage=Stage.STARTED,
         status=RunStatus.IN_PROGRESS.value,
         report_key=f"reports/{source.feed}/{source.run_id}.json",
-        sent_key=f"processed/{source.feed}/{source.run_id}.programs.txt",
+        sent_key=sent_key,
         layout=(),
         source_time=source.uploaded,
     )
@@ -233,25 +251,35 @@ def run_source(source: Source, services: Services) -> Outcome:
     logger.append_keys(feed=source.feed, run_id=entry.run_id)
     try:
         if entry.stage is Stage.FINISHED:
-            logger.info("run already finished", extra={"status": entry.status})
+            logger.info("run already finished", extra={"status": entry.status, "kind": kind or "export"})
             return Outcome(entry.run_id, entry.status, entry.report_key)
         workdir = services.workdir / entry.run_id
         workdir.mkdir(parents=True, exist_ok=True)
-        run = Run(source, entry, services, workdir, _new_report(source, entry), retried=entry is not new)
+        report = _new_report(source, entry) | ({"kind": kind} if kind else {})
+        run = Run(source, entry, services, workdir, report, retried=entry is not new)
         try:
-            return _fresh(run) if entry.stage is Stage.STARTED else _resume(run)
+            return work(run)
         except (RunFailed, RunContinues):
             raise
         except Exception as exc:  # every other failure still ends in a report, a metric and a notice
-            kind, reason = _describe(exc, run.stage)
-            _log_failure(exc, run.stage)
-            return _fail(run, kind, reason)
+            return _failed(run, exc)
         finally:
             if run.finding_log is not None:
                 run.finding_log.close()
             shutil.rmtree(workdir, ignore_errors=True)
     finally:
         logger.remove_keys(["feed", "run_id"])
+
+
+def _failed(run: Run, exc: Exception) -> Outcome:
+    """An unexpected failure's report: the feed's configuration (a ``ConfigError`` a drop's work raised) is a
+    ``config`` failure, which the queue's retry gets past once it is fixed; anything else is described by its
+    kind and stage, never by its message."""
+    if isinstance(exc, ConfigError):
+        return _fail(run, "config", str(exc))
+    failure, reason = _describe(exc, run.stage)
+    _log_failure(exc, run.stage)
+    return _fail(run, failure, reason)
 
 
 # --- a run that has not stored its plan yet ----------------------------------------------------------
@@ -318,9 +346,6 @@ def _fresh(run: Run) -> Outcome:
 def _await_seed(run: Run, conversion: Conversion, plan: Plan) -> Outcome:
     """End a feed's first run when its ledger knows nothing: checked against nothing, every exit whose key
     differs from a record Illuminate already holds would open a duplicate."""
-    run.report["counts"] = counts(conversion, plan, 0)
-    run.report["ledger"] = plan.report()
-    run.report["reason_code"] = RunStatus.NEEDS_SEED.value
     reason = (
         f"not delivered: feed {run.feed!r} has no ledger yet, so this first export could not be checked against "
         "what Illuminate already holds. Either seed the ledger from Illuminate's own program records "
@@ -329,16 +354,13 @@ def _await_seed(run: Run, conversion: Conversion, plan: Plan) -> Outcome:
         f"in config/{run.feed}.toml and drop it again"
     )
     logger.warning("first export held: the feed's ledger was never seeded", extra={"stage": "plan"})
-    return _end(run, RunStatus.NEEDS_SEED, reason)
+    return _end_unsent(run, conversion, plan, RunStatus.NEEDS_SEED, RunStatus.NEEDS_SEED.value, reason)
 
 
 def _hold_shrunken(run: Run, conversion: Conversion, plan: Plan, verdict: ShrinkVerdict) -> Outcome:
     """End a run whose full export the shrink guard holds: nothing delivered, the ledger untouched (so the
     next complete export is planned against the same records), the export filed, a notice that says how to
     go on."""
-    run.report["counts"] = counts(conversion, plan, 0)
-    run.report["ledger"] = plan.report()
-    run.report["reason_code"] = SHRUNKEN
     config_key = f"config/{run.feed}.toml"
     reason = (
         f"held, nothing delivered: {verdict.describe()}. Check that the SIS export job finished and drop a "
@@ -347,7 +369,16 @@ def _hold_shrunken(run: Run, conversion: Conversion, plan: Plan, verdict: Shrink
         f"enabled = false, in {config_key} and drop this export again"
     )
     logger.warning("export held by the shrink guard", extra={"stage": "plan", "shrink_guard": verdict.to_json()})
-    return _end(run, RunStatus.HELD, reason)
+    return _end_unsent(run, conversion, plan, RunStatus.HELD, SHRUNKEN, reason)
+
+
+def _end_unsent(run: Run, conversion: Conversion, plan: Plan, status: RunStatus, code: str, reason: str) -> Outcome:
+    """End a planned run that sends nothing and commits nothing: the plan's counts and ledger section in the
+    report, with the reason and its code."""
+    run.report["counts"] = counts(conversion, plan, 0)
+    run.report["ledger"] = plan.report()
+    run.report["reason_code"] = code
+    return _end(run, status, reason)
 
 
 def _write_programs(path: Path, output: OutputFormat, rows: Iterable[Row]) -> int:
@@ -564,19 +595,20 @@ def _fail(run: Run, failure: str, reason: str) -> Outcome:
 
 def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
     ledger = run.report.get("ledger") or {}
-    risks = [r for r in ledger.get("duplicate_risks", []) if not r.get("resolved_by")]
-    held = [r for r in risks if r.get("action") == "held"]
+    run_counts = run.report.get("counts", {})
+    held = run_counts.get("held", 0)
+    risks = run_counts.get("duplicate_risks", 0) - ledger.get("resolved", {}).get("new", 0)  # resolved: no notice
     if status in (RunStatus.REJECTED, RunStatus.HELD, RunStatus.NEEDS_SEED, RunStatus.FAILED, RunStatus.SUPERSEDED):
         subject = f"programs-bridge {run.feed}: {_what(run.source.key)} {status.value}"
     elif held:
-        subject = f"programs-bridge {run.feed}: {len(held)} row(s) held as duplicate risks"
+        subject = f"programs-bridge {run.feed}: {held} row(s) held as duplicate risks"
     elif risks:
-        subject = f"programs-bridge {run.feed}: {len(risks)} duplicate risk(s)"
+        subject = f"programs-bridge {run.feed}: {risks} duplicate risk(s)"
     else:
         return
     body = [subject, f"run {run.entry.run_id}", reason or "", f"report: {run.entry.report_key}"]
     if status is RunStatus.DELIVERED:
-        body += held_lines(run.feed, held)
+        body += held_lines(run.feed, held, [r for r in ledger.get("duplicate_risks", []) if r.get("action") == "held"])
     run.services.notifier.notify(subject, "\n".join(body) + "\n")
 
 
@@ -584,33 +616,6 @@ def _what(key: str) -> str:
     """What a notice calls the dropped object: the drops beside the exports fail through here too."""
     folder = key.split("/", 1)[0]
     return {"resolutions": "resolutions file", "illuminate": "Illuminate report"}.get(folder, "export")
-
-
-#: Held rows a notice lists one by one; the report has them all.
-NOTICE_HELD_ROWS = 20
-
-
-def held_lines(feed: str, held: list[dict[str, Any]]) -> list[str]:
-    """What a clerk needs to decide about each held row without opening the bucket: its source line, the
-    key fields that differ (by name, and by value for the dates and sites, which carry no personal data)
-    and the exact resolution command.  Never the student's ID, name or birth date: the e-mail leaves the
-    district's account."""
-    if not held:
-        return []
-    lines = ["", f"{len(held)} row(s) held, not sent. For each, decide and run one of the commands:"]
-    for risk in held[:NOTICE_HELD_ROWS]:
-        row = risk.get("key", {})
-        for record in risk.get("open_records", [])[:3]:
-            shown = [
-                f"{name} {row.get(name, '')} here, {record['key'].get(name, '')} open"
-                if name in ("program_start_date", "site_id") else name
-                for name in record.get("differs", [])
-            ]  # fmt: skip
-            lines.append(f"- line {risk.get('line')}: differs from an open record in {'; '.join(shown)}")
-        lines += resolution_lines(feed, [risk["id"]])
-    if len(held) > NOTICE_HELD_ROWS:
-        lines.append(f"... and {len(held) - NOTICE_HELD_ROWS} more in the report")
-    return lines
 
 
 def _describe(exc: BaseException, stage: str) -> tuple[str, str]:

@@ -108,20 +108,10 @@ class Storage:
             return ()
         return tuple(versions[versions.index(version_id) + 1 :][:limit])
 
-    def read_bytes(self, key: str, limit: int) -> bytes | None:
-        """A small object (a config, a code table): at most ``limit`` + 1 bytes of it, so that one dropped by
-        mistake in its place is refused as too big without being read whole; None when there is none."""
-        try:
-            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read(limit + 1)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                return None
-            raise
-        return body
-
-    def read_version(self, key: str, version_id: str | None, limit: int) -> bytes | None:
-        """One version of a small dropped object (a resolutions CSV): at most ``limit`` + 1 bytes of it, so a
-        larger one is refused without being read whole; None when that version is gone."""
+    def read_bytes(self, key: str, limit: int, version_id: str | None = None) -> bytes | None:
+        """A small object (a config, a code table, a dropped resolutions CSV: that version, when given): at
+        most ``limit`` + 1 bytes of it, so that one dropped by mistake in its place is refused as too big
+        without being read whole; None when there is none (or that version is gone)."""
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id:
             args["VersionId"] = version_id

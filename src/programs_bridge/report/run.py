@@ -148,6 +148,31 @@ def _skipped(c: dict[str, Any]) -> str:
 #: Key parts safe to show by value (a date, a site number, each shape-checked by the converter); never the
 #: student's ID, and the program id only by name, as it may be misaligned data.
 _SHOWN_BY_VALUE = ("program_start_date", "site_id")
+#: Held rows an SNS notice lists one by one; the report has them all.
+NOTICE_HELD_ROWS = 20
+
+
+def held_lines(feed: str, total: int, held: list[dict[str, Any]]) -> list[str]:
+    """What a notice tells a clerk about each held row (``held``: the report's ``duplicate_risks`` held, of
+    ``total``), to decide without opening the bucket: its source line, the key fields that differ (by name,
+    and by value for the dates and sites) and the exact resolution command.  Never the student's ID, name or
+    birth date: the e-mail leaves the district's account."""
+    if not held:
+        return []
+    lines = ["", f"{total} row(s) held, not sent. For each, decide and run one of the commands:"]
+    for risk in held[:NOTICE_HELD_ROWS]:
+        row = risk.get("key", {})
+        for record in risk.get("open_records", [])[:3]:
+            shown = [
+                f"{name} {row.get(name, '')} here, {record['key'].get(name, '')} open" if name in _SHOWN_BY_VALUE
+                else name
+                for name in record.get("differs", [])
+            ]  # fmt: skip
+            lines.append(f"- line {risk.get('line')}: differs from an open record in {'; '.join(shown)}")
+        lines += resolution_lines(feed, [risk["id"]])
+    if total > NOTICE_HELD_ROWS:
+        lines.append(f"... and {total - NOTICE_HELD_ROWS} more in the report")
+    return lines
 
 
 def _differs(record: dict[str, Any]) -> str:
