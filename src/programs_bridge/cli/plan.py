@@ -38,7 +38,7 @@ def _plan(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.plan import make_plan
     from programs_bridge.ledger.shrink import judge_plan
     from programs_bridge.ledger.store import LedgerStore
-    from programs_bridge.report.run import RunStatus
+    from programs_bridge.report.run import RunStatus, save_run_report
 
     feed_name(args.feed)
     options = options_from_args(args)
@@ -50,7 +50,8 @@ def _plan(args: argparse.Namespace) -> int:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
         if conversion.status is Status.REJECTED:
             print(summary(conversion, kept=False), file=sys.stderr)
-            _save(args.report, conversion, _head(args, RunStatus.REJECTED, conversion.reason, None, conversion))
+            rejected = _head(args, RunStatus.REJECTED, conversion.reason, None, conversion)
+            save_run_report(args.report, conversion, rejected)
             return 2
         with reaching_ledger(args.table, "read"):
             plan = make_plan(
@@ -72,7 +73,7 @@ def _plan(args: argparse.Namespace) -> int:
                   "until the feed is seeded (programs-bridge ledger seed), unless its config says "
                   'unseeded = "send"', file=sys.stderr)  # fmt: skip
         head = _head(args, RunStatus.PLANNED, None, plan, conversion) | {"shrink_guard": verdict.to_json()}
-        _save(args.report, conversion, head)
+        save_run_report(args.report, conversion, head)
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         counted = head["counts"]
@@ -105,15 +106,6 @@ def _head(
         "counts": counts(conversion, plan, ledger["rows_to_send"] if ledger else 0),
         "ledger": ledger,
     }
-
-
-def _save(path: Path | None, conversion: Any, head: dict[str, Any]) -> None:
-    from programs_bridge.report.conversion import report_text
-    from programs_bridge.report.run import run_report_head  # see _plan: loaded with the ledger
-
-    if path is not None:
-        with path.open("w", encoding="utf-8") as out:
-            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
 
 
 def plan_summary(plan: Plan) -> str:

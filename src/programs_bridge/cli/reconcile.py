@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
 from programs_bridge.cli.ledger import feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
-from programs_bridge.convert.engine import Conversion, Status, convert_export, converted_rows
+from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
 from programs_bridge.ledger.model import Row, decode_key
 from programs_bridge.programs_txt.render import OutputFormat, render_header
-from programs_bridge.report.conversion import report_text, summary
+from programs_bridge.report.conversion import summary
 
 if TYPE_CHECKING:
     from programs_bridge.ledger.reconcile import FixCounts, Member, Reconciliation
@@ -48,6 +48,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
     from programs_bridge.ledger.reconcile import FixCounts, can_fix, fix_rows, reconcile
     from programs_bridge.ledger.store import LedgerStore, Usage
+    from programs_bridge.report.run import save_run_report
 
     feed = feed_name(args.feed)
     # As ``ledger seed`` converts: the report feeds the comparison alone, so it may lack names and birth date.
@@ -62,7 +63,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
         print(summary(conversion, kept=False), file=sys.stderr)
         if conversion.status is Status.REJECTED:
-            _save(args.report, conversion, {"feed": feed, "status": "rejected", "reason": conversion.reason})
+            save_run_report(args.report, conversion, {"feed": feed, "status": "rejected", "reason": conversion.reason})
             return EXIT_REJECTED
         store = LedgerStore(args.table)
         usage = Usage()
@@ -91,7 +92,9 @@ def _reconcile(args: argparse.Namespace) -> int:
         if fix is not None:
             section["fix_file"] = {"path": str(args.fix_file), **fix.to_json()}
         print(reconcile_summary(feed, result, fix, args.fix_file), file=sys.stderr)
-        _save(args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section})
+        save_run_report(
+            args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section}
+        )
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         return EXIT_FINDINGS if result.findings or conversion.rows_rejected else 0
@@ -116,14 +119,6 @@ def _write_fix_file(path: Path, output: OutputFormat, rows: Iterator[Row]) -> No
         staged.replace(path)
     finally:
         staged.unlink(missing_ok=True)
-
-
-def _save(path: Path | None, conversion: Conversion, head: dict[str, Any]) -> None:
-    from programs_bridge.report.run import run_report_head
-
-    if path is not None:
-        with path.open("w", encoding="utf-8") as out:
-            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
 
 
 def _id(value: str) -> str:

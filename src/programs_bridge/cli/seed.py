@@ -21,14 +21,15 @@ from typing import Any
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
 from programs_bridge.cli.ledger import feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
-from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
-from programs_bridge.report.conversion import report_text, summary
+from programs_bridge.convert.engine import ConvertOptions, Status, convert_export, converted_rows
+from programs_bridge.report.conversion import summary
 
 
 def _seed(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
     from programs_bridge.ledger.seed import seed, seed_run_id
     from programs_bridge.ledger.store import LedgerStore, RunRecord
+    from programs_bridge.report.run import save_run_report
 
     feed = feed_name(args.feed)
     # records_only: the report feeds the ledger alone, so it may lack names and birth date
@@ -41,7 +42,7 @@ def _seed(args: argparse.Namespace) -> int:
         conversion = convert_export(args.input, Path(work) / "programs.txt", options)
         print(summary(conversion, kept=False), file=sys.stderr)
         if conversion.status is Status.REJECTED:
-            _save(args.report, conversion, {"status": "rejected", "reason": conversion.reason, "seed": None})
+            save_run_report(args.report, conversion, {"status": "rejected", "reason": conversion.reason, "seed": None})
             return 2
         run_id = seed_run_id(taken, sha256, _reading(options))
         run = RunRecord(run_id, str(args.input), sha256[:16], sha256, str(args.report or ""), {})
@@ -50,7 +51,7 @@ def _seed(args: argparse.Namespace) -> int:
                           run=run)  # fmt: skip
         section = result.to_json()
         print(seed_summary(args.feed, section, result.already_seeded), file=sys.stderr)
-        _save(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
+        save_run_report(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         return 1 if conversion.rows_rejected or section["counts"]["conflicts"] else 0
@@ -99,14 +100,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: source.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _save(path: Path | None, conversion: Conversion, head: dict[str, Any]) -> None:
-    from programs_bridge.report.run import run_report_head
-
-    if path is not None:
-        with path.open("w", encoding="utf-8") as out:
-            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
 
 
 def add_ledger_command(commands: Any) -> None:

@@ -8,12 +8,13 @@ watches side by side.  Next to it goes a short Markdown summary for people who d
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from programs_bridge.convert.engine import Conversion
 from programs_bridge.ledger.plan import Plan
 from programs_bridge.ledger.resolutions import resolution_lines
-from programs_bridge.report.conversion import report_head
+from programs_bridge.report.conversion import report_head, report_text
 
 #: Findings the Markdown summary shows; the JSON report has them all.
 FIRST_FINDINGS = 10
@@ -76,6 +77,14 @@ def counts(conversion: Conversion | None, plan: Plan | None, rows_sent: int | No
 def run_report_head(conversion: Conversion, head: dict[str, Any]) -> dict[str, Any]:
     """The run's ``head`` (run id, status, counts, ledger, delivery ...) over the converter's report head."""
     return {**report_head(conversion), "conversion_status": conversion.status.value, **head}
+
+
+def save_run_report(path: Path | None, conversion: Conversion, head: dict[str, Any]) -> None:
+    """The commands' ``--report`` (plan, ledger seed, ledger reconcile): ``head`` over the conversion's, with
+    every finding streamed from the converter's log; nothing when no path was given."""
+    if path is not None:
+        with path.open("w", encoding="utf-8") as out:
+            out.writelines(report_text(run_report_head(conversion, head), conversion.findings.json_lines()))
 
 
 def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]]) -> str:
