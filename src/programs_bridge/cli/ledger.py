@@ -22,6 +22,16 @@ LEDGER_COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def add_ledger_arguments(parser: Any, *, feed_default: str | None = None) -> None:
+    """``--table`` and ``--feed``, as every command that reads or writes a feed's ledger takes them."""
+    parser.add_argument("--table", required=True, help="the ledger's DynamoDB table")
+    feed_help = "the feed (district or data feed) name"
+    if feed_default is None:
+        parser.add_argument("--feed", required=True, help=feed_help)
+    else:
+        parser.add_argument("--feed", default=feed_default, help=feed_help)
+
+
 def feed_name(text: str) -> str:
     """``--feed`` checked before any work (the ledger's own rule), so a bad name is a usage error, exit 64."""
     try:

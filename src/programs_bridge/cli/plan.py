@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import feed_name, reaching_ledger
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.ledger.model import ExportKind, Policy
@@ -146,8 +146,7 @@ def add_command(subparsers: Any) -> None:
         "2 export rejected, 3 ledger unreadable, 64 usage.",
     )
     add_converter_options(plan)
-    plan.add_argument("--table", required=True, help="the ledger's DynamoDB table")
-    plan.add_argument("--feed", default="district", help="the feed (district or data feed) name")
+    add_ledger_arguments(plan, feed_default="district")
     plan.add_argument("--export", choices=[k.value for k in ExportKind], default="full")
     plan.add_argument("--policy", choices=[p.value for p in Policy], default="hold",
                       help="what a duplicate-risk row would do: hold, send or repair")  # fmt: skip

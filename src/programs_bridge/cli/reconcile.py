@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import feed_name, reaching_ledger
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
@@ -212,8 +212,7 @@ def add_ledger_command(commands: Any) -> None:
         "nothing found, 1 findings, 2 report rejected, 3 ledger unreadable, 64 usage.",
     )
     add_converter_options(reconcile)
-    reconcile.add_argument("--table", required=True, help="the ledger's DynamoDB table")
-    reconcile.add_argument("--feed", required=True, help="the feed (district or data feed) name")
+    add_ledger_arguments(reconcile)
     reconcile.add_argument("--fix-file", type=Path, metavar="FILE",
                            help="write a programs.txt of exit rows for the exits that never landed")  # fmt: skip
     reconcile.set_defaults(handler=_reconcile)

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from programs_bridge.cli.ledger import feed_name, reaching_ledger
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.ledger.resolutions import MAX_NOTE, Choice, ResolutionError, looks_like_id, resolve
 
@@ -73,8 +73,7 @@ def add_ledger_command(commands: Any) -> None:
     resolve_.add_argument("--as", dest="choice", required=True, choices=[c.value for c in Choice], type=str.lower,
                           help="same: the open record it matched; new: a genuine second enrolment; never: leave it "
                           "out")  # fmt: skip
-    resolve_.add_argument("--table", required=True, help="the ledger's DynamoDB table")
-    resolve_.add_argument("--feed", required=True, help="the feed (district or data feed) name")
+    add_ledger_arguments(resolve_)
     resolve_.add_argument("--note", default="", help="why, for whoever reads the ledger later")
     resolve_.add_argument("--by", default=getpass.getuser(), help="who decided (default: your login)")
     resolve_.set_defaults(handler=_resolve)

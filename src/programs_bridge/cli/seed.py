@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import feed_name, reaching_ledger
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.report.conversion import summary
@@ -110,8 +110,7 @@ def add_ledger_command(commands: Any) -> None:
         "conflicts, 2 report rejected, 3 ledger unreadable, 64 usage.",
     )
     add_converter_options(seed)
-    seed.add_argument("--table", required=True, help="the ledger's DynamoDB table")
-    seed.add_argument("--feed", required=True, help="the feed (district or data feed) name")
+    add_ledger_arguments(seed)
     seed.add_argument("--taken", type=datetime.fromisoformat, metavar="YYYY-MM-DD[THH:MM]",
                       help="when Illuminate's report was taken (UTC); records the bridge changed later are kept. "
                       "Default: the file's modification time")  # fmt: skip

@@ -34,8 +34,8 @@ import boto3
 from programs_bridge.ledger.store import create_table
 from programs_bridge.local.moto_server import MotoServer, moto_server
 from programs_bridge.local.sftp_server import LocalSftp, local_sftp
-from programs_bridge.local.story import Item, Kind, story
-from programs_bridge.pipeline.events import ObjectRef, s3_record
+from programs_bridge.local.story import Item, story
+from programs_bridge.pipeline.events import PREFIXES, Kind, ObjectRef, s3_record
 
 FEED = "district"
 BUCKET = "programs-bridge-demo"
@@ -207,7 +207,7 @@ def _play(items: Sequence[Item], out: Path, config_text: str | None, profile: st
             name = (
                 f"night {number:02d} {item.path.name}" if item.kind is Kind.EXPORT else f"{number:02d} {item.path.name}"
             )
-            key = f"{item.kind.value}/{FEED}/{name}"  # a space, as people name files
+            key = f"{PREFIXES[item.kind]}{FEED}/{name}"  # a space, as people name files
             body = item.path.read_bytes()
             response = s3.put_object(Bucket=BUCKET, Key=key, Body=body)
             with redirect_stdout(log):

@@ -19,25 +19,20 @@ from __future__ import annotations
 import csv
 import tempfile
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from programs_bridge.convert.engine import ConvertOptions, convert_export
 from programs_bridge.ledger.model import encode_key
 from programs_bridge.ledger.resolutions import resolution_id
+from programs_bridge.pipeline.events import Kind
 from programs_bridge.programs_txt.layout import STANDARD, Field, record_key
-
-
-class Kind(StrEnum):
-    """What a demo item is, and so where in the bucket it is dropped."""
-
-    EXPORT = "incoming"
-    ILLUMINATE = "illuminate"
-    RESOLUTIONS = "resolutions"
 
 
 @dataclass(frozen=True)
 class Item:
+    """One thing the demo drops in the bucket: a kind of object (``pipeline.events.Kind``, whose folder
+    ``events.PREFIXES`` names) and the file."""
+
     kind: Kind
     path: Path
 
