@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help demo test lint bench system-deps install clean samples build deploy lint-template build-PipelineFunction lock
+.PHONY: help demo test lint bench dynalite system-deps install clean samples build deploy lint-template build-PipelineFunction lock
 
 # The deployment tools (SAM CLI, checkov, cfn-lint) live in their own virtualenv so that their pins never
 # fight the project's; `make test` and `make demo` do not need them.
@@ -22,7 +22,7 @@ help:
 	@echo "make demo   - run the pipeline locally on the bundled samples"
 	@echo "make test   - install everything (system packages included) and run the test suite"
 	@echo "make lint   - ruff, mypy, and the template checks (cfn-lint, sam validate, checkov)"
-	@echo "make bench  - the performance benchmarks (not part of make test)"
+	@echo "make bench  - the performance benchmarks (not part of make test); BENCH=\"ledger nightly\" runs some"
 	@echo "make build  - sam build: the Lambda package for python3.13 on arm64 (docs/deploy.md)"
 	@echo "make lock   - re-lock src/requirements.txt (the Lambda's dependencies) from pyproject.toml"
 	@echo "make deploy - sam deploy --guided: create or update the stack in your AWS account"
@@ -110,8 +110,22 @@ deploy: build
 	@echo "and saves your answers in samconfig.toml (then plain 'sam deploy' repeats them). docs/deploy.md"
 	$(SAM) deploy --guided
 
-bench: system-deps $(STAMP)
-	$(BIN)/python -m bench
+# dynalite, an in-memory DynamoDB for Node.js, serves DynamoDB in `make bench` (bench/stack.py): moto's sorts the
+# whole table on every Query, so a 1M-record ledger measured moto, not us.  Pinned by bench/dynalite's
+# package-lock.json and installed with `npm ci` into bench/dynalite/node_modules; --ignore-scripts because the
+# only install script builds the LevelDB binding for on-disk stores, and dynalite runs in memory.  Without node
+# the benchmarks say so and keep DynamoDB on moto.
+DYNALITE       := bench/dynalite
+DYNALITE_STAMP := $(DYNALITE)/node_modules/.installed
+$(DYNALITE_STAMP): $(DYNALITE)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix $(DYNALITE) --ignore-scripts --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "node/npm not found: make bench keeps DynamoDB on moto (slow for a 1M-record ledger)"; fi
+
+dynalite: $(DYNALITE_STAMP)
+
+bench: system-deps $(STAMP) $(DYNALITE_STAMP)
+	$(BIN)/python -m bench $(BENCH)
 
 samples: $(STAMP)
 	$(BIN)/python -m programs_bridge.local.synthetic --samples samples
@@ -122,4 +136,4 @@ demo: $(STAMP)
 	$(BIN)/python -m programs_bridge demo --out out/demo
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .aws-sam build out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(DYNALITE)/node_modules .aws-sam build out .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""The ledger against a 1M-record feed on the moto server (over HTTP, as the code meets DynamoDB).
+"""The ledger against a 1M-record feed on the local DynamoDB (dynalite, or moto; over HTTP, as the code meets
+DynamoDB: ``bench.stack``).
 
 Targets (issue 3):
 - re-planning and committing an unchanged 1M-row full export writes 0 record items;
@@ -8,16 +9,14 @@ Targets (issue 3):
 
 Read units are *estimated* from the bytes read with DynamoDB's published rules (0.5 unit per started 4 KB of a
 Query page, eventually consistent), because moto reports a flat 0.5 per request; the flat figure is reported
-too.  Seeding a million items into moto over HTTP takes long (see ``seed_seconds``); ``BENCH_LEDGER_ROWS``
-runs a smaller feed.  The plan and the unchanged commit run in a fresh child process so that its peak RSS
-is the plan's own, not the seeding's.
+too.  ``PB_BENCH_ROWS`` runs a smaller feed.  The plan and the unchanged commit run in a fresh child process
+so that its peak RSS is the plan's own, not the seeding's.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import resource
 import sys
 import time
@@ -28,17 +27,19 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench import bench_rows
+from bench.stack import aws_stack
 from programs_bridge.ledger.classify import classify
 from programs_bridge.ledger.commit import commit
+from programs_bridge.ledger.items_as_sent import read_items_as_sent
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import READERS, LedgerStore, RunRecord, create_table
-from programs_bridge.local.moto_server import moto_server
 from programs_bridge.programs_txt.layout import STANDARD, Layout
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "ledger.json"
-ROWS = int(os.environ.get("BENCH_LEDGER_ROWS", "1000000"))
+ROWS = bench_rows()
 TABLE = "bench-ledger"
 FEED = "bench"
 READ_SHARE_TARGET = 0.10
@@ -83,7 +84,9 @@ def bench_store() -> LedgerStore:
     seconds of CPU, and concurrent ones share its one interpreter, so botocore's 60 s default times out.
     """
     config = Config(max_pool_connections=READERS + 4, read_timeout=1800, retries={"mode": "standard"})
-    return LedgerStore(TABLE, boto3.client("dynamodb", config=config))
+    client = boto3.client("dynamodb", config=config)
+    read_items_as_sent(client)  # as the product's own client does (ledger.store._client)
+    return LedgerStore(TABLE, client)
 
 
 def run_record(run_id: str) -> RunRecord:
@@ -152,11 +155,10 @@ def converter_seconds_per_row() -> float | None:
 
 
 def run() -> bool:
-    print(f"ledger: {ROWS:,} rows against a {ROWS:,}-record ledger on the moto server", flush=True)
-    with moto_server() as server:
-        os.environ.update(server.environ)
+    with aws_stack() as stack:
+        print(f"ledger: {ROWS:,} rows against a {ROWS:,}-record ledger on {stack.dynamodb}", flush=True)
         create_table(TABLE)
-        figures: dict[str, Any] = {"rows": ROWS, **seed(ROWS)}
+        figures: dict[str, Any] = {"rows": ROWS, "dynamodb": stack.dynamodb, **seed(ROWS)}
         print(f"  seeded in {figures['seed_seconds']} s ({figures['seed_items_per_second']} items/s)", flush=True)
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             figures |= pool.apply(plan_and_commit_unchanged, (ROWS,))

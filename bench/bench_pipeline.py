@@ -4,13 +4,14 @@
    a fresh interpreter, best of several, in the same run (target: at most 1.3x).  The first event's extra
    import (the pipeline wiring, loaded on demand) is reported beside it, so the trade-off stays visible.
 2. **End to end**: one PowerSchool export of ``PB_BENCH_ROWS`` rows (default 1,000,000) dropped into moto's
-   S3 and run through the real handler against moto's DynamoDB and a real OpenSSH sshd on loopback, in a
+   S3 and run through the real handler against the local DynamoDB (``bench.stack``: dynalite when installed,
+   else moto) and a real OpenSSH sshd on loopback, in a
    child process whose peak RSS is read with ``wait4``.  Targets: under 5 minutes, under 1 GB; each stage's
    share comes from the run report's ``stages``.  This is the first night of a feed, so the ledger commit
-   writes one item per row: on moto that costs far more than on DynamoDB (see the report's figures).
+   writes one item per row (``bench_nightly`` measures the second night, the one a district lives with).
 3. **A rejected export whose every row is damaged** (issue 9): the run report then holds a finding or more
    per row, and it must be streamed, not built in memory.  Peak RSS of the handler at 100k rows and at
-   ``PB_BENCH_REJECTED_ROWS`` (default 2,000,000), each in its own child.  Targets: at most 300 MB each, and
+   twice ``PB_BENCH_ROWS`` (default 2,000,000), each in its own child.  Targets: at most 300 MB each, and
    the big one within 10% of the 100k one (the baseline, measured in the same run).
 
 Results go to ``bench/results/pipeline.json``.
@@ -25,8 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench import bench_rows
+from bench.stack import aws_stack
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "pipeline.json"
@@ -38,15 +45,14 @@ REJECTED_RSS_MB_TARGET = 300
 REJECTED_GROWTH_TARGET = 0.10
 REPEATS = 7
 
-#: The stack's set-up (bucket, tables, secret, config, the export itself), in a child of its own, so that
-#: uploading a 200 MB export leaves nothing in the handler child's memory.
-_SETUP = r"""
+#: The stack's set-up (bucket, tables, secret, config), in a child of its own; followed by ``_DROP``.
+_STACK = r"""
 import json, os, sys
 from pathlib import Path
 import boto3
 from programs_bridge.ledger.store import create_table
 
-export, sftp_host, sftp_port, known_hosts, user, key_path, reject_share = sys.argv[1:8]
+sftp_host, sftp_port, known_hosts, user, key_path, reject_share = sys.argv[2:8]
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket="bench")
 s3.put_bucket_versioning(Bucket="bench", VersioningConfiguration={"Status": "Enabled"})
@@ -59,12 +65,22 @@ boto3.client("dynamodb").create_table(
 boto3.client("secretsmanager").create_secret(
     Name="bench/sftp", SecretString=json.dumps({"username": user, "private_key": Path(key_path).read_text()})
 )
+# unseeded = "send": the bench's feed is a new district, whose first night is sent (no seed to wait for).
 config = (
-    f'profile = "powerschool"\nmax_reject_share = {reject_share}\n[sftp]\n'
+    f'profile = "powerschool"\nmax_reject_share = {reject_share}\nunseeded = "send"\n[sftp]\n'
     f'host = "{sftp_host}"\nport = {sftp_port}\nremote_dir = "."\nsecret = "bench/sftp"\n'
     f"known_hosts = {json.dumps(known_hosts.splitlines())}\n"
 )
 s3.put_object(Bucket="bench", Key="config/district.toml", Body=config.encode())
+"""
+
+#: Drops the export ``sys.argv[1]`` as the feed's next night (a new version of the same key), in a child of
+#: its own, so that uploading a 200 MB export leaves nothing in the handler child's memory.
+_DROP = r"""
+import os, sys, json
+import boto3
+export = sys.argv[1]
+s3 = boto3.client("s3")
 key = "incoming/district/powerschool export.csv"
 s3.upload_file(export, "bench", key)
 head = s3.head_object(Bucket="bench", Key=key)
@@ -93,8 +109,8 @@ result = lambda_handler(event, FakeContext())
 seconds = time.monotonic() - started
 handler_peak_kb = high_water_kb()
 s3 = boto3.client("s3")
-[report_key] = [o["Key"] for o in s3.list_objects_v2(Bucket="bench", Prefix="reports/")["Contents"]
-                if o["Key"].endswith(".json")]
+reports = [o for o in s3.list_objects_v2(Bucket="bench", Prefix="reports/")["Contents"] if o["Key"].endswith(".json")]
+report_key = max(reports, key=lambda o: o["LastModified"])["Key"]  # this night's: the newest
 from programs_bridge.pipeline.storage import Storage
 from programs_bridge.report.conversion import split_report
 class Count:
@@ -105,6 +121,7 @@ findings = Count()
 report = split_report(Storage("bench").lines(report_key), findings)  # streamed: reading it costs no memory
 print("BENCH-RESULT " + json.dumps({"seconds": seconds, "result": result, "status": report["status"],
       "stages": report.get("stages", {}), "counts": report["counts"], "findings": findings.lines,
+      "ledger_read": report.get("ledger", {}).get("ledger_read", {}), "commit": report.get("commit", {}),
       "handler_peak_rss_mb": handler_peak_kb / 1024}))
 """
 
@@ -146,46 +163,73 @@ def _run_child(command: list[str], env: dict[str, str]) -> tuple[str, float, flo
     return output, time.monotonic() - started, usage.ru_maxrss / 1024
 
 
-def _end_to_end(rows: int, *, damage: float = 0.002, reject_share: float = 1.0) -> dict[str, Any]:
-    """One export through the handler in a child; ``damage`` is the share of damaged rows, and a
-    ``reject_share`` below it makes the run rejected."""
+@dataclass(frozen=True)
+class BenchFeed:
+    """One feed on a running local stack: ``night(export)`` drops ``export`` as the feed's next night, runs
+    the handler on it in a child of its own and returns that night's figures (``night_figures``)."""
+
+    dynamodb: str
+    night: Callable[[Path], dict[str, Any]]
+
+
+@contextmanager
+def bench_feed(*, reject_share: float = 1.0) -> Iterator[BenchFeed]:
+    """A local stack (``bench.stack``: moto, dynalite for DynamoDB when installed) and a real sshd, set up for
+    one feed."""
     from tests.support.sshd import generate_key, running_sshd
 
-    from programs_bridge.local.moto_server import moto_server
-    from programs_bridge.local.synthetic import generate
-
-    DATA.mkdir(parents=True, exist_ok=True)
-    export = DATA / f"pipeline-powerschool-{rows}{'' if damage == 0.002 else f'-damage{damage}'}.csv"
-    if not export.exists():
-        generate(export, "powerschool", rows, seed=11, damage=damage)
-    with tempfile.TemporaryDirectory() as keys, moto_server() as moto, running_sshd() as sshd:
+    with tempfile.TemporaryDirectory() as keys, aws_stack() as local, running_sshd() as sshd:
         key = generate_key(Path(keys), "ed25519")
         sshd.authorize(key.public_line)
-        env = {**os.environ, **moto.environ}
-        setup = [
-            sys.executable, "-c", _SETUP, str(export), sshd.host, str(sshd.port),
+        env = dict(os.environ)
+        stack = [
+            sys.executable, "-c", _STACK, "-", sshd.host, str(sshd.port),
             "\n".join(sshd.known_hosts_lines()), sshd.user, str(key.private_path), str(reject_share),
         ]  # fmt: skip
-        made, _, _ = _run_child(setup, env)
-        dropped = next(text for text in made.splitlines() if text.startswith("BENCH-SETUP ")).split(" ", 1)[1]
-        output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped], env)
-    line = next(text for text in output.splitlines() if text.startswith("BENCH-RESULT "))
-    result = json.loads(line.removeprefix("BENCH-RESULT "))
+        _run_child(stack, env)
+
+        def night(export: Path) -> dict[str, Any]:
+            made, _, _ = _run_child([sys.executable, "-c", _DROP, str(export)], env)
+            dropped = next(text for text in made.splitlines() if text.startswith("BENCH-SETUP ")).split(" ", 1)[1]
+            output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped], env)
+            line = next(text for text in output.splitlines() if text.startswith("BENCH-RESULT "))
+            return night_figures(export, json.loads(line.removeprefix("BENCH-RESULT ")), wall, rss_mb)
+
+        yield BenchFeed(local.dynamodb, night)
+
+
+def night_figures(export: Path, result: dict[str, Any], wall: float, rss_mb: float) -> dict[str, Any]:
+    """One night's figures from the handler child's ``BENCH-RESULT`` line."""
     stages = result["stages"]
     total = sum(stages.values()) or 1.0
     return {
-        "rows": rows,
+        "rows": result["counts"].get("rows_read", 0),
         "file_mb": round(export.stat().st_size / 1e6, 1),
         "status": result["status"],
         "handler_seconds": round(result["seconds"], 1),
-        "child_wall_seconds_with_setup": round(wall, 1),
+        "child_wall_seconds": round(wall, 1),
         "peak_rss_mb": round(rss_mb, 1),  # the whole handler child, imports and reading the report included
         "handler_peak_rss_mb": round(result["handler_peak_rss_mb"], 1),
         "stages_seconds": stages,
         "stage_shares": {name: round(seconds / total, 3) for name, seconds in stages.items()},
         "counts": result["counts"],
         "findings": result["findings"],
+        "ledger_read": result["ledger_read"],
+        "commit": result["commit"],
     }
+
+
+def _end_to_end(rows: int, *, damage: float = 0.002, reject_share: float = 1.0) -> dict[str, Any]:
+    """One export through the handler in a child; ``damage`` is the share of damaged rows, and a
+    ``reject_share`` below it makes the run rejected."""
+    from programs_bridge.local.synthetic import generate
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    export = DATA / f"pipeline-powerschool-{rows}{'' if damage == 0.002 else f'-damage{damage}'}.csv"
+    if not export.exists():
+        generate(export, "powerschool", rows, seed=11, damage=damage)
+    with bench_feed(reject_share=reject_share) as feed:
+        return {**feed.night(export), "rows": rows, "dynamodb": feed.dynamodb}
 
 
 def _converter_100k_rss_mb() -> float:
@@ -205,7 +249,7 @@ def _converter_100k_rss_mb() -> float:
 def _rejected_reports() -> dict[str, Any]:
     """Peak RSS of rejected all-damaged exports: 100k rows (the baseline) and a big one, and the converter's
     own 100k figure from this run for comparison."""
-    big = int(os.environ.get("PB_BENCH_REJECTED_ROWS", "2000000"))
+    big = 2 * bench_rows()
     small = _end_to_end(100_000, damage=1.0, reject_share=0.0)
     large = _end_to_end(big, damage=1.0, reject_share=0.0)
     converter = _converter_100k_rss_mb()
@@ -224,7 +268,7 @@ def run() -> bool:
         f"({imports['handler_over_boto3']:.2f}x, target <= {IMPORT_TARGET}x); with the wiring the first event "
         f"loads: {imports['import_handler_and_wiring_seconds']:.3f}s ({imports['first_event_imports_over_boto3']:.2f}x)"
     )
-    rows = int(os.environ.get("PB_BENCH_ROWS", "1000000"))
+    rows = bench_rows()
     e2e = _end_to_end(rows)
     shares = ", ".join(f"{name} {share:.0%}" for name, share in e2e["stage_shares"].items())
     print(

@@ -1,5 +1,5 @@
 """Seeding a feed's ledger from Illuminate's report, and reconciling that report against the ledger, on the
-moto server (over HTTP, as the code meets DynamoDB).
+local DynamoDB (dynalite, or moto without node: ``bench.stack``), over HTTP, as the code meets DynamoDB.
 
 Targets (the seed/reconcile issue):
 - seeding 1M records writes each item at most once and, re-run, writes none: the first seed writes exactly as
@@ -16,22 +16,21 @@ seeds made, so every report row is known to it (the light case for memory: no un
 Reconcile is timed two ways, both judged against the 2x target and both against the same-run baseline (a
 ``convert_export`` of the report alone, in its own child process):
 - ``compare only``: ``ledger.reconcile.reconcile`` over the converted rows, the snapshot already in memory;
-- ``end to end``: what ``ledger reconcile`` does: convert, ``read_snapshot`` (a million items from moto over
-  HTTP: moto's speed, not DynamoDB's, dominates it), reconcile, the report section.
+- ``end to end``: what ``ledger reconcile`` does: convert, ``read_snapshot`` (a million items over HTTP from
+  the local DynamoDB; on moto, moto's speed dominates it), reconcile, the report section.
 The same without the ledger read is shown as information (``end_to_end_less_read_ratio``), not judged.
-Each runs once per benchmark run (a moto read of a 1M-item ledger is too slow to repeat), so small sizes are
+Each runs once per benchmark run (a moto read of a 1M-item ledger is too slow to repeat; on dynalite it takes about a minute), so small sizes are
 noisy.  The reconcile runs in a grandchild spawned by a minimal ``-I -S`` interpreter (``bench_convert.spawn``),
 so its peak RSS is its own and not this runner's, which holds the seeding's memory.
 
-``BENCH_SEED_ROWS`` (default 1,000,000) runs a smaller report; seeding a million items into moto over HTTP takes
-long (``seed_seconds``).
+``PB_BENCH_ROWS`` (default 1,000,000) runs a smaller report; seeding a million items over HTTP takes minutes even
+on dynalite (``seed_seconds``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -45,21 +44,23 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench import bench_rows
 from bench.bench_convert import Measure, Verdict, spawn
+from bench.stack import aws_stack
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.convert.profiles import PROFILES
+from programs_bridge.ledger.items_as_sent import read_items_as_sent
 from programs_bridge.ledger.model import row_facts
 from programs_bridge.ledger.reconcile import reconcile
 from programs_bridge.ledger.seed import SeedResult, seed, seed_run_id
 from programs_bridge.ledger.store import READERS, LedgerStore, RunRecord, create_table
-from programs_bridge.local.moto_server import moto_server
 from programs_bridge.local.synthetic import REFERENCE_DATE, generate
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
 RESULTS = HERE / "results" / "seed_reconcile.json"
-ROWS = int(os.environ.get("BENCH_SEED_ROWS", "1000000"))
+ROWS = bench_rows()
 PROFILE = "illuminate-report"
 SEED = 1
 TABLE = "bench-seed-reconcile"
@@ -109,7 +110,9 @@ def bench_store() -> LedgerStore:
     """A client that waits long enough for moto (as ``bench_ledger``: a Query page over a 1M-item table costs
     moto seconds of CPU, so botocore's 60 s default times out)."""
     config = Config(max_pool_connections=READERS + 4, read_timeout=1800, retries={"mode": "standard"})
-    return LedgerStore(TABLE, boto3.client("dynamodb", config=config))
+    client = boto3.client("dynamodb", config=config)
+    read_items_as_sent(client)  # as the product's own client does (ledger.store._client)
+    return LedgerStore(TABLE, client)
 
 
 def convert(report: Path, work: Path) -> Conversion:
@@ -232,7 +235,7 @@ def verdicts(figures: dict[str, Any]) -> list[Verdict]:
             rec["compare_ratio"] <= RATIO_TARGET,
         ),
         Verdict(
-            f"reconcile end to end (convert + ledger read from moto + compare) / convert, {rows:,} rows",
+            f"reconcile end to end (convert + ledger read from {figures['dynamodb']} + compare) / convert, {rows:,} rows",
             f"{rec['end_to_end_ratio']:.2f}x",
             f"<= {RATIO_TARGET}x",
             rec["end_to_end_ratio"] <= RATIO_TARGET,
@@ -255,11 +258,11 @@ def table(figures: dict[str, Any]) -> list[str]:
         ("seed #2: seed (ledger writes)", again["seed_seconds"], f"{again['items_written']:,} items written"),
         ("baseline: convert_export alone", base["convert_seconds"], f"peak RSS {base['peak_rss_mb']:.1f} MB"),
         ("reconcile: convert", rec["convert_seconds"], ""),
-        ("reconcile: read_snapshot (moto)", rec["read_snapshot_seconds"], f"{rec['ledger_records']:,} records"),
+        (f"reconcile: read_snapshot ({figures['dynamodb']})", rec["read_snapshot_seconds"], f"{rec['ledger_records']:,} records"),
         ("reconcile: compare only", rec["compare_seconds"], f"{rec['compare_ratio']:.2f}x baseline"),
         ("reconcile: end to end", rec["end_to_end_seconds"], f"{rec['end_to_end_ratio']:.2f}x baseline"),
         (
-            "reconcile: end to end less the moto read",
+            "reconcile: end to end less the ledger read",
             rec["end_to_end_seconds"] - rec["read_snapshot_seconds"],
             f"{rec['end_to_end_less_read_ratio']:.2f}x baseline (information)",
         ),
@@ -273,11 +276,11 @@ def table(figures: dict[str, Any]) -> list[str]:
 
 
 def run() -> bool:
-    print(f"seed_reconcile: {ROWS:,}-row {PROFILE} report, ledger on the moto server (BENCH_SEED_ROWS)", flush=True)
     report, redownload = report_file(ROWS, "\n"), report_file(ROWS, "\r\n")
     figures: dict[str, Any] = {"rows": ROWS, "profile": PROFILE, "python": sys.version.split()[0]}
-    with moto_server() as server, tempfile.TemporaryDirectory(prefix="bench-seed-reconcile-") as work:
-        os.environ.update(server.environ)
+    with aws_stack() as stack, tempfile.TemporaryDirectory(prefix="bench-seed-reconcile-") as work:
+        print(f"seed_reconcile: {ROWS:,}-row {PROFILE} report, ledger on {stack.dynamodb} (PB_BENCH_ROWS)", flush=True)
+        figures["dynamodb"] = stack.dynamodb
         create_table(TABLE)
         store = bench_store()
         started = time.perf_counter()

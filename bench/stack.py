@@ -1,0 +1,48 @@
+"""The local AWS stack the benchmarks measure against: moto in server mode for S3, SQS, SNS and Secrets
+Manager, and dynalite for DynamoDB when ``make bench`` could install it (node on PATH), else moto for that too.
+
+Why dynalite: moto's DynamoDB sorts the whole table on every Query, so a benchmark of a 1M-record ledger
+measured moto, not our code (``programs_bridge.local.dynalite_server`` has the figures).  Every benchmark
+prints which DynamoDB it ran on and writes it into its results as ``dynamodb``, so figures from the two are
+never compared unawares.  ``PB_BENCH_DYNAMODB=moto`` keeps DynamoDB on moto even when dynalite is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from programs_bridge.local.dynalite_server import dynalite_command, dynalite_server
+from programs_bridge.local.moto_server import moto_server
+
+#: The npm prefix the Makefile installs dynalite into (pinned by its package-lock.json).
+DYNALITE = Path(__file__).resolve().parent / "dynalite"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running local stack: the environment that points boto3 at it, and which DynamoDB serves it."""
+
+    environ: dict[str, str]
+    dynamodb: str
+
+
+@contextmanager
+def aws_stack() -> Iterator[Stack]:
+    """Start moto (and dynalite, when installed and not turned off) and point this process's boto3 at them;
+    the previous environment comes back on exit."""
+    command = None if os.environ.get("PB_BENCH_DYNAMODB") == "moto" else dynalite_command(DYNALITE)
+    saved = dict(os.environ)
+    with ExitStack() as servers:
+        environ = dict(servers.enter_context(moto_server()).environ)
+        if command is not None:
+            environ |= servers.enter_context(dynalite_server(command)).environ
+        os.environ.update(environ)
+        try:
+            yield Stack(environ, "dynalite" if command is not None else "moto")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
