@@ -19,7 +19,7 @@ Reconcile is timed two ways, both judged against the 2x target and both against 
 - ``end to end``: what ``ledger reconcile`` does: convert, ``read_snapshot`` (a million items over HTTP from
   the local DynamoDB; on moto, moto's speed dominates it), reconcile, the report section.
 The same without the ledger read is shown as information (``end_to_end_less_read_ratio``), not judged.
-Each runs once per benchmark run (a moto read of a 1M-item ledger is too slow to repeat; on dynalite it takes about a minute), so small sizes are
+Each runs once per benchmark run (a moto read of a 1M-item ledger is too slow to repeat), so small sizes are
 noisy.  The reconcile runs in a grandchild spawned by a minimal ``-I -S`` interpreter (``bench_convert.spawn``),
 so its peak RSS is its own and not this runner's, which holds the seeding's memory.
 
@@ -235,7 +235,7 @@ def verdicts(figures: dict[str, Any]) -> list[Verdict]:
             rec["compare_ratio"] <= RATIO_TARGET,
         ),
         Verdict(
-            f"reconcile end to end (convert + ledger read from {figures['dynamodb']} + compare) / convert, {rows:,} rows",
+            f"reconcile end to end (convert + ledger read + compare) / convert, {rows:,} rows ({figures['dynamodb']})",
             f"{rec['end_to_end_ratio']:.2f}x",
             f"<= {RATIO_TARGET}x",
             rec["end_to_end_ratio"] <= RATIO_TARGET,
@@ -258,7 +258,7 @@ def table(figures: dict[str, Any]) -> list[str]:
         ("seed #2: seed (ledger writes)", again["seed_seconds"], f"{again['items_written']:,} items written"),
         ("baseline: convert_export alone", base["convert_seconds"], f"peak RSS {base['peak_rss_mb']:.1f} MB"),
         ("reconcile: convert", rec["convert_seconds"], ""),
-        (f"reconcile: read_snapshot ({figures['dynamodb']})", rec["read_snapshot_seconds"], f"{rec['ledger_records']:,} records"),
+        ("reconcile: read_snapshot", rec["read_snapshot_seconds"], f"{rec['ledger_records']:,} records"),
         ("reconcile: compare only", rec["compare_seconds"], f"{rec['compare_ratio']:.2f}x baseline"),
         ("reconcile: end to end", rec["end_to_end_seconds"], f"{rec['end_to_end_ratio']:.2f}x baseline"),
         (
@@ -268,7 +268,8 @@ def table(figures: dict[str, Any]) -> list[str]:
         ),
         ("", None, f"peak RSS {rec['peak_rss_mb']:.1f} MB"),
     ]
-    lines = [f"  {'step (' + format(figures['rows'], ',') + ' rows)':<40}  {'seconds':>9}  notes"]
+    title = f"step ({figures['rows']:,} rows, {figures['dynamodb']})"
+    lines = [f"  {title:<40}  {'seconds':>9}  notes"]
     for what, seconds, note in rows:
         shown = f"{seconds:>9.2f}" if seconds is not None else " " * 9
         lines.append(f"  {what:<40}  {shown}  {note}")
