@@ -1,5 +1,6 @@
-"""The ledger against a 1M-record feed on the local DynamoDB (dynalite, or moto; over HTTP, as the code meets
-DynamoDB: ``bench.stack``).
+"""The ledger against a 1M-record feed, on the local DynamoDB (``bench.stack``).
+
+Over HTTP, as the code meets DynamoDB: dynalite when ``make bench`` could install it, moto otherwise.
 
 Targets (issue 3):
 - re-planning and committing an unchanged 1M-row full export writes 0 record items;

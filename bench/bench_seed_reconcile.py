@@ -1,5 +1,6 @@
-"""Seeding a feed's ledger from Illuminate's report, and reconciling that report against the ledger, on the
-local DynamoDB (dynalite, or moto without node: ``bench.stack``), over HTTP, as the code meets DynamoDB.
+"""Seeding a feed's ledger from Illuminate's report, and reconciling the report against the ledger.
+
+On the local DynamoDB (dynalite, or moto without node: ``bench.stack``), over HTTP, as the code meets DynamoDB.
 
 Targets (the seed/reconcile issue):
 - seeding 1M records writes each item at most once and, re-run, writes none: the first seed writes exactly as
