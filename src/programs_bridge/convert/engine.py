@@ -17,15 +17,15 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from itertools import chain, compress, islice, repeat
-from operator import add
+from itertools import chain, compress, islice
 from pathlib import Path
 from typing import IO, BinaryIO
 
 from programs_bridge.convert.codetable import CodeTable
+from programs_bridge.convert.columns import ColumnConverter, Converted
 from programs_bridge.convert.dedupe import DuplicateFinder, RowSet
 from programs_bridge.convert.finding_log import FindingLog
-from programs_bridge.convert.findings import info, warning
+from programs_bridge.convert.findings import Finding, info, warning
 from programs_bridge.convert.headers import PERSON_FIELDS, ColumnMatch, match_columns
 from programs_bridge.convert.mapping import Mapping
 from programs_bridge.convert.profiles import CALPADS_SPRG, PROFILES, closest_profile, detect_profile
@@ -44,7 +44,7 @@ from programs_bridge.programs_txt.render import OutputFormat, render_header
 DEFAULT_MAX_REJECT_SHARE = 0.05
 _PROGRESS_EVERY = 50_000
 _LINE_CHUNK = 1 << 16
-_BATCH = 256  # written rows staged at a time: the per-batch calls are nearly free, and the batch stays in cache
+_BATCH = 512  # rows converted and staged at a time: the per-batch calls are nearly free, and the batch stays in cache
 
 
 class Status(StrEnum):
@@ -71,6 +71,9 @@ class ConvertOptions:
     """Also write ``Conversion.source_lines``: which export line each programs.txt row came from."""
     read_limits: ReadLimits = DEFAULT_LIMITS
     """How large a file, line, value and header may be before the file is refused (README: What it reads)."""
+    column_path: bool = True
+    """Convert clean rows column by column (``columns.py``); False sends every row through the per-row
+    reference, which gives the same output, findings and report (tests and benchmarks compare the two)."""
     records_only: bool = False
     """The rows feed the ledger alone (``ledger seed``), never a delivery: a report of Illuminate's records
     may then lack names and birth date (``headers.PERSON_FIELDS``), which stay empty."""
@@ -123,8 +126,9 @@ def convert_export(
     result = Conversion(str(source), options=options)
     try:
         mapping = options.mapping
+        held = _HeldFindings(result.findings)
         reader = ExportReader(
-            source, limits=options.read_limits, on_finding=result.findings.add,
+            source, limits=options.read_limits, on_finding=held.add,
             delimiter=options.delimiter or (mapping.delimiter if mapping else None),
             encoding=options.encoding or (mapping.encoding if mapping else None),
             header=mapping is None or mapping.header, quoting=mapping is None or mapping.quoting,
@@ -153,7 +157,7 @@ def convert_export(
                 return result.reject(wrong)
             staging_dir = destination.parent if destination is not None else None
             with _Staging(staging_dir, options.output) as staged:
-                _first_pass(chain((first,), rows), converter, staged, result, progress)
+                _first_pass(chain((first,), rows), converter, staged, result, progress, held)
                 _count_lines(reader.counts, result)
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
@@ -306,31 +310,60 @@ def _first_pass(
     staged: _Staging,
     result: Conversion,
     progress: Progress | None,
+    held: _HeldFindings,
 ) -> None:
+    """Convert every row, a batch at a time: the rows the column path (``columns.py``) claims in one go, the
+    others through the per-row reference in their place, so findings and state see rows in line order."""
     findings, convert = result.findings, converter.convert
-    # Written rows are staged in batches: one write and one duplicate-finder call per batch, not per row.
-    texts: list[str] = []
-    keys: list[RecordKey] = []
-    lines: list[int] = []
+    newline = result.options.output.newline
+    # The reference (column path off) takes one row at a time and reads none ahead, as it always has.
+    columns = ColumnConverter(converter, newline) if result.options.column_path else None
+    failed: list[ExportError] = []
     read = rejected = skipped = 0
-    for read, (line, fields) in enumerate(rows, start=1):  # read: the count after the loop
-        outcome, text, key, found = convert(line, fields)
-        if found:
-            findings.extend(found)
-        if outcome is WRITTEN:
-            texts.append(text)
-            keys.append(key)
-            lines.append(line)
-            if len(texts) == _BATCH:
-                staged.add(texts, keys, lines)
+    said = _PROGRESS_EVERY
+    held.holding = columns is not None  # read a batch ahead, the reader's findings wait for their place
+    try:
+        for batch in _batches(_until_failure(rows, failed), _BATCH if columns is not None else 1):
+            converted = columns.convert(batch) if columns is not None else _none_claimed(batch)
+            texts, keys, lines, slow, block = converted
+            if slow or held:
                 texts, keys, lines = [], [], []
-        elif outcome is Outcome.REJECTED:
-            rejected += 1
-        else:
-            skipped += 1
-        if progress is not None and read % _PROGRESS_EVERY == 0:
-            progress(read)
-    staged.add(texts, keys, lines)
+                taken = 0
+                for k, at in enumerate(slow):
+                    upto = at - k  # claimed rows before this one
+                    if upto > taken:
+                        texts += converted.texts[taken:upto]
+                        keys += converted.keys[taken:upto]
+                        lines += converted.lines[taken:upto]
+                        taken = upto
+                    line, fields = batch[at]
+                    held.release(findings, line)
+                    outcome, text, key, found = convert(line, fields)
+                    if found:
+                        findings.extend(found)
+                    if outcome is WRITTEN:
+                        texts.append(text)
+                        keys.append(key)
+                        lines.append(line)
+                    elif outcome is Outcome.REJECTED:
+                        rejected += 1
+                    else:
+                        skipped += 1
+                texts += converted.texts[taken:]
+                keys += converted.keys[taken:]
+                lines += converted.lines[taken:]
+                held.release(findings, None)
+                block = newline.join(texts) + newline if texts else ""
+            staged.add(block, keys, lines)
+            read += len(batch)
+            while progress is not None and said <= read:
+                progress(said)
+                said += _PROGRESS_EVERY
+        held.release(findings, None)  # rows left out after the last row read
+    finally:
+        held.holding = False
+    if failed:  # the rows before the damage were converted, as they would have been one at a time
+        raise failed[0]
     written = read - rejected - skipped
     result.rows_read, result.rows_valid, result.rows_written = read, written, written
     result.rows_rejected, result.rows_skipped = rejected, skipped
@@ -347,6 +380,49 @@ def _first_pass(
                 "(Excel strips leading zeros) and were padded back; check one against the SIS",
             )
         )
+
+
+def _none_claimed(batch: list[tuple[int, list[str]]]) -> Converted:
+    """Every row of ``batch`` to the per-row path (``ConvertOptions.column_path`` off)."""
+    return Converted([], [], [], list(range(len(batch))), "")
+
+
+def _batches(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+def _until_failure(rows: Iterator[tuple[int, list[str]]], failed: list[ExportError]) -> Iterator[tuple[int, list[str]]]:
+    """``rows`` until the reader finds damage part-way (``failed``): the rows read before it still count."""
+    try:
+        yield from rows
+    except ExportError as exc:
+        failed.append(exc)
+
+
+class _HeldFindings:
+    """The reader's findings (rows it leaves out), passed on at once, or held while a batch is read ahead and
+    passed on at their place in line order: after the findings of every row above them."""
+
+    def __init__(self, log: FindingLog) -> None:
+        self._log = log
+        self._held: list[Finding] = []
+        self.holding = False
+
+    def add(self, finding: Finding) -> None:
+        if self.holding:
+            self._held.append(finding)
+        else:
+            self._log.add(finding)
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def release(self, log: FindingLog, line: int | None) -> None:
+        """Pass on the held findings of lines before ``line`` (all of them with None)."""
+        held = self._held
+        while held and (line is None or (held[0].line or 0) < line):
+            log.add(held.pop(0))
 
 
 def _second_pass(staged: _Staging, result: Conversion) -> None:
@@ -425,11 +501,11 @@ class _Staging:
         self._file.write(self._header)
         return self
 
-    def add(self, texts: list[str], keys: list[RecordKey], source_lines: list[int]) -> None:
-        """Stage a batch of written rows: their programs.txt lines, record keys and export lines."""
+    def add(self, block: str, keys: list[RecordKey], source_lines: list[int]) -> None:
+        """Stage a batch of written rows: their programs.txt lines (``block``, each with its newline), record
+        keys and export lines.  One write a batch: the rows were joined for the column path's checks."""
         assert self._file is not None
-        # Row by row (in C): joined, one row with a wide character would make the whole batch a wide string.
-        self._file.writelines(map(add, texts, repeat(self.newline)))
+        self._file.write(block)
         self.duplicates.add(keys, source_lines)
 
     def __exit__(self, *_: object) -> None:

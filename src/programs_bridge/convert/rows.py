@@ -115,7 +115,9 @@ class RowConverter:
         # Unmapped columns read from constants appended after the row's own fields, so one C-level
         # itemgetter call picks all fifteen values.
         self.constants = [mapping.constants.get(c.field, "") for c in COLUMNS]
-        self.pick = itemgetter(*(match.positions.get(c.field, self.width + n) for n, c in enumerate(COLUMNS)))
+        #: Where each canonical field is read: a position in the row, or past its end (``constants``).
+        self.positions = tuple(match.positions.get(c.field, self.width + n) for n, c in enumerate(COLUMNS))
+        self.pick = itemgetter(*self.positions)
         canonical = [c.field for c in COLUMNS]
         # None for the standard layout, whose order is the canonical one: no reordering, and the record key
         # can be built from the values at hand.
@@ -214,8 +216,8 @@ class RowConverter:
             if "+" in ssid and _SCIENTIFIC.match(ssid):
                 found.append(_scientific(line, names[F.STATE_STUDENT_ID], "State Student ID", fatal=False))
                 ssid = ""
-            elif self.state_id_width and len(ssid) < self.state_id_width and ssid.isdigit():
-                ssid = ssid.zfill(self.state_id_width)
+            elif self.state_id_width:
+                ssid = pad_to(ssid, self.state_id_width)
         if not last and self.person_required:
             found.append(_required(line, names[F.LAST_NAME], "Student Last Name"))
         if not first and self.person_required:
@@ -308,7 +310,7 @@ class RowConverter:
                     )
                 )
         elif self.derive_year and starts_on is not None:
-            year = self.years.get(starts_on) or self._derive_year(starts_on)
+            year = self.years.get(starts_on) or self.academic_year_of(starts_on)
 
         if found and any(f.severity == "error" for f in found):
             return RowResult(Outcome.REJECTED, findings=tuple(found))
@@ -484,7 +486,8 @@ class RowConverter:
             ordered[site_at] if site_at >= 0 else "",
         )
 
-    def _derive_year(self, day: date) -> str:
+    def academic_year_of(self, day: date) -> str:
+        """The academic year derived from a start day, remembered (a file has few distinct days)."""
         if len(self.years) > 10_000:
             self.years.clear()
         year = self.years[day] = academic_year_for(day, self.first_month)
@@ -542,6 +545,11 @@ class RowConverter:
             "birth_date_implausible",
             f"Birth Date makes the student older than {_OLDEST_PLAUSIBLE_AGE}; check it in the SIS",
         )
+
+
+def pad_to(digits: str, width: int) -> str:
+    """An all-digit ID shorter than ``width``, zero-padded to it (Excel strips the zeros); else unchanged."""
+    return digits.zfill(width) if len(digits) < width and digits.isdigit() else digits
 
 
 def _school_code(value: str, row_ids: tuple[str, str]) -> bool:

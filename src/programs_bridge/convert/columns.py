@@ -1,0 +1,393 @@
+"""The fast path for clean rows: a batch of export rows converted column by column.
+
+Why it exists: on a nightly export nearly every row is clean, and for a clean row ``RowConverter.convert``
+does the same work every time, one Python operation at a time: strip each value, look each date up, test
+each value for the handful of things that can be wrong with it, join the line.  Column by column the same
+work runs in C over the whole batch (``zip(*rows)``, ``map(str.strip, column)``, one dictionary lookup a
+value), and a value is judged in Python only the first time it is seen: a date, a program or a site that
+passed is remembered with what it is written as, so the next million rows find it in a dictionary.
+
+The per-row path stays the reference.  This module only *claims* rows: a row is converted here when every
+test below shows that the reference would write it, unchanged by any repair and without a single finding;
+every other row is left to the reference, in its place in line order (``Converted.slow``).  The tests are
+deliberately conservative, so falling back costs speed, never correctness.  A claimed row
+
+* has the header's width, and no invisible or special-space character in a value the conversion reads
+  (the reference's own test, ``RowConverter._reveal``, finds nothing to say about the others);
+* is of a record kind the mapping reads, and matches none of its skip rules;
+* has an all-digit Import Student ID that needs no zeros restored, of a width whose example lines the
+  leading-zeros tally (``id_shape``) has already collected, and a State Student ID without a ``+``;
+* has the names a delivery needs, within Illuminate's lengths;
+* has a Program ID that maps, is a code key (no space in a "Program" column, at most 30 characters) and,
+  with a code table, one the reference has already checked (``RowConverter.checked_504``);
+* has a Site ID that maps and is a whole number without leading zeros (those are said once per spelling,
+  which only the reference does);
+* has dates that parse (a plausible birth date), a start date, no end before its start, and an academic
+  year that is one and agrees with the start date (or none, derived as the reference derives it);
+* renders to a line without a tab or line break inside a value.
+
+Why the converter's state cannot make the two paths differ: it either only grows (the programs checked
+against the code table, the ID widths tallied), so a row claimed at the start of a batch is still one the
+reference would pass after the batch's other rows went through it; or it is a cache of pure answers (dates,
+derived years), the same whoever asked first.  The fast path adds to the tally only for widths whose
+examples are complete: counts and flags, the same in any order.  What is counted or said once (zeros
+restored, a site's leading zeros, a 504-like code) is left to the reference.  What the fast path remembers
+is what passed, and what passed once passes again: a value that failed is judged again each time.  Every
+table it keeps is cleared when full, so memory stays flat.
+
+``tests/convert/test_columns.py`` feeds random damage through both paths and checks that they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from datetime import date
+from itertools import compress, count, repeat
+from operator import is_, lt, not_
+from typing import NamedTuple, TypeVar
+
+from programs_bridge.convert.academic_year import academic_year_mismatch, normalise_academic_year
+from programs_bridge.convert.dates import DateResult
+from programs_bridge.convert.id_shape import EXAMPLE_LINES
+from programs_bridge.convert.rows import RecordKey, RowConverter, pad_to
+from programs_bridge.programs_txt.layout import COLUMNS, Field
+
+Row = tuple[int, list[str]]
+Column = Sequence[str]
+_V = TypeVar("_V", bound=Hashable)
+
+_AT = {column.field: n for n, column in enumerate(COLUMNS)}
+_TEXT_FIELDS = (
+    Field.IMPORT_STUDENT_ID, Field.STATE_STUDENT_ID, Field.LAST_NAME, Field.FIRST_NAME, Field.MIDDLE_NAME,
+    Field.PROGRAM_ID, Field.ACADEMIC_YEAR, Field.ELIGIBILITY_CODE, Field.EXIT_CODE, Field.SITE_ID,
+)  # fmt: skip
+_MAX_IDS, _MAX_NAMES = 30, 200  # the sums of lengths under which the reference never looks at each value
+_REMEMBERED = 50_000  # values per table before it is cleared
+_NO_DAY, _OPEN_END = 0, date.max.toordinal() + 1  # a missing start is before, a missing end after, every day
+
+
+class Converted(NamedTuple):
+    """One batch: the claimed rows' lines, keys and export lines, in order, and where the others are."""
+
+    texts: list[str]
+    keys: list[RecordKey]
+    lines: list[int]
+    slow: list[int]
+    """Positions in the batch (ascending) of the rows left to the per-row path."""
+    block: str
+    """With no slow row: ``texts``, each followed by the newline (one write); else empty."""
+
+
+class _Dates:
+    """One kind of date (birth, start or end) as the fast path knows it: the raw values that passed, with
+    their text and day, each looked up in C.  A value is parsed by the reference's own ``DateParser``."""
+
+    __slots__ = ("accept", "days", "missing_day", "parse", "texts")
+
+    def __init__(
+        self, parse: Callable[[str], DateResult], accept: Callable[[DateResult], bool], missing_day: int
+    ) -> None:
+        self.parse, self.accept, self.missing_day = parse, accept, missing_day
+        self.texts: dict[str, str] = {}
+        self.days: dict[str, int] = {}
+
+    def text(self, raw: Column, bad: set[int]) -> list[str]:
+        """Each row's date text; a row whose value does not pass is marked ``bad`` (and gets ``""``)."""
+        found = list(map(self.texts.get, raw))
+        if None in found:
+            for at in compress(count(), map(is_, found, repeat(None))):
+                value = raw[at]
+                result = self.parse(value)
+                if not self.accept(result):
+                    bad.add(at)
+                    found[at] = ""
+                    continue
+                self.texts[value] = found[at] = result.text
+                self.days[value] = result.day.toordinal() if result.day is not None else self.missing_day
+        return found  # type: ignore[return-value]  # no None left
+
+    def day(self, raw: Column) -> list[int]:
+        """Each row's day as an ordinal (``missing_day`` for none), for rows ``text`` saw pass in this batch."""
+        return list(map(self.days.get, raw, repeat(self.missing_day)))
+
+    def trim(self) -> None:
+        """Forget every value when full: between batches only, so a batch's days are there for its checks."""
+        if len(self.texts) >= _REMEMBERED:
+            self.texts.clear()
+            self.days.clear()
+
+
+class ColumnConverter:
+    """The fast path beside one file's ``RowConverter``, whose compiled plan, tables and caches it shares."""
+
+    def __init__(self, rows: RowConverter, newline: str = "\n") -> None:
+        self.rows = rows
+        self.newline = newline
+        rc = rows
+        self._constant = {n: rc.constants[n] for n, at in enumerate(rc.positions) if at >= rc.width}
+        dates = rc.dates
+        self._births = _Dates(dates.parse, self._good_birth, _NO_DAY)
+        self._starts = _Dates(dates.parse, _parsed, _NO_DAY)
+        self._ends = _Dates(dates.parse_end, _parsed, _OPEN_END)
+        self._derived: dict[str, str] = {}
+        """Program Start Date (raw, with a day) -> the academic year derived from it."""
+        self._programs: dict[str, str] = {}
+        self._sites: dict[str, str] = {}
+
+    def convert(self, batch: Sequence[Row]) -> Converted:
+        """Claim and convert the rows of ``batch`` that qualify; say which ones are the per-row path's."""
+        lines, records = zip(*batch, strict=True)
+        width = self.rows.width
+        kept: Sequence[int] = range(len(batch))
+        if not all(map(width.__eq__, map(len, records))):
+            kept = list(compress(count(), map(width.__eq__, map(len, records))))
+            records, lines = tuple(records[at] for at in kept), tuple(lines[at] for at in kept)
+        texts, keys, sids, bad = self._columns(records) if records else ([], [], [], set())
+        claimed_lines: Sequence[int] = lines
+        if bad:
+            claimed = [at for at in range(len(records)) if at not in bad]
+            texts, keys = [texts[at] for at in claimed], [keys[at] for at in claimed]
+            claimed_lines, sids = [lines[at] for at in claimed], [sids[at] for at in claimed]
+        self._tally(sids)
+        if len(texts) == len(batch):
+            return Converted(texts, keys, list(claimed_lines), [], self.newline.join(texts) + self.newline)
+        taken = {kept[at] for at in range(len(records)) if at not in bad}
+        slow = [at for at in range(len(batch)) if at not in taken]
+        return Converted(texts, keys, list(claimed_lines), slow, "")
+
+    def _columns(self, records: Sequence[list[str]]) -> tuple[list[str], list[RecordKey], list[str], set[int]]:
+        """The lines, keys and Import Student IDs of ``records`` (all of the header's width), and which of
+        them the fast path cannot vouch for (``bad``: indices into ``records``)."""
+        rc = self.rows
+        size = len(records)
+        bad: set[int] = set()
+        self._trim()
+        source = list(zip(*records, strict=True))
+        for at in rc.read_at:  # one C-level test a column; a value at a time only in a column that fails it
+            joined = "".join(source[at])
+            if not joined.isascii() and not joined.isprintable():
+                _mark(bad, map(_hidden, source[at]))
+        if rc.records is not None:
+            at, kinds = rc.records
+            _mark(bad, map(kinds.__contains__, map(str.casefold, map(str.strip, source[at]))), invert=True)
+        for at, skip_values in rc.skip:
+            _mark(bad, map(skip_values.__contains__, map(str.casefold, map(str.strip, source[at]))))
+        constant = self._constant
+
+        def raw(field: Field) -> Column:
+            n = _AT[field]
+            return [constant[n]] * size if n in constant else source[rc.positions[n]]
+
+        def stripped(field: Field) -> list[str]:
+            n = _AT[field]
+            return [constant[n].strip()] * size if n in constant else list(map(str.strip, source[rc.positions[n]]))
+
+        # Text values stripped as the reference strips them; dates looked up raw, as its caches are keyed.
+        sids, ssids, lasts, firsts, middles, programs, years, eligibility_codes, exit_codes, sites = map(
+            stripped, _TEXT_FIELDS
+        )
+        widths = self._student_ids(sids, bad)
+        ssids = self._state_ids(ssids, bad)
+        if rc.person_required:
+            for names in (lasts, firsts):
+                if not all(names):
+                    _mark(bad, map(not_, names))
+        if max(widths) + max(map(len, ssids)) > _MAX_IDS:
+            _mark(bad, (len(a) + len(b) > _MAX_IDS for a, b in zip(sids, ssids, strict=True)))
+        programs = _remembered(programs, self._programs, self._program, bad)
+        sites = _remembered(sites, self._sites, self._site, bad)
+
+        births = self._births.text(raw(Field.BIRTH_DATE), bad)
+        es_raw, ps_raw = raw(Field.ELIGIBILITY_START_DATE), raw(Field.PROGRAM_START_DATE)
+        ee_raw, pe_raw = raw(Field.ELIGIBILITY_END_DATE), raw(Field.PROGRAM_END_DATE)
+        es_text, ps_text = self._starts.text(es_raw, bad), self._starts.text(ps_raw, bad)
+        ee_text, pe_text = self._ends.text(ee_raw, bad), self._ends.text(pe_raw, bad)
+        begins = ps_text if all(ps_text) else [p or e for p, e in zip(ps_text, es_text, strict=True)]
+        if not all(begins):
+            _mark(bad, map(not_, begins))  # neither start date: start_date_missing
+        for end_raw, end_text, start_raw in ((pe_raw, pe_text, ps_raw), (ee_raw, ee_text, es_raw)):
+            if any(end_text):  # end_before_start
+                _mark(bad, map(lt, self._ends.day(end_raw), self._starts.day(start_raw)))
+        years = self._years(years, ps_raw, ps_text, es_raw, bad)
+
+        values = [sids, ssids, lasts, firsts, middles, births, programs, es_text, ee_text, ps_text, pe_text,
+                  years, eligibility_codes, exit_codes, sites]  # fmt: skip
+        ordered: Sequence[Column] = values if rc.arrange is None else rc.arrange(values)
+        texts = list(map("\t".join, zip(*ordered, strict=True)))
+        longest = max(map(len, texts))
+        if longest > _MAX_NAMES:  # a line no longer than the limit holds names no longer than it
+            sums = zip(map(len, lasts), map(len, firsts), map(len, middles), strict=True)
+            _mark(bad, (a + b + c > _MAX_NAMES for a, b, c in sums))
+        blob = "\n".join(texts)
+        if blob.count("\t") != rc.tabs * size or blob.count("\n") != size - 1 or "\r" in blob:
+            _mark(bad, (t.count("\t") != rc.tabs or "\n" in t or "\r" in t for t in texts))
+        return texts, _keys(ordered, rc.key_at, size), sids, bad
+
+    def _trim(self) -> None:
+        for dates in (self._births, self._starts, self._ends):
+            dates.trim()
+        for known in (self._derived, self._programs, self._sites):
+            if len(known) >= _REMEMBERED:
+                known.clear()
+
+    # --- one column each ------------------------------------------------------------------------------
+
+    def _student_ids(self, sids: list[str], bad: set[int]) -> list[int]:
+        """Claim only all-digit IDs that the reference would neither pad nor give an example line of the
+        leading-zeros tally; their widths."""
+        if not all(map(str.isdigit, sids)):
+            _mark(bad, map(str.isdigit, sids), invert=True)
+        rc, tallied = self.rows, self.rows.id_shape.by_width
+        widths = list(map(len, sids))
+        unsure = {
+            width
+            for width in set(widths)
+            if width > _MAX_IDS or (rc.id_width and width < rc.id_width) or tallied[width] < EXAMPLE_LINES
+        }
+        if unsure:
+            _mark(bad, map(unsure.__contains__, widths))
+        return widths
+
+    def _state_ids(self, ssids: list[str], bad: set[int]) -> list[str]:
+        """A ``+`` may be scientific notation, which the reference reports; zeros padded as it pads them."""
+        if "+" in "".join(ssids):
+            _mark(bad, map(str.__contains__, ssids, repeat("+")))
+        width = self.rows.state_id_width
+        if width and min(map(len, ssids)) < width:
+            return [pad_to(ssid, width) for ssid in ssids]
+        return ssids
+
+    def _program(self, program: str) -> str | None:
+        """The Program ID the reference would write for ``program`` without a finding, or None."""
+        rc = self.rows
+        if rc.program_values:
+            mapped = rc.program_values.get(program.casefold())
+            if mapped is not None:
+                program = mapped
+            elif rc.programs_required and program:
+                return None
+        if not program or (rc.program_may_be_named and " " in program) or len(program) > _MAX_IDS:
+            return None
+        if rc.code_table is not None and program not in rc.checked_504:  # checked: in the table, said once
+            return None
+        return program
+
+    def _site(self, site: str) -> str | None:
+        """The Site ID the reference would write for ``site`` without a finding, or None."""
+        rc = self.rows
+        if rc.site_values:
+            mapped = rc.site_values.get(site.casefold())
+            if mapped is not None:
+                site = mapped
+            elif rc.sites_required:
+                return None
+        if rc.check_site and site and (not site.isdigit() or not site.isascii() or (site[0] == "0" and len(site) > 1)):
+            return None
+        return site
+
+    def _good_birth(self, result: DateResult) -> bool:
+        rc = self.rows
+        text, day, code, _ = result
+        if code or (not text and rc.person_required):
+            return False
+        return day is None or rc.oldest_birth <= day <= rc.today
+
+    def _years(self, years: list[str], ps_raw: Column, ps_text: list[str], es_raw: Column, bad: set[int]) -> list[str]:
+        """Academic Year as the reference writes it: normalised when given, else derived when asked for."""
+        rc, dates = self.rows, self.rows.dates
+        if any(years):  # a year column: each row's start day, then one answer per (year, day)
+            ps_day = [dates.parse(value).day for value in ps_raw]
+            starts_on = [p or dates.parse(e).day for p, e in zip(ps_day, es_raw, strict=True)]
+            return _by_value(list(zip(years, starts_on, strict=True)), self._year, bad)
+        if not rc.derive_year:
+            return years
+        derived = list(map(self._derived.get, ps_raw))
+        if None in derived:
+            for at in compress(count(), map(is_, derived, repeat(None))):
+                if at in bad:
+                    derived[at] = ""
+                    continue
+                start_day = dates.parse(ps_raw[at]).day
+                day = start_day or dates.parse(es_raw[at]).day
+                derived[at] = year = "" if day is None else rc.years.get(day) or rc.academic_year_of(day)
+                if start_day is not None:  # the year depends on the Program Start Date alone
+                    self._derived[ps_raw[at]] = year
+        return derived  # type: ignore[return-value]  # no None left
+
+    def _year(self, pair: tuple[str, date | None]) -> str | None:
+        rc = self.rows
+        year, starts_on = pair
+        if year:
+            text, code, _ = normalise_academic_year(year)
+            if code or (starts_on is not None and academic_year_mismatch(text, starts_on, rc.first_month)):
+                return None
+            return text
+        if rc.derive_year and starts_on is not None:
+            return rc.years.get(starts_on) or rc.academic_year_of(starts_on)
+        return ""
+
+    def _tally(self, sids: list[str]) -> None:
+        """The claimed rows' Import Student IDs in the leading-zeros tally: of widths whose examples are
+        complete, so counts and 'padded' flags only, the same in any order."""
+        shape = self.rows.id_shape
+        widths = list(map(len, sids))
+        distinct = set(widths)
+        for width in distinct:
+            shape.by_width[width] += widths.count(width)
+        if not all(shape.padded[width] for width in distinct):
+            for width in set(compress(widths, map(str.startswith, sids, repeat("0")))):
+                shape.padded[width] = True
+
+
+def _parsed(result: DateResult) -> bool:
+    return not result.code
+
+
+def _hidden(value: str) -> bool:
+    """The reference's test for characters to reveal, on one value."""
+    return not value.isascii() and not value.isprintable()
+
+
+def _mark(bad: set[int], flags: Iterable[object], *, invert: bool = False) -> None:
+    """Add to ``bad`` the index of every true flag (every false one with ``invert``), in C."""
+    bad.update(compress(count(), map(not_, flags) if invert else flags))
+
+
+def _remembered(
+    column: list[str], known: dict[str, str], convert: Callable[[str], str | None], bad: set[int]
+) -> list[str]:
+    """Each value as ``convert`` writes it, found in ``known`` once it passed; the rows of a value that does
+    not pass (None) are marked ``bad``."""
+    found = list(map(known.get, column))
+    if None in found:
+        for at in compress(count(), map(is_, found, repeat(None))):
+            text = convert(column[at])
+            if text is None:
+                bad.add(at)
+                found[at] = ""
+                continue
+            known[column[at]] = found[at] = text
+    return found  # type: ignore[return-value]  # no None left
+
+
+def _by_value(column: Sequence[_V], convert: Callable[[_V], str | None], bad: set[int]) -> list[str]:
+    """``convert`` of each distinct value, once a batch; the rows of a value it has no answer for (None)
+    are marked ``bad``."""
+    done = {value: convert(value) for value in set(column)}
+    failed = {value for value, text in done.items() if text is None}
+    if failed:
+        _mark(bad, map(failed.__contains__, column))
+    table = {value: text or "" for value, text in done.items()}
+    return list(map(table.__getitem__, column))
+
+
+def _keys(ordered: Sequence[Column], key_at: tuple[int, int, int, int, int], size: int) -> list[RecordKey]:
+    """``layout.record_key`` of every row, column by column."""
+    student_at, program_at, start_at, eligibility_at, site_at = key_at
+    empty = [""] * size
+    starts = ordered[start_at] if start_at >= 0 else empty
+    if not all(starts):
+        eligibility = ordered[eligibility_at] if eligibility_at >= 0 else empty
+        starts = [s or e for s, e in zip(starts, eligibility, strict=True)]
+    sites = ordered[site_at] if site_at >= 0 else empty
+    return list(zip(ordered[student_at], ordered[program_at], starts, sites, strict=True))
