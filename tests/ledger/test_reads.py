@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from programs_bridge.ledger.store import SHARDS, LedgerError, LedgerStore
+from programs_bridge.ledger.store import SHARDS, LedgerError, LedgerStore, item_size, page_size
 
 
 def record(shard: int, n: int) -> dict[str, Any]:
@@ -74,3 +74,12 @@ def test_every_page_of_every_shard_is_read_and_counted() -> None:
 def test_a_failed_shard_read_fails_the_whole_read() -> None:
     with pytest.raises(LedgerError, match="reading the ledger failed"):
         LedgerStore("ledger", cast(Any, PagingClient(fail_shard=7))).read_snapshot("feed")
+
+
+def test_a_page_is_sized_as_its_items_are_whatever_they_hold() -> None:
+    """``page_size`` (the read path's fast sizing) agrees with ``item_size`` item by item, UTF-8 included."""
+    text = [{"pk": {"S": "f#records#01"}, "sk": {"S": "0045|101|08/20/2025|é"}, "n": {"N": "12"}} for _ in range(3)]
+    mixed = [*text, {"pk": {"S": "f#held"}, "matches": {"L": [{"S": "a"}]}, "ok": {"BOOL": True}}]
+    for page in (text, mixed, []):
+        assert page_size(page) == sum(item_size(item) for item in page)
+    assert page_size(text) == 3 * (len("pkskn") + len("f#records#01") + len("0045|101|08/20/2025|é".encode()) + 2)

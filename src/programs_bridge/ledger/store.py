@@ -24,9 +24,10 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -134,6 +135,18 @@ def item_size(item: Item) -> int:
     text = "".join([name + "".join([v if isinstance(v, str) else str(v) for v in value.values()])
                     for name, value in item.items()])  # fmt: skip
     return len(text.encode())
+
+
+def page_size(items: Sequence[Item]) -> int:
+    """``item_size`` summed over a read page, in two joins instead of a loop per item: every ledger read sizes
+    every item it reads (``Usage.estimated_units``), and per item that cost a quarter of a read's Python time.
+    Exact when every value is text (S or N, all the ledger writes); any other page is sized item by item."""
+    names = "".join(chain.from_iterable(items))
+    values = chain.from_iterable(map(dict.values, chain.from_iterable(map(dict.values, items))))
+    try:
+        return len(names.encode()) + len("".join(values).encode())
+    except TypeError:  # a list, map or boolean value
+        return sum(item_size(item) for item in items)
 
 
 def chunks(items: Iterable[Item], size: int = BATCH_SIZE) -> Iterator[list[Item]]:
@@ -301,7 +314,7 @@ class LedgerStore:
                 kwargs["ExclusiveStartKey"] = start
             response = self.client.query(**kwargs)
             items: list[Item] = list(response.get("Items", []))
-            page_bytes = sum(item_size(item) for item in items)
+            page_bytes = page_size(items)
             # Strongly consistent: one unit per 4 KB of the page, rounded up per request.
             estimated = float(math.ceil(page_bytes / READ_UNIT_BYTES))
             yield _RawPage(items, Usage(1, len(items), _capacity(response), estimated))
