@@ -63,6 +63,23 @@ def test_a_missing_table_is_exit_3_not_a_traceback(
     assert "cannot seed the ledger table 'no-such-table': ResourceNotFoundException" in capsys.readouterr().err
 
 
+def test_a_table_that_is_not_a_ledger_is_exit_3_with_what_a_ledger_table_looks_like(
+    aws: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    boto3.client("dynamodb").create_table(
+        TableName="idempotency", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )  # fmt: skip
+    uploaded = write(tmp_path / "programs.txt", "\t".join(STANDARD.header), UPLOADED)
+    assert main(["ledger", "seed", str(uploaded), "--table", "idempotency", "--feed", "district"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot seed the ledger table 'idempotency': ValidationException (is it a programs-bridge ledger" in err
+    assert "Traceback" not in err
+
+
 def test_a_report_of_illuminates_records_without_names_or_birth_dates_seeds_the_feed(
     table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -60,6 +60,8 @@ def reaching_ledger(table: str, doing: str) -> Iterator[None]:
     except (ClientError, BotoCoreError, OSError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
         detail = code or type(exc).__name__
+        if code == "ValidationException":  # what DynamoDB answers when the key names are not the table's
+            detail += " (is it a programs-bridge ledger table? Its key is two strings, pk and sk: template.yaml)"
         raise CommandFailed(f"cannot {doing} the ledger table {table!r}: {detail}", EXIT_LEDGER) from None
 
 
