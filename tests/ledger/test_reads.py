@@ -6,6 +6,7 @@ read through the moto server.
 
 from __future__ import annotations
 
+import gc
 from typing import Any, cast
 
 import pytest
@@ -74,6 +75,26 @@ def test_every_page_of_every_shard_is_read_and_counted() -> None:
 def test_a_failed_shard_read_fails_the_whole_read() -> None:
     with pytest.raises(LedgerError, match="reading the ledger failed"):
         LedgerStore("ledger", cast(Any, PagingClient(fail_shard=7))).read_snapshot("feed")
+    assert gc.isenabled()  # the collector paused for the read is back, failure or not
+
+
+def test_the_garbage_collector_is_paused_during_a_read_and_restored_after() -> None:
+    collecting: list[bool] = []
+
+    class Watching(PagingClient):
+        def query(self, **kwargs: Any) -> dict[str, Any]:
+            collecting.append(gc.isenabled())
+            return super().query(**kwargs)
+
+    LedgerStore("ledger", cast(Any, Watching())).read_snapshot("feed")
+    assert collecting and not any(collecting)
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned it off itself keeps it off
+    try:
+        LedgerStore("ledger", cast(Any, PagingClient())).read_snapshot("feed")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_page_is_sized_as_its_items_are_whatever_they_hold() -> None:

@@ -17,6 +17,7 @@ one hot one.
 
 from __future__ import annotations
 
+import gc
 import math
 import queue
 import random
@@ -26,6 +27,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -149,6 +151,25 @@ def page_size(items: Sequence[Item]) -> int:
         return sum(item_size(item) for item in items)
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a read builds a snapshot, restored after.
+
+    A read allocates about nine dicts per record (json's, freed by reference counting as each page is
+    compacted); every one counts towards the collector's thresholds, so a large read ran thousands of
+    collections that found nothing to free.  Measured on dynalite, a 400k-record read in one process,
+    alternating: 5.05-5.46 s of CPU with the collector, 3.91-4.10 s without.  Reference counting frees all
+    of it as before (nothing a read makes is cyclic); a collector another caller turned off stays off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def chunks(items: Iterable[Item], size: int = BATCH_SIZE) -> Iterator[list[Item]]:
     """Items in lists of at most ``size``; an item whose key is already in the current list starts a new
     one, because BatchWriteItem rejects a request naming one key twice (later items still win, in order)."""
@@ -240,6 +261,10 @@ class LedgerStore:
         Pages, already compacted by the reader threads, flow through a bounded queue into one builder, so
         memory holds the snapshot plus a few pages in flight, never a shard's worth of raw items.
         """
+        with collector_paused():
+            return self._read_snapshot(feed)
+
+    def _read_snapshot(self, feed: str) -> tuple[LedgerSnapshot, Usage]:
         usage = Usage()
         snapshot = LedgerSnapshot(head_run=self._head(feed, usage))
         pages: queue.Queue[_Page | BaseException | None] = queue.Queue(maxsize=READERS)
