@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import date
 from itertools import compress, count, repeat
-from operator import is_, lt, not_
+from operator import is_, itemgetter, lt, not_
 from typing import NamedTuple, TypeVar
 
 from programs_bridge.convert.academic_year import academic_year_mismatch, normalise_academic_year
@@ -55,6 +55,8 @@ from programs_bridge.programs_txt.layout import COLUMNS, Field
 Row = tuple[int, list[str]]
 Column = Sequence[str]
 _V = TypeVar("_V", bound=Hashable)
+_K = TypeVar("_K", bound=Hashable)
+_T = TypeVar("_T")
 
 _AT = {column.field: n for n, column in enumerate(COLUMNS)}
 _TEXT_FIELDS = (
@@ -76,6 +78,12 @@ class Converted(NamedTuple):
     """Positions in the batch (ascending) of the rows left to the per-row path."""
     block: str
     """With no slow row: ``texts``, each followed by the newline (one write); else empty."""
+    folded: bool = False
+    """Every key is its own case-folding (``DuplicateFinder.add``): digits for IDs, programs checked."""
+
+
+class _Same(list[str]):
+    """A column that holds one value on every row: a constant of the mapping."""
 
 
 class _Dates:
@@ -93,22 +101,37 @@ class _Dates:
 
     def text(self, raw: Column, bad: set[int]) -> list[str]:
         """Each row's date text; a row whose value does not pass is marked ``bad`` (and gets ``""``)."""
+        if isinstance(raw, _Same):  # a constant: one value for every row
+            text = self._learn(raw[0])
+            if text is None:
+                bad.update(range(len(raw)))
+            return [text or ""] * len(raw)
+        known = _looked_up(self.texts, raw)
+        if known is not None:
+            return known
         found = list(map(self.texts.get, raw))
-        if None in found:
-            for at in compress(count(), map(is_, found, repeat(None))):
-                value = raw[at]
-                result = self.parse(value)
-                if not self.accept(result):
-                    bad.add(at)
-                    found[at] = ""
-                    continue
-                self.texts[value] = found[at] = result.text
-                self.days[value] = result.day.toordinal() if result.day is not None else self.missing_day
+        for at in compress(count(), map(is_, found, repeat(None))):
+            text = self._learn(raw[at])
+            if text is None:
+                bad.add(at)
+            found[at] = text or ""
         return found  # type: ignore[return-value]  # no None left
+
+    def _learn(self, value: str) -> str | None:
+        """The text of a value seen for the first time (remembered with its day), or None: it does not pass."""
+        result = self.parse(value)
+        if not self.accept(result):
+            return None
+        self.texts[value] = result.text
+        self.days[value] = result.day.toordinal() if result.day is not None else self.missing_day
+        return result.text
 
     def day(self, raw: Column) -> list[int]:
         """Each row's day as an ordinal (``missing_day`` for none), for rows ``text`` saw pass in this batch."""
-        return list(map(self.days.get, raw, repeat(self.missing_day)))
+        if isinstance(raw, _Same):
+            return [self.days.get(raw[0], self.missing_day)] * len(raw)
+        known = _looked_up(self.days, raw)
+        return known if known is not None else list(map(self.days.get, raw, repeat(self.missing_day)))
 
     def trim(self) -> None:
         """Forget every value when full: between batches only, so a batch's days are there for its checks."""
@@ -125,6 +148,8 @@ class ColumnConverter:
         self.newline = newline
         rc = rows
         self._constant = {n: rc.constants[n] for n, at in enumerate(rc.positions) if at >= rc.width}
+        #: A constant with a tab or line break in it (the reference replaces it, and says so) claims no row.
+        self.claims = not any(map(_breaks, self._constant.values()))
         dates = rc.dates
         self._births = _Dates(dates.parse, self._good_birth, _NO_DAY)
         self._starts = _Dates(dates.parse, _parsed, _NO_DAY)
@@ -132,41 +157,47 @@ class ColumnConverter:
         self._derived: dict[str, str] = {}
         """Program Start Date (raw, with a day) -> the academic year derived from it."""
         self._programs: dict[str, str] = {}
+        self._cased: set[str] = set()
+        """Program IDs claimed that case-folding changes (the duplicate finder folds them)."""
         self._sites: dict[str, str] = {}
 
     def convert(self, batch: Sequence[Row]) -> Converted:
         """Claim and convert the rows of ``batch`` that qualify; say which ones are the per-row path's."""
+        if not self.claims:
+            return Converted([], [], [], list(range(len(batch))), "")
         lines, records = zip(*batch, strict=True)
         width = self.rows.width
         kept: Sequence[int] = range(len(batch))
         if not all(map(width.__eq__, map(len, records))):
             kept = list(compress(count(), map(width.__eq__, map(len, records))))
             records, lines = tuple(records[at] for at in kept), tuple(lines[at] for at in kept)
-        texts, keys, sids, bad = self._columns(records) if records else ([], [], [], set())
-        claimed_lines: Sequence[int] = lines
-        if bad:
-            claimed = [at for at in range(len(records)) if at not in bad]
-            texts, keys = [texts[at] for at in claimed], [keys[at] for at in claimed]
-            claimed_lines, sids = [lines[at] for at in claimed], [sids[at] for at in claimed]
-        self._tally(sids)
+        texts, keys, widths, sids, bad = self._columns(records) if records else ([], [], [], [], set())
+        claimed_lines = list(lines)
+        for at in sorted(bad, reverse=True):  # few: each a C-level move of the rest
+            del texts[at], keys[at], claimed_lines[at], widths[at], sids[at]
+        self._tally(widths, sids)
         if len(texts) == len(batch):
-            return Converted(texts, keys, list(claimed_lines), [], self.newline.join(texts) + self.newline)
-        taken = {kept[at] for at in range(len(records)) if at not in bad}
-        slow = [at for at in range(len(batch)) if at not in taken]
-        return Converted(texts, keys, list(claimed_lines), slow, "")
+            block = self.newline.join(texts) + self.newline
+            return Converted(texts, keys, claimed_lines, [], block, self._folded(keys))
+        slow = sorted(set(range(len(batch))).difference(kept).union(kept[at] for at in bad))
+        return Converted(texts, keys, claimed_lines, slow, "")
 
-    def _columns(self, records: Sequence[list[str]]) -> tuple[list[str], list[RecordKey], list[str], set[int]]:
-        """The lines, keys and Import Student IDs of ``records`` (all of the header's width), and which of
-        them the fast path cannot vouch for (``bad``: indices into ``records``)."""
+    def _columns(
+        self, records: Sequence[list[str]]
+    ) -> tuple[list[str], list[RecordKey], list[int], list[str], set[int]]:
+        """The lines, keys, Import Student IDs and their widths of ``records`` (all of the header's width),
+        and which of them the fast path cannot vouch for (``bad``: indices into ``records``)."""
         rc = self.rows
         size = len(records)
         bad: set[int] = set()
         self._trim()
         source = list(zip(*records, strict=True))
-        for at in rc.read_at:  # one C-level test a column; a value at a time only in a column that fails it
+        for at in rc.read_at:  # C-level tests of a column; a value at a time only in a column that fails one
             joined = "".join(source[at])
             if not joined.isascii() and not joined.isprintable():
                 _mark(bad, map(_hidden, source[at]))
+            if "\t" in joined or "\n" in joined or "\r" in joined:  # programs.txt cannot hold them
+                _mark(bad, map(_breaks, source[at]))
         if rc.records is not None:
             at, kinds = rc.records
             _mark(bad, map(kinds.__contains__, map(str.casefold, map(str.strip, source[at]))), invert=True)
@@ -176,7 +207,7 @@ class ColumnConverter:
 
         def raw(field: Field) -> Column:
             n = _AT[field]
-            return [constant[n]] * size if n in constant else source[rc.positions[n]]
+            return _Same([constant[n]] * size) if n in constant else source[rc.positions[n]]
 
         def stripped(field: Field) -> list[str]:
             n = _AT[field]
@@ -207,7 +238,9 @@ class ColumnConverter:
             _mark(bad, map(not_, begins))  # neither start date: start_date_missing
         for end_raw, end_text, start_raw in ((pe_raw, pe_text, ps_raw), (ee_raw, ee_text, es_raw)):
             if any(end_text):  # end_before_start
-                _mark(bad, map(lt, self._ends.day(end_raw), self._starts.day(start_raw)))
+                ends_on, starts_on = self._ends.day(end_raw), self._starts.day(start_raw)
+                if any(map(lt, ends_on, starts_on)):
+                    _mark(bad, map(lt, ends_on, starts_on))
         years = self._years(years, ps_raw, ps_text, es_raw, bad)
 
         values = [sids, ssids, lasts, firsts, middles, births, programs, es_text, ee_text, ps_text, pe_text,
@@ -218,10 +251,7 @@ class ColumnConverter:
         if longest > _MAX_NAMES:  # a line no longer than the limit holds names no longer than it
             sums = zip(map(len, lasts), map(len, firsts), map(len, middles), strict=True)
             _mark(bad, (a + b + c > _MAX_NAMES for a, b, c in sums))
-        blob = "\n".join(texts)
-        if blob.count("\t") != rc.tabs * size or blob.count("\n") != size - 1 or "\r" in blob:
-            _mark(bad, (t.count("\t") != rc.tabs or "\n" in t or "\r" in t for t in texts))
-        return texts, _keys(ordered, rc.key_at, size), sids, bad
+        return texts, _keys(ordered, rc.key_at, size), widths, sids, bad
 
     def _trim(self) -> None:
         for dates in (self._births, self._starts, self._ends):
@@ -229,6 +259,8 @@ class ColumnConverter:
         for known in (self._derived, self._programs, self._sites):
             if len(known) >= _REMEMBERED:
                 known.clear()
+        if not self._programs:
+            self._cased.clear()  # every program is learnt again, and said again if folding changes it
 
     # --- one column each ------------------------------------------------------------------------------
 
@@ -270,6 +302,10 @@ class ColumnConverter:
             return None
         if rc.code_table is not None and program not in rc.checked_504:  # checked: in the table, said once
             return None
+        if _breaks(program):
+            return None
+        if program.casefold() != program:
+            self._cased.add(program)
         return program
 
     def _site(self, site: str) -> str | None:
@@ -283,7 +319,7 @@ class ColumnConverter:
                 return None
         if rc.check_site and site and (not site.isdigit() or not site.isascii() or (site[0] == "0" and len(site) > 1)):
             return None
-        return site
+        return None if _breaks(site) else site
 
     def _good_birth(self, result: DateResult) -> bool:
         rc = self.rows
@@ -301,17 +337,19 @@ class ColumnConverter:
             return _by_value(list(zip(years, starts_on, strict=True)), self._year, bad)
         if not rc.derive_year:
             return years
+        known = _looked_up(self._derived, ps_raw)
+        if known is not None:
+            return known
         derived = list(map(self._derived.get, ps_raw))
-        if None in derived:
-            for at in compress(count(), map(is_, derived, repeat(None))):
-                if at in bad:
-                    derived[at] = ""
-                    continue
-                start_day = dates.parse(ps_raw[at]).day
-                day = start_day or dates.parse(es_raw[at]).day
-                derived[at] = year = "" if day is None else rc.years.get(day) or rc.academic_year_of(day)
-                if start_day is not None:  # the year depends on the Program Start Date alone
-                    self._derived[ps_raw[at]] = year
+        for at in compress(count(), map(is_, derived, repeat(None))):
+            if at in bad:
+                derived[at] = ""
+                continue
+            start_day = dates.parse(ps_raw[at]).day
+            day = start_day or dates.parse(es_raw[at]).day
+            derived[at] = year = "" if day is None else rc.years.get(day) or rc.academic_year_of(day)
+            if start_day is not None:  # the year depends on the Program Start Date alone
+                self._derived[ps_raw[at]] = year
         return derived  # type: ignore[return-value]  # no None left
 
     def _year(self, pair: tuple[str, date | None]) -> str | None:
@@ -326,11 +364,17 @@ class ColumnConverter:
             return rc.years.get(starts_on) or rc.academic_year_of(starts_on)
         return ""
 
-    def _tally(self, sids: list[str]) -> None:
+    def _folded(self, keys: list[RecordKey]) -> bool:
+        """Whether every key is its own case-folding: the Import Student IDs are digits (``str.isdigit``: no
+        digit has a case), so only a Program ID that folding changes can make one differ."""
+        if not self._cased:
+            return True
+        return self._cased.isdisjoint(map(itemgetter(1), keys))
+
+    def _tally(self, widths: list[int], sids: list[str]) -> None:
         """The claimed rows' Import Student IDs in the leading-zeros tally: of widths whose examples are
         complete, so counts and 'padded' flags only, the same in any order."""
         shape = self.rows.id_shape
-        widths = list(map(len, sids))
         distinct = set(widths)
         for width in distinct:
             shape.by_width[width] += widths.count(width)
@@ -341,6 +385,10 @@ class ColumnConverter:
 
 def _parsed(result: DateResult) -> bool:
     return not result.code
+
+
+def _breaks(value: str) -> bool:
+    return "\t" in value or "\n" in value or "\r" in value
 
 
 def _hidden(value: str) -> bool:
@@ -358,16 +406,29 @@ def _remembered(
 ) -> list[str]:
     """Each value as ``convert`` writes it, found in ``known`` once it passed; the rows of a value that does
     not pass (None) are marked ``bad``."""
+    every = _looked_up(known, column)
+    if every is not None:
+        return every
     found = list(map(known.get, column))
-    if None in found:
-        for at in compress(count(), map(is_, found, repeat(None))):
-            text = convert(column[at])
-            if text is None:
-                bad.add(at)
-                found[at] = ""
-                continue
-            known[column[at]] = found[at] = text
+    for at in compress(count(), map(is_, found, repeat(None))):
+        text = convert(column[at])
+        if text is None:
+            bad.add(at)
+            found[at] = ""
+            continue
+        known[column[at]] = found[at] = text
     return found  # type: ignore[return-value]  # no None left
+
+
+def _looked_up(table: dict[_K, _T], column: Iterable[_K]) -> list[_T] | None:
+    """Every value of ``column`` found in ``table``, one C-level lookup a row; None when one is missing.
+
+    ``__getitem__`` and a KeyError, not ``get`` and a test for None: comparing every value with None costs
+    as much as the lookups."""
+    try:
+        return list(map(table.__getitem__, column))
+    except KeyError:
+        return None
 
 
 def _by_value(column: Sequence[_V], convert: Callable[[_V], str | None], bad: set[int]) -> list[str]:

@@ -127,22 +127,25 @@ class DuplicateFinder:
         self.repeats = 0
         """Rows whose hash slot was already taken: a repeated key, a case variant or a false suspect."""
 
-    def add(self, keys: Sequence[Key], source_lines: Sequence[int]) -> None:
+    def add(self, keys: Sequence[Key], source_lines: Sequence[int], *, folded: bool = False) -> None:
         """Record a batch of written rows' keys and export lines (call in output order).
 
         In batches because hashing and spooling then run in C over the whole batch; only the bit test is
-        Python, and a loop here costs less than a method call per row.
+        Python, and a loop here costs less than a method call per row (measured: a test-and-set built of
+        C-level ``map`` calls is slower, and needs a loop anyway when two keys of a batch share a byte).
+        ``folded``: the caller knows every key is its own case-folding (the converter's column path, whose
+        Import Student IDs are digits and whose Program IDs it has checked), so the check is skipped.
         """
-        digests = list(map(hash, _folded(keys)))
-        bits = self._bits
+        digests = list(map(hash, keys if folded else _folded(keys)))
+        bits, slots = self._bits, _SLOTS
         repeated = []
         for digest in digests:
-            index = (digest & _SLOTS) >> 3  # the slot's byte ...
-            mask = 1 << (digest & 7)  # ... and its bit in that byte
-            if bits[index] & mask:
+            slot = digest & slots
+            mask = 1 << (slot & 7)  # the slot's bit in its byte
+            if bits[slot >> 3] & mask:
                 repeated.append(digest)
             else:
-                bits[index] |= mask
+                bits[slot >> 3] |= mask
         if repeated:
             self._suspect(repeated)
         pairs = array("q", bytes(16 * len(digests)))  # the spool interleaves (hash, line), filled in C
@@ -260,7 +263,7 @@ def _folded(keys: Sequence[Key]) -> Sequence[Key]:
     either (digits are their own folding, and an unchanged tuple hashes alike), so a batch is folded only
     when one C-level check of all its IDs finds a letter that folding changes."""
     text = "".join(map(_STUDENT_OF, keys)) + "".join(map(_PROGRAM_OF, keys))
-    if text.casefold() == text:
+    if (text.isascii() and text.isdigit()) or text.casefold() == text:
         return keys
     return [(student.casefold(), program.casefold(), start, site) for student, program, start, site in keys]
 

@@ -325,7 +325,7 @@ def _first_pass(
     try:
         for batch in _batches(_until_failure(rows, failed), _BATCH if columns is not None else 1):
             converted = columns.convert(batch) if columns is not None else _none_claimed(batch)
-            texts, keys, lines, slow, block = converted
+            texts, keys, lines, slow, block, folded = converted
             if slow or held:
                 texts, keys, lines = [], [], []
                 taken = 0
@@ -354,7 +354,8 @@ def _first_pass(
                 lines += converted.lines[taken:]
                 held.release(findings, None)
                 block = newline.join(texts) + newline if texts else ""
-            staged.add(block, keys, lines)
+                folded = False
+            staged.add(block, keys, lines, folded)
             read += len(batch)
             while progress is not None and said <= read:
                 progress(said)
@@ -501,12 +502,12 @@ class _Staging:
         self._file.write(self._header)
         return self
 
-    def add(self, block: str, keys: list[RecordKey], source_lines: list[int]) -> None:
+    def add(self, block: str, keys: list[RecordKey], source_lines: list[int], folded: bool = False) -> None:
         """Stage a batch of written rows: their programs.txt lines (``block``, each with its newline), record
         keys and export lines.  One write a batch: the rows were joined for the column path's checks."""
         assert self._file is not None
         self._file.write(block)
-        self.duplicates.add(keys, source_lines)
+        self.duplicates.add(keys, source_lines, folded=folded)
 
     def __exit__(self, *_: object) -> None:
         if self._file is not None:
