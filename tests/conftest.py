@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from programs_bridge.convert.dates import DateParser
 from programs_bridge.convert.profiles import closest_profile
 from programs_bridge.convert.reader import ExportReader
+from programs_bridge.local.dynalite_server import DynaliteServer, dynalite_command, dynalite_server
 from programs_bridge.local.moto_server import MotoServer, moto_server
 from programs_bridge.local.synthetic import FIRST_NAMES, LAST_NAMES
 from programs_bridge.programs_txt.layout import Field
@@ -18,6 +21,8 @@ from support.log_leaks import LeakWatch, leaked
 
 #: ``tcp_proxy``: a switchable TCP proxy in front of a test server (tests/support/proxy.py).
 pytest_plugins = ["support.proxy"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +32,38 @@ def moto() -> Iterator[MotoServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def dynalite() -> Iterator[DynaliteServer | None]:
+    """``PB_TEST_DYNAMODB=dynalite`` (with ``make dynalite`` done) serves DynamoDB from dynalite instead of
+    moto, to check the suite on both; the default, and what ``make test`` runs, is moto alone (README)."""
+    if os.environ.get("PB_TEST_DYNAMODB") != "dynalite":
+        yield None
+        return
+    command = dynalite_command(ROOT / "bench" / "dynalite")
+    if command is None:
+        pytest.exit("PB_TEST_DYNAMODB=dynalite needs node and 'make dynalite'", returncode=64)
+    with dynalite_server(command) as server:
+        yield server
+
+
 @pytest.fixture
-def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+def aws(moto: MotoServer, dynalite: DynaliteServer | None, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
     """An empty AWS account behind ``AWS_ENDPOINT_URL`` for one test."""
     moto.reset()
     for name, value in moto.environ.items():
         monkeypatch.setenv(name, value)
+    if dynalite is not None:
+        for name, value in dynalite.environ.items():
+            monkeypatch.setenv(name, value)
+        client = boto3.client("dynamodb")
+        for table in client.list_tables()["TableNames"]:
+            client.delete_table(TableName=table)
     yield moto
 
 
 # --- no student data in any log line, across the whole suite ------------------------------------------
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES = ROOT / "samples"
 #: Personal values a test module puts in front of the code (beyond the synthetic pools and the samples);
 #: test modules add theirs, and the suite-wide check below looks for all of them.
 PERSONAL_VALUES: set[str] = set()
