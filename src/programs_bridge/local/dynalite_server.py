@@ -19,13 +19,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from programs_bridge.local.child_server import serving
 from programs_bridge.local.moto_server import FAKE_CREDENTIALS, free_port
 
 #: dynalite keeps a new table in CREATING for 500 ms by default, to imitate DynamoDB; nothing here waits
@@ -68,25 +67,7 @@ def dynalite_server(command: list[str], startup_timeout: float = 30.0) -> Iterat
     """Start dynalite (``command`` from :func:`dynalite_command`) on a free loopback port; stop it on exit."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port), *_STATE_DELAYS],
-        env={**os.environ, **FAKE_CREDENTIALS},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not _listening(port):
-            if process.poll() is not None:
-                raise RuntimeError(f"dynalite exited with code {process.returncode} before it was ready")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"dynalite did not answer on {endpoint} in time")
-            time.sleep(0.1)
+    argv = [*command, "--host", "127.0.0.1", "--port", str(port), *_STATE_DELAYS]
+    with serving(argv, {**os.environ, **FAKE_CREDENTIALS}, lambda: _listening(port), f"dynalite on {endpoint}",
+                 startup_timeout):  # fmt: skip
         yield DynaliteServer(endpoint)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

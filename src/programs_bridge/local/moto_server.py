@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import random
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from programs_bridge.local.child_server import serving
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -88,29 +88,14 @@ def moto_server(startup_timeout: float = 30.0) -> Iterator[MotoServer]:
     endpoint = f"http://127.0.0.1:{port}"
     env = {**os.environ, **FAKE_CREDENTIALS}
     env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {process.returncode} before it was ready")
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not answer on {endpoint} in time") from None
-                time.sleep(0.1)
-        yield MotoServer(endpoint)
-    finally:
-        process.terminate()
+
+    def answers() -> bool:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310 - our loopback URL
+                return True
+        except OSError:
+            return False
+
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with serving(argv, env, answers, f"moto server on {endpoint}", startup_timeout):
+        yield MotoServer(endpoint)
