@@ -186,3 +186,20 @@ def test_an_id_padded_with_zeros_first_seen_in_a_claimed_batch_still_counts(tmp_
     column, reference = _both(source, tmp_path / "programs.txt", {})
     assert column == reference
     assert '"leading_zeros_stripped"' in column[1]
+
+
+@pytest.mark.parametrize("batch", [37, 512])
+def test_damage_part_way_keeps_the_findings_of_the_rows_before_it(
+    batch: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stray quote refuses the file at its line; what the rows read before it said is in the report, read
+    a batch ahead or not."""
+    monkeypatch.setattr(engine, "_BATCH", batch)
+    source = tmp_path / "broken.csv"
+    _export(source, "powerschool", 400, 1, share=0.1)
+    lines = source.read_bytes().split(b"\n")
+    lines[301] = b'"a stray quote"x,' + lines[301]
+    source.write_bytes(b"\n".join(lines))
+    column, reference = _both(source, tmp_path / "programs.txt", {})
+    assert column == reference
+    assert '"status": "rejected"' in column[1] and '"excel_serial_date"' in column[1]

@@ -323,7 +323,7 @@ def _first_pass(
     said = _PROGRESS_EVERY
     held.holding = columns is not None  # read a batch ahead, the reader's findings wait for their place
     try:
-        for batch in _batches(_until_failure(rows, failed), _BATCH if columns is not None else 1):
+        for batch in _batches(rows, _BATCH if columns is not None else 1, failed):
             converted = columns.convert(batch) if columns is not None else _none_claimed(batch)
             texts, keys, lines, slow, block, folded = converted
             if slow or held:
@@ -388,17 +388,24 @@ def _none_claimed(batch: list[tuple[int, list[str]]]) -> Converted:
     return Converted([], [], [], list(range(len(batch))), "")
 
 
-def _batches(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[list[tuple[int, list[str]]]]:
-    while batch := list(islice(rows, size)):
+def _batches(
+    rows: Iterator[tuple[int, list[str]]], size: int, failed: list[ExportError]
+) -> Iterator[list[tuple[int, list[str]]]]:
+    """``rows`` in lists of ``size``, pulled in C.  Damage the reader finds part-way ends them (``failed``)
+    after the rows read before it, which still count, as they did one at a time: ``list.extend`` keeps what
+    it took before the exception."""
+    while True:
+        batch: list[tuple[int, list[str]]] = []
+        try:
+            batch.extend(islice(rows, size))
+        except ExportError as exc:
+            failed.append(exc)
+            if batch:
+                yield batch
+            return
+        if not batch:
+            return
         yield batch
-
-
-def _until_failure(rows: Iterator[tuple[int, list[str]]], failed: list[ExportError]) -> Iterator[tuple[int, list[str]]]:
-    """``rows`` until the reader finds damage part-way (``failed``): the rows read before it still count."""
-    try:
-        yield from rows
-    except ExportError as exc:
-        failed.append(exc)
 
 
 class _HeldFindings:
