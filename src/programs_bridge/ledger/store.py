@@ -195,8 +195,19 @@ def backoff_delay(attempt: int, base: float, cap: float, draw: Callable[[], floa
 
 
 def _client() -> DynamoDBClient:
-    # One pooled connection per shard reader; botocore's standard mode retries throttling errors itself.
-    config = Config(max_pool_connections=READERS + WRITERS + 4, retries={"mode": "standard", "max_attempts": 8})
+    """The ledger's DynamoDB client.
+
+    One pooled connection per reader and writer thread; botocore's standard mode retries throttling errors
+    itself.  ``parameter_validation=False``: botocore otherwise walks every value of every request against
+    the model before sending it, a fifth of a commit's CPU (50k items on dynalite, alternating in one
+    process: 8.97-9.05 s of CPU validated, 6.45-7.19 s not); every request here is built by this module,
+    and DynamoDB still validates what it receives (a ``ValidationException`` is raised as before).
+    """
+    config = Config(
+        max_pool_connections=READERS + WRITERS + 4,
+        retries={"mode": "standard", "max_attempts": 8},
+        parameter_validation=False,
+    )
     client = boto3.client("dynamodb", config=config)
     read_items_as_sent(client)  # otherwise most of a ledger read is botocore's parser
     return client
