@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_rows
+from bench.bench_convert import spawn
 from bench.stack import aws_stack
 
 ROOT = Path(__file__).resolve().parent
@@ -150,17 +151,20 @@ def _imports() -> dict[str, Any]:
     }
 
 
-def _run_child(command: list[str], env: dict[str, str]) -> tuple[str, float, float]:
-    """Run ``command``; return its stdout, wall seconds and peak RSS in MB (this child alone, via wait4)."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"the end-to-end child failed with exit code {process.returncode}")
-    return output, time.monotonic() - started, usage.ru_maxrss / 1024
+def _run_child(command: list[str]) -> tuple[str, float, float]:
+    """Run ``command``; return its output (stdout and stderr), wall seconds and peak RSS in MB.
+
+    Through ``bench_convert.spawn``, from a minimal interpreter: a child spawned straight from this runner
+    starts its peak count at the runner's own peak (the exec keeps the high-water mark), so after a
+    benchmark that seeded a ledger in-process every figure here read the runner's 333 MB."""
+    with tempfile.TemporaryDirectory(prefix="bench-child-") as work:
+        log = Path(work) / "child.log"
+        measured = spawn(command, log)
+        output = log.read_text(encoding="utf-8", errors="replace")
+    if measured.exit_code:
+        tail = " | ".join(output.strip().splitlines()[-5:])
+        raise RuntimeError(f"the end-to-end child failed with exit code {measured.exit_code}: {tail}")
+    return output, measured.seconds, measured.peak_rss_mb
 
 
 @dataclass(frozen=True)
@@ -181,17 +185,16 @@ def bench_feed(*, reject_share: float = 1.0) -> Iterator[BenchFeed]:
     with tempfile.TemporaryDirectory() as keys, aws_stack() as local, running_sshd() as sshd:
         key = generate_key(Path(keys), "ed25519")
         sshd.authorize(key.public_line)
-        env = dict(os.environ)
         stack = [
             sys.executable, "-c", _STACK, "-", sshd.host, str(sshd.port),
             "\n".join(sshd.known_hosts_lines()), sshd.user, str(key.private_path), str(reject_share),
         ]  # fmt: skip
-        _run_child(stack, env)
+        _run_child(stack)
 
         def night(export: Path) -> dict[str, Any]:
-            made, _, _ = _run_child([sys.executable, "-c", _DROP, str(export)], env)
+            made, _, _ = _run_child([sys.executable, "-c", _DROP, str(export)])
             dropped = next(text for text in made.splitlines() if text.startswith("BENCH-SETUP ")).split(" ", 1)[1]
-            output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped], env)
+            output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped])
             line = next(text for text in output.splitlines() if text.startswith("BENCH-RESULT "))
             return night_figures(export, json.loads(line.removeprefix("BENCH-RESULT ")), wall, rss_mb)
 
@@ -241,9 +244,8 @@ def _converter_100k_rss_mb() -> float:
             str(Path(sys.executable).with_name("programs-bridge")), "convert", str(export), "--profile", "powerschool",
             "-o", f"{out}/programs.txt", "--report", f"{out}/report.json", "--max-reject-share", "0",
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, _, usage = os.wait4(process.pid, 0)
-    return round(usage.ru_maxrss / 1024, 1)
+        measured = spawn(command, Path(out) / "convert.log")  # its own peak, not this runner's (_run_child)
+    return round(measured.peak_rss_mb, 1)
 
 
 def _rejected_reports() -> dict[str, Any]:
