@@ -24,17 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from bench import bench_rows
-from bench.stack import aws_stack
+from bench.stack import aws_stack, ledger_store
 from programs_bridge.ledger.classify import classify
 from programs_bridge.ledger.commit import commit
-from programs_bridge.ledger.items_as_sent import read_items_as_sent
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import READERS, LedgerStore, RunRecord, create_table
+from programs_bridge.ledger.store import LedgerStore, RunRecord, create_table
 from programs_bridge.programs_txt.layout import STANDARD, Layout
 
 HERE = Path(__file__).resolve().parent
@@ -80,15 +76,7 @@ def synthetic_rows(count: int, layout: Layout = STANDARD) -> Iterator[Row]:
 
 
 def bench_store() -> LedgerStore:
-    """A store whose client waits long enough for moto: one Query page over a 1M-item table costs moto
-    seconds of CPU, and concurrent ones share its one interpreter, so botocore's 60 s default times out.
-    """
-    config = Config(
-        max_pool_connections=READERS + 4, read_timeout=1800, retries={"mode": "standard"}, parameter_validation=False
-    )  # as ledger.store._client
-    client = boto3.client("dynamodb", config=config)
-    read_items_as_sent(client)  # as the product's own client does (ledger.store._client)
-    return LedgerStore(TABLE, client)
+    return ledger_store(TABLE)
 
 
 def run_record(run_id: str) -> RunRecord:

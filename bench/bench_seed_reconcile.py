@@ -42,19 +42,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from bench import bench_rows
 from bench.bench_convert import Measure, Verdict, spawn
-from bench.stack import aws_stack
+from bench.stack import aws_stack, ledger_store
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.convert.profiles import PROFILES
-from programs_bridge.ledger.items_as_sent import read_items_as_sent
 from programs_bridge.ledger.model import row_facts
 from programs_bridge.ledger.reconcile import reconcile
 from programs_bridge.ledger.seed import SeedResult, seed, seed_run_id
-from programs_bridge.ledger.store import READERS, LedgerStore, RunRecord, create_table
+from programs_bridge.ledger.store import LedgerStore, RunRecord, create_table
 from programs_bridge.local.synthetic import REFERENCE_DATE, generate
 
 HERE = Path(__file__).resolve().parent
@@ -108,14 +104,7 @@ def sha256(path: Path) -> str:
 
 
 def bench_store() -> LedgerStore:
-    """A client that waits long enough for moto (as ``bench_ledger``: a Query page over a 1M-item table costs
-    moto seconds of CPU, so botocore's 60 s default times out)."""
-    config = Config(
-        max_pool_connections=READERS + 4, read_timeout=1800, retries={"mode": "standard"}, parameter_validation=False
-    )  # as ledger.store._client
-    client = boto3.client("dynamodb", config=config)
-    read_items_as_sent(client)  # as the product's own client does (ledger.store._client)
-    return LedgerStore(TABLE, client)
+    return ledger_store(TABLE)
 
 
 def convert(report: Path, work: Path) -> Conversion:

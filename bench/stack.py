@@ -15,6 +15,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
+from botocore.config import Config
+
+from programs_bridge.ledger.items_as_sent import read_items_as_sent
+from programs_bridge.ledger.store import READERS, LedgerStore
 from programs_bridge.local.dynalite_server import dynalite_command, dynalite_server
 from programs_bridge.local.moto_server import moto_server
 
@@ -46,3 +51,15 @@ def aws_stack() -> Iterator[Stack]:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+
+def ledger_store(table: str) -> LedgerStore:
+    """A store configured as the product's (``ledger.store._client``), but for a client that waits long enough
+    for moto: one Query page over a 1M-item table costs moto seconds of CPU, and concurrent ones share its one
+    interpreter, so botocore's 60 s default times out."""
+    config = Config(
+        max_pool_connections=READERS + 4, read_timeout=1800, retries={"mode": "standard"}, parameter_validation=False
+    )
+    client = boto3.client("dynamodb", config=config)
+    read_items_as_sent(client)
+    return LedgerStore(table, client)
