@@ -81,6 +81,11 @@ class Converted(NamedTuple):
     folded: bool = False
     """Every key is its own case-folding (``DuplicateFinder.add``): digits for IDs, programs checked."""
 
+    @classmethod
+    def none_claimed(cls, rows: int) -> Converted:
+        """A batch of ``rows`` rows left whole to the per-row path."""
+        return cls([], [], [], list(range(rows)), "")
+
 
 class _Same(list[str]):
     """A column that holds one value on every row: a constant of the mapping."""
@@ -164,7 +169,7 @@ class ColumnConverter:
     def convert(self, batch: Sequence[Row]) -> Converted:
         """Claim and convert the rows of ``batch`` that qualify; say which ones are the per-row path's."""
         if not self.claims:
-            return Converted([], [], [], list(range(len(batch))), "")
+            return Converted.none_claimed(len(batch))
         lines, records = zip(*batch, strict=True)
         width = self.rows.width
         kept: Sequence[int] = range(len(batch))

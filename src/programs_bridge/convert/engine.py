@@ -324,7 +324,7 @@ def _first_pass(
     held.holding = columns is not None  # read a batch ahead, the reader's findings wait for their place
     try:
         for batch in _batches(rows, _BATCH if columns is not None else 1, failed):
-            converted = columns.convert(batch) if columns is not None else _none_claimed(batch)
+            converted = columns.convert(batch) if columns is not None else Converted.none_claimed(len(batch))
             texts, keys, lines, slow, block, folded = converted
             if slow or held:
                 texts, keys, lines = [], [], []
@@ -337,7 +337,7 @@ def _first_pass(
                         lines += converted.lines[taken:upto]
                         taken = upto
                     line, fields = batch[at]
-                    held.release(findings, line)
+                    held.release(line)
                     outcome, text, key, found = convert(line, fields)
                     if found:
                         findings.extend(found)
@@ -352,7 +352,7 @@ def _first_pass(
                 texts += converted.texts[taken:]
                 keys += converted.keys[taken:]
                 lines += converted.lines[taken:]
-                held.release(findings, None)
+                held.release(None)
                 block = newline.join(texts) + newline if texts else ""
                 folded = False
             staged.add(block, keys, lines, folded)
@@ -360,7 +360,7 @@ def _first_pass(
             while progress is not None and said <= read:
                 progress(said)
                 said += _PROGRESS_EVERY
-        held.release(findings, None)  # rows left out after the last row read
+        held.release(None)  # rows left out after the last row read
     finally:
         held.holding = False
     if failed:  # the rows before the damage were converted, as they would have been one at a time
@@ -381,11 +381,6 @@ def _first_pass(
                 "(Excel strips leading zeros) and were padded back; check one against the SIS",
             )
         )
-
-
-def _none_claimed(batch: list[tuple[int, list[str]]]) -> Converted:
-    """Every row of ``batch`` to the per-row path (``ConvertOptions.column_path`` off)."""
-    return Converted([], [], [], list(range(len(batch))), "")
 
 
 def _batches(
@@ -426,11 +421,11 @@ class _HeldFindings:
     def __bool__(self) -> bool:
         return bool(self._held)
 
-    def release(self, log: FindingLog, line: int | None) -> None:
+    def release(self, line: int | None) -> None:
         """Pass on the held findings of lines before ``line`` (all of them with None)."""
         held = self._held
         while held and (line is None or (held[0].line or 0) < line):
-            log.add(held.pop(0))
+            self._log.add(held.pop(0))
 
 
 def _second_pass(staged: _Staging, result: Conversion) -> None:

@@ -130,13 +130,13 @@ def records_pk(feed: str, shard: int) -> str:
 
 
 def item_size(item: Item) -> int:
-    """DynamoDB's size of an item of string attributes: UTF-8 bytes of every name and value.
-
-    One join and one encode per item: a ledger read sizes every item it reads (``Usage.estimated_units``).
-    """
-    text = "".join([name + "".join([v if isinstance(v, str) else str(v) for v in value.values()])
-                    for name, value in item.items()])  # fmt: skip
-    return len(text.encode())
+    """DynamoDB's size of an item of string attributes: UTF-8 bytes of every name and value (a read page is
+    sized faster, all at once, by ``page_size``)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        size += sum(len(str(v).encode()) for v in value.values())
+    return size
 
 
 def page_size(items: Sequence[Item]) -> int:
