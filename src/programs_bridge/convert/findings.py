@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -35,9 +35,15 @@ class Finding:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        return data
+        # Written out, not ``dataclasses.asdict``: a damaged export has a finding every few rows, and asdict
+        # deep-copies each field (measured: most of the finding log's time).
+        return {
+            "line": self.line,
+            "column": self.column,
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+        }
 
 
 def error(line: int | None, column: str | None, code: str, message: str) -> Finding:
