@@ -24,6 +24,7 @@ from programs_bridge.convert.codetable import parse_code_table
 from programs_bridge.convert.engine import Conversion, ConvertOptions, convert_export
 from programs_bridge.convert.mapping import Mapping, load_mapping
 from programs_bridge.convert.profiles import PROFILES as MAPPINGS
+from programs_bridge.convert.reader import Batch
 from programs_bridge.local.synthetic import PROFILES, records
 from programs_bridge.report.conversion import write_report
 
@@ -154,9 +155,9 @@ def test_the_column_path_claims_the_clean_rows(tmp_path: Path) -> None:
     claimed = []
     original = engine.ColumnConverter.convert
 
-    def counting(self: engine.ColumnConverter, batch: list[tuple[int, list[str]]]) -> engine.Converted:
+    def counting(self: engine.ColumnConverter, batch: Batch) -> engine.Converted:
         converted = original(self, batch)
-        claimed.append(len(batch) - len(converted.slow))
+        claimed.append(len(batch.records) - len(converted.slow))
         return converted
 
     with pytest.MonkeyPatch.context() as patch:

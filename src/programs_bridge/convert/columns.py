@@ -49,10 +49,10 @@ from typing import NamedTuple, TypeVar
 from programs_bridge.convert.academic_year import academic_year_mismatch, normalise_academic_year
 from programs_bridge.convert.dates import DateResult
 from programs_bridge.convert.id_shape import EXAMPLE_LINES
+from programs_bridge.convert.reader import Batch
 from programs_bridge.convert.rows import RecordKey, RowConverter, pad_to
 from programs_bridge.programs_txt.layout import COLUMNS, Field
 
-Row = tuple[int, list[str]]
 Column = Sequence[str]
 _V = TypeVar("_V", bound=Hashable)
 _K = TypeVar("_K", bound=Hashable)
@@ -93,7 +93,9 @@ class _Same(list[str]):
 
 class _Dates:
     """One kind of date (birth, start or end) as the fast path knows it: the raw values that passed, with
-    their text and day, each looked up in C.  A value is parsed by the reference's own ``DateParser``."""
+    their text, and each text's day, looked up in C.  A value is parsed by the reference's own
+    ``DateParser``.  Days are keyed by the text, a few hundred shared strings whose hashes are cached, not by
+    the raw values, fresh strings from every row that would each be hashed again."""
 
     __slots__ = ("accept", "days", "missing_day", "parse", "texts")
 
@@ -102,7 +104,8 @@ class _Dates:
     ) -> None:
         self.parse, self.accept, self.missing_day = parse, accept, missing_day
         self.texts: dict[str, str] = {}
-        self.days: dict[str, int] = {}
+        self.days: dict[str, int] = {"": missing_day}
+        """Text -> day as an ordinal; an accepted value's text is empty only when it names no day."""
 
     def text(self, raw: Column, bad: set[int]) -> list[str]:
         """Each row's date text; a row whose value does not pass is marked ``bad`` (and gets ``""``)."""
@@ -128,21 +131,20 @@ class _Dates:
         if not self.accept(result):
             return None
         self.texts[value] = result.text
-        self.days[value] = result.day.toordinal() if result.day is not None else self.missing_day
+        if result.day is not None:
+            self.days[result.text] = result.day.toordinal()
         return result.text
 
-    def day(self, raw: Column) -> list[int]:
-        """Each row's day as an ordinal (``missing_day`` for none), for rows ``text`` saw pass in this batch."""
-        if isinstance(raw, _Same):
-            return [self.days.get(raw[0], self.missing_day)] * len(raw)
-        known = _looked_up(self.days, raw)
-        return known if known is not None else list(map(self.days.get, raw, repeat(self.missing_day)))
+    def days_of(self, texts: Iterable[str]) -> list[int]:
+        """The day (an ordinal; ``missing_day`` for ``""``) of each text that ``text`` gave in this batch."""
+        return list(map(self.days.__getitem__, texts))
 
     def trim(self) -> None:
         """Forget every value when full: between batches only, so a batch's days are there for its checks."""
         if len(self.texts) >= _REMEMBERED:
             self.texts.clear()
             self.days.clear()
+            self.days[""] = self.missing_day
 
 
 class ColumnConverter:
@@ -160,31 +162,34 @@ class ColumnConverter:
         self._starts = _Dates(dates.parse, _parsed, _NO_DAY)
         self._ends = _Dates(dates.parse_end, _parsed, _OPEN_END)
         self._derived: dict[str, str] = {}
-        """Program Start Date (raw, with a day) -> the academic year derived from it."""
+        """Program Start Date (its text, a day) -> the academic year derived from it."""
         self._programs: dict[str, str] = {}
         self._cased: set[str] = set()
         """Program IDs claimed that case-folding changes (the duplicate finder folds them)."""
         self._sites: dict[str, str] = {}
 
-    def convert(self, batch: Sequence[Row]) -> Converted:
+    def convert(self, batch: Batch) -> Converted:
         """Claim and convert the rows of ``batch`` that qualify; say which ones are the per-row path's."""
+        lines: Sequence[int]
+        records: Sequence[list[str]]
+        lines, records = batch
+        size = len(records)
         if not self.claims:
-            return Converted.none_claimed(len(batch))
-        lines, records = zip(*batch, strict=True)
+            return Converted.none_claimed(size)
         width = self.rows.width
-        kept: Sequence[int] = range(len(batch))
+        kept: Sequence[int] = range(size)
         if not all(map(width.__eq__, map(len, records))):
             kept = list(compress(count(), map(width.__eq__, map(len, records))))
-            records, lines = tuple(records[at] for at in kept), tuple(lines[at] for at in kept)
+            records, lines = [records[at] for at in kept], [lines[at] for at in kept]
         texts, keys, widths, sids, bad = self._columns(records) if records else ([], [], [], [], set())
         claimed_lines = list(lines)
         for at in sorted(bad, reverse=True):  # few: each a C-level move of the rest
             del texts[at], keys[at], claimed_lines[at], widths[at], sids[at]
         self._tally(widths, sids)
-        if len(texts) == len(batch):
+        if len(texts) == size:
             block = self.newline.join(texts) + self.newline
             return Converted(texts, keys, claimed_lines, [], block, self._folded(keys))
-        slow = sorted(set(range(len(batch))).difference(kept).union(kept[at] for at in bad))
+        slow = sorted(set(range(size)).difference(kept).union(kept[at] for at in bad))
         return Converted(texts, keys, claimed_lines, slow, "")
 
     def _columns(
@@ -197,12 +202,15 @@ class ColumnConverter:
         bad: set[int] = set()
         self._trim()
         source = list(zip(*records, strict=True))
+        bare = set()  # columns without a space anywhere, which stripping would not change
         for at in rc.read_at:  # C-level tests of a column; a value at a time only in a column that fails one
             joined = "".join(source[at])
             if not joined.isascii() and not joined.isprintable():
                 _mark(bad, map(_hidden, source[at]))
             if "\t" in joined or "\n" in joined or "\r" in joined:  # programs.txt cannot hold them
                 _mark(bad, map(_breaks, source[at]))
+            if joined.split() == [joined]:  # one C scan; str.strip strips exactly what str.split splits on
+                bare.add(at)
         if rc.records is not None:
             at, kinds = rc.records
             _mark(bad, map(kinds.__contains__, map(str.casefold, map(str.strip, source[at]))), invert=True)
@@ -216,7 +224,10 @@ class ColumnConverter:
 
         def stripped(field: Field) -> list[str]:
             n = _AT[field]
-            return [constant[n].strip()] * size if n in constant else list(map(str.strip, source[rc.positions[n]]))
+            if n in constant:
+                return [constant[n].strip()] * size
+            at = rc.positions[n]
+            return list(source[at]) if at in bare else list(map(str.strip, source[at]))
 
         # Text values stripped as the reference strips them; dates looked up raw, as its caches are keyed.
         sids, ssids, lasts, firsts, middles, programs, years, eligibility_codes, exit_codes, sites = map(
@@ -241,11 +252,12 @@ class ColumnConverter:
         begins = ps_text if all(ps_text) else [p or e for p, e in zip(ps_text, es_text, strict=True)]
         if not all(begins):
             _mark(bad, map(not_, begins))  # neither start date: start_date_missing
-        for end_raw, end_text, start_raw in ((pe_raw, pe_text, ps_raw), (ee_raw, ee_text, es_raw)):
-            if any(end_text):  # end_before_start
-                ends_on, starts_on = self._ends.day(end_raw), self._starts.day(start_raw)
+        for end_text, start_text in ((pe_text, ps_text), (ee_text, es_text)):
+            if any(end_text):  # end_before_start, on the rows that have an end
+                ends_on = self._ends.days_of(compress(end_text, end_text))
+                starts_on = self._starts.days_of(compress(start_text, end_text))
                 if any(map(lt, ends_on, starts_on)):
-                    _mark(bad, map(lt, ends_on, starts_on))
+                    bad.update(compress(compress(count(), end_text), map(lt, ends_on, starts_on)))
         years = self._years(years, ps_raw, ps_text, es_raw, bad)
 
         values = [sids, ssids, lasts, firsts, middles, births, programs, es_text, ee_text, ps_text, pe_text,
@@ -342,10 +354,10 @@ class ColumnConverter:
             return _by_value(list(zip(years, starts_on, strict=True)), self._year, bad)
         if not rc.derive_year:
             return years
-        known = _looked_up(self._derived, ps_raw)
+        known = _looked_up(self._derived, ps_text)
         if known is not None:
             return known
-        derived = list(map(self._derived.get, ps_raw))
+        derived = list(map(self._derived.get, ps_text))
         for at in compress(count(), map(is_, derived, repeat(None))):
             if at in bad:
                 derived[at] = ""
@@ -354,7 +366,7 @@ class ColumnConverter:
             day = start_day or dates.parse(es_raw[at]).day
             derived[at] = year = "" if day is None else rc.years.get(day) or rc.academic_year_of(day)
             if start_day is not None:  # the year depends on the Program Start Date alone
-                self._derived[ps_raw[at]] = year
+                self._derived[ps_text[at]] = year
         return derived  # type: ignore[return-value]  # no None left
 
     def _year(self, pair: tuple[str, date | None]) -> str | None:

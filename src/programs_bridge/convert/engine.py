@@ -31,6 +31,7 @@ from programs_bridge.convert.mapping import Mapping
 from programs_bridge.convert.profiles import CALPADS_SPRG, PROFILES, closest_profile, detect_profile
 from programs_bridge.convert.reader import (
     DEFAULT_LIMITS,
+    Batch,
     ExportError,
     ExportInfo,
     ExportReader,
@@ -126,24 +127,35 @@ def convert_export(
     result = Conversion(str(source), options=options)
     try:
         mapping = options.mapping
-        held = _HeldFindings(result.findings)
+        # The column path reads a batch ahead (the first when the reader opens): the reader's findings wait for
+        # their place.  The reference reads no row ahead, as it always has.
+        held = _HeldFindings(result.findings, holding=options.column_path)
         reader = ExportReader(
             source, limits=options.read_limits, on_finding=held.add,
             delimiter=options.delimiter or (mapping.delimiter if mapping else None),
             encoding=options.encoding or (mapping.encoding if mapping else None),
             header=mapping is None or mapping.header, quoting=mapping is None or mapping.quoting,
+            batch_rows=_BATCH if options.column_path else 1,
         )  # fmt: skip
         with reader:
+            failed: list[ExportError] = []
+            batches = _guarded(reader.batches(), failed)
+            batch = next(batches)  # the reader has read it, and made sure there is one
+            held.release(batch.lines[0])  # what the reader left out above it, in its place if the file is refused
             result.info = reader.info
             result.findings.extend(reader.findings)
-            rows = reader.rows()
-            first = next(rows)  # the reader has made sure there is one
-            if _names_the_layout(mapping, first[1]):
-                result.findings.add(info(first[0], None, "header_row_skipped", _HEADER_ROW_SKIPPED))
-                first = next(rows, None)  # type: ignore[assignment]  # None is refused just below
-                if first is None:
+            if _names_the_layout(mapping, batch.records[0]):
+                result.findings.add(info(batch.lines[0], None, "header_row_skipped", _HEADER_ROW_SKIPPED))
+                rest = Batch(batch.lines[1:], batch.records[1:]) if len(batch.lines) > 1 else next(batches, None)
+                if rest is None:
+                    held.release(None)
+                    if failed:
+                        raise failed[0]
                     return result.reject("the file holds only a header row naming the record layout's fields")
-            header = reader.header or _headerless_names(options.mapping, first[1])
+                batch = rest
+                held.release(batch.lines[0])
+            first = batch.records[0]
+            header = reader.header or _headerless_names(options.mapping, first)
             chosen = _choose_mapping(header, options.mapping, result)
             if chosen is None:
                 return result
@@ -152,12 +164,12 @@ def convert_export(
                 mapping, match, header, options.output.layout, today=options.today, code_table=options.code_table,
                 person_required=not options.records_only,
             )  # fmt: skip
-            wrong = converter.wrong_file(first[1])
+            wrong = converter.wrong_file(first)
             if wrong is not None:
                 return result.reject(wrong)
             staging_dir = destination.parent if destination is not None else None
             with _Staging(staging_dir, options.output) as staged:
-                _first_pass(chain((first,), rows), converter, staged, result, progress, held)
+                _first_pass(chain((batch,), batches), converter, staged, result, progress, held, failed)
                 _count_lines(reader.counts, result)
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
@@ -305,26 +317,28 @@ def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
 
 
 def _first_pass(
-    rows: Iterator[tuple[int, list[str]]],
+    batches: Iterator[Batch],
     converter: RowConverter,
     staged: _Staging,
     result: Conversion,
     progress: Progress | None,
     held: _HeldFindings,
+    failed: list[ExportError],
 ) -> None:
     """Convert every row, a batch at a time: the rows the column path (``columns.py``) claims in one go, the
-    others through the per-row reference in their place, so findings and state see rows in line order."""
+    others through the per-row reference in their place, so findings and state see rows in line order.
+    ``failed`` holds the damage that ended ``batches`` (see ``_guarded``), raised once the rows before it are
+    converted."""
     findings, convert = result.findings, converter.convert
     newline = result.options.output.newline
     # The reference (column path off) takes one row at a time and reads none ahead, as it always has.
     columns = ColumnConverter(converter, newline) if result.options.column_path else None
-    failed: list[ExportError] = []
     read = rejected = skipped = 0
     said = _PROGRESS_EVERY
-    held.holding = columns is not None  # read a batch ahead, the reader's findings wait for their place
     try:
-        for batch in _batches(rows, _BATCH if columns is not None else 1, failed):
-            converted = columns.convert(batch) if columns is not None else Converted.none_claimed(len(batch))
+        for batch in batches:
+            size = len(batch.lines)
+            converted = columns.convert(batch) if columns is not None else Converted.none_claimed(size)
             texts, keys, lines, slow, block, folded = converted
             if slow or held:
                 texts, keys, lines = [], [], []
@@ -336,7 +350,7 @@ def _first_pass(
                         keys += converted.keys[taken:upto]
                         lines += converted.lines[taken:upto]
                         taken = upto
-                    line, fields = batch[at]
+                    line, fields = batch.lines[at], batch.records[at]
                     held.release(line)
                     outcome, text, key, found = convert(line, fields)
                     if found:
@@ -356,7 +370,7 @@ def _first_pass(
                 block = newline.join(texts) + newline if texts else ""
                 folded = False
             staged.add(block, keys, lines, folded)
-            read += len(batch)
+            read += size
             while progress is not None and said <= read:
                 progress(said)
                 said += _PROGRESS_EVERY
@@ -383,34 +397,23 @@ def _first_pass(
         )
 
 
-def _batches(
-    rows: Iterator[tuple[int, list[str]]], size: int, failed: list[ExportError]
-) -> Iterator[list[tuple[int, list[str]]]]:
-    """``rows`` in lists of ``size``, pulled in C.  Damage the reader finds part-way ends them (``failed``)
-    after the rows read before it, which still count, as they did one at a time: ``list.extend`` keeps what
-    it took before the exception."""
-    while True:
-        batch: list[tuple[int, list[str]]] = []
-        try:
-            batch.extend(islice(rows, size))
-        except ExportError as exc:
-            failed.append(exc)
-            if batch:
-                yield batch
-            return
-        if not batch:
-            return
-        yield batch
+def _guarded(batches: Iterator[Batch], failed: list[ExportError]) -> Iterator[Batch]:
+    """``batches`` until damage the reader finds part-way (``failed``): the reader hands out the rows read
+    before the damage first, and they are converted and count, as they would one at a time."""
+    try:
+        yield from batches
+    except ExportError as exc:
+        failed.append(exc)
 
 
 class _HeldFindings:
     """The reader's findings (rows it leaves out), passed on at once, or held while a batch is read ahead and
     passed on at their place in line order: after the findings of every row above them."""
 
-    def __init__(self, log: FindingLog) -> None:
+    def __init__(self, log: FindingLog, *, holding: bool) -> None:
         self._log = log
         self._held: list[Finding] = []
-        self.holding = False
+        self.holding = holding
 
     def add(self, finding: Finding) -> None:
         if self.holding:

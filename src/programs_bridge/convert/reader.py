@@ -48,10 +48,11 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, compress, islice, repeat
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, AnyStr, Final, Generic, Literal, Self
+from typing import TYPE_CHECKING, AnyStr, Final, Generic, Literal, NamedTuple, Self
 
 from programs_bridge.convert.findings import Finding, error, info, warning
 
@@ -252,6 +253,7 @@ class ExportReader:
         on_finding: Callable[[Finding], object] | None = None,
         header: bool = True,
         quoting: bool = True,
+        batch_rows: int = 512,
     ) -> None:
         if delimiter is not None and delimiter not in DELIMITERS:
             raise ValueError(f"unsupported delimiter {delimiter!r}: use one of {DELIMITERS!r}")
@@ -265,6 +267,7 @@ class ExportReader:
         if not quoting:  # a quote is an ordinary character: no row can span lines
             plan = dataclasses.replace(plan, quoted_breaks=False)
         self._quoting = quoting
+        self._batch_rows = batch_rows
         self.findings = plan.findings
         self.counts = ReadCounts(header=int(header))
         self._report = on_finding if on_finding is not None else self.findings.append
@@ -303,7 +306,8 @@ class ExportReader:
         else:
             reader = csv.reader(lines, delimiter=chosen, quoting=csv.QUOTE_NONE, strict=True)
         checks = _Checks(plan, limits)
-        records = _records(reader, chosen, checks, self.counts, self._report, ended)
+        one_line_each = not plan.quoted_breaks
+        records = _records(reader, chosen, checks, self.counts, self._report, ended, self._batch_rows, one_line_each)
         self.info = ExportInfo(plan.encoding, chosen, compressed, _line_ending(head[-1]))
         if not has_header:
             self._headerless(records, plan)
@@ -315,10 +319,10 @@ class ExportReader:
             raise _none_readable(self.counts.damaged, plan)
         if first is None:
             raise ExportError("the file has a header but no data rows")
-        self.header = [name.lstrip("\ufeff").strip() for name in found[1]]
-        self._rows: Iterator[tuple[int, list[str]]] | None = chain((first,), records)
+        self.header = [name.lstrip("\ufeff").strip() for name in found.records[0]]
+        self._batches: Iterator[Batch] | None = chain((first,), records)
 
-    def _headerless(self, records: Iterator[tuple[int, list[str]]], plan: _Plan) -> None:
+    def _headerless(self, records: Iterator[Batch], plan: _Plan) -> None:
         """No header to parse: the first record is a row (``_records`` knows from ``counts.header``)."""
         first = next(records, None)
         if first is None:
@@ -326,20 +330,27 @@ class ExportReader:
                 raise _none_readable(self.counts.damaged, plan)
             raise ExportError("the file holds only blank lines")
         self.header = []
-        self._rows = chain((first,), records)
+        self._batches = chain((first,), records)
+
+    def batches(self) -> Iterator[Batch]:
+        """The data rows in batches of at most ``batch_rows``, none empty; each row's line is the physical
+        line number (1-based, header = line 1) where the row STARTS (a quoted field may span lines).  Blank
+        lines and rows whose fields are all empty (Excel leftovers like ',,,,') are skipped and counted in
+        ``counts.blank``; rows with bytes of the wrong encoding are left out, reported (see ``on_finding``)
+        and counted in ``counts.damaged``.  Ragged rows are handed out as they are (the caller reports a
+        field-count mismatch).  The rows stream from the file, so this (or :meth:`rows`) can be called only
+        once; damage found part-way (a stray or unclosed quote, a value past ``max_field_bytes``) raises
+        :class:`ExportError` naming the line, after the batch of the rows read before it.
+
+        In batches because a clean batch then goes from csv to the caller in C, with no Python step a row."""
+        batches, self._batches = self._batches, None
+        if batches is None:
+            raise RuntimeError("the rows stream from the file and can be read only once per reader")
+        return batches
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(line, fields) for every data row; line = physical line number (1-based, header = line 1)
-        where the row STARTS (a quoted field may span lines).  Blank lines and rows whose fields are all
-        empty (Excel leftovers like ',,,,') are skipped and counted in ``counts.blank``; rows with bytes of
-        the wrong encoding are left out, reported (see ``on_finding``) and counted in ``counts.damaged``.
-        Ragged rows are yielded as they are (the caller reports a field-count mismatch).  The rows stream
-        from the file, so this can be called only once; damage found part-way (a stray or unclosed quote, a
-        value past ``max_field_bytes``) raises :class:`ExportError` naming the line."""
-        rows, self._rows = self._rows, None
-        if rows is None:
-            raise RuntimeError("rows() streams the file and can be called only once per reader")
-        return rows
+        """(line, fields) for every data row, as :meth:`batches` hands them out, one at a time."""
+        return chain.from_iterable(zip(lines, records, strict=True) for lines, records in self.batches())
 
     def close(self) -> None:
         self._text.close()
@@ -477,6 +488,16 @@ def _utf16_size(value: str) -> int:
     return 2 * len(value)
 
 
+class Batch(NamedTuple):
+    """Data rows in file order: each row's fields and the physical line it starts on."""
+
+    lines: Sequence[int]
+    records: list[list[str]]
+
+
+_FIRST: Final = itemgetter(0)
+
+
 def _records(
     reader: CsvReader,
     delimiter: str,
@@ -484,44 +505,115 @@ def _records(
     counts: ReadCounts,
     report: Callable[[Finding], object],
     ended: list[int],
-) -> Iterator[tuple[int, list[str]]]:
-    """The header (unless ``counts.header`` says there is none), then the non-blank data rows, each with the
-    physical line it starts on; csv damage becomes :class:`ExportError`.  ``ended[0]`` is kept at the last
-    line of the last record, for ``_metered``."""
+    size: int,
+    one_line_each: bool,
+) -> Iterator[Batch]:
+    """The header alone (unless ``counts.header`` says there is none), then the non-blank data rows in
+    batches of at most ``size``; csv damage becomes :class:`ExportError`, raised after the batch of the rows
+    read before it.  ``ended[0]`` is kept at the last line of the last record, for ``_metered``.
+
+    ``one_line_each``: no record spans lines (no line break sits inside quotes), so a batch's line numbers
+    are counted rather than asked of csv a row at a time, and a batch with nothing to look at (no blank row,
+    no long line, no encoding to test) goes from csv to the caller without a Python step per row."""
     last = rows = blank = damaged = 0
     watching = iter(checks.long_lines)
     watch = 0 if checks.measure_all else next(watching, _NEVER)
     suspect = checks.suspect
-    try:
-        for fields in reader if counts.header else ():
-            line = reader.line_num
-            if fields and (fields[0].strip() or "".join(fields).strip()):
-                checks.header(fields, last + 1)
-                start, ended[0], last = last + 1, line, line
-                yield start, fields
-                break
+    plain = one_line_each and suspect is None and not checks.measure_all
+
+    def keep(fields: list[str], start: int, line: int) -> bool:
+        """Whether a row (on lines ``start``..``line``) is handed out; counts it either way."""
+        nonlocal blank, damaged, watch, rows
+        if not (fields and (fields[0].strip() or "".join(fields).strip())):
             blank += 1
-            ended[0] = last = line
-        for fields in reader:
-            line = reader.line_num
-            if fields and (fields[0].strip() or "".join(fields).strip()):  # one cheap test for most rows
-                if line - last > 1 or line >= watch:  # spans lines, or covers a line longer than a value may be
-                    checks.values(fields, last + 1, line)
-                    while watch <= line and not checks.measure_all:
-                        watch = next(watching, _NEVER)
-                if suspect is not None and suspect(fields):
-                    damaged += 1
-                    report(checks.finding(last + 1))
-                else:
-                    rows += 1
-                    yield last + 1, fields
-            else:
+            return False
+        if line > start or line >= watch:  # spans lines, or covers a line longer than a value may be
+            checks.values(fields, start, line)
+            while watch <= line and not checks.measure_all:
+                watch = next(watching, _NEVER)
+        if suspect is not None and suspect(fields):
+            damaged += 1
+            report(checks.finding(start))
+            return False
+        rows += 1
+        return True
+
+    failure: csv.Error | ExportError | None = None
+    try:
+        try:
+            for fields in reader if counts.header else ():
+                line = reader.line_num
+                if fields and (fields[0].strip() or "".join(fields).strip()):
+                    checks.header(fields, last + 1)
+                    start, ended[0], last = last + 1, line, line
+                    yield Batch([start], [fields])
+                    break
                 blank += 1
-            ended[0] = last = line
-    except csv.Error as exc:
-        raise _csv_damage(str(exc), last + 1, reader.line_num, delimiter, checks) from exc
+                ended[0] = last = line
+        except csv.Error as exc:
+            raise _csv_damage(str(exc), last + 1, reader.line_num, delimiter, checks) from exc
+        if one_line_each:
+            while failure is None:
+                records: list[list[str]] = []
+                try:
+                    records.extend(islice(reader, size))  # keeps the rows csv gave before any damage
+                except csv.Error as exc:
+                    failure = exc
+                first = last + 1
+                if failure is None and reader.line_num == last + len(records):
+                    last += len(records)
+                    ended[0] = last
+                    if plain and watch > last and all(records) and all(map(str.strip, map(_FIRST, records))):
+                        rows += len(records)
+                        if records:
+                            yield Batch(range(first, last + 1), records)
+                    else:
+                        kept = [keep(fields, line, line) for line, fields in enumerate(records, first)]
+                        if any(kept):
+                            yield Batch(list(compress(range(first, last + 1), kept)), list(compress(records, kept)))
+                else:  # a row spans lines after all (an inch mark fooled the quote count), or damage: count them
+                    spans = _spans(records, first)
+                    last = ended[0] = spans[-1][1] if spans else last
+                    kept = [keep(fields, start, end) for fields, (start, end) in zip(records, spans, strict=True)]
+                    if any(kept):
+                        yield Batch([start for start, _ in compress(spans, kept)], list(compress(records, kept)))
+                if failure is not None:
+                    failure = _csv_damage(str(failure), last + 1, reader.line_num, delimiter, checks)
+                elif len(records) < size:
+                    return
+        else:
+            lines: list[int] = []
+            records = []
+            try:
+                for fields in reader:
+                    line = reader.line_num
+                    if keep(fields, last + 1, line):
+                        lines.append(last + 1)
+                        records.append(fields)
+                        if len(records) == size:
+                            yield Batch(lines, records)
+                            lines, records = [], []
+                    ended[0] = last = line
+            except csv.Error as exc:
+                failure = _csv_damage(str(exc), last + 1, reader.line_num, delimiter, checks)
+            if records:
+                yield Batch(lines, records)
+        if isinstance(failure, ExportError):
+            raise failure
     finally:
         counts.lines, counts.rows, counts.blank, counts.damaged = last, rows, blank, damaged
+
+
+def _spans(records: Sequence[list[str]], first: int) -> list[tuple[int, int]]:
+    """The first and last physical line of each record, the first starting on line ``first``: a record
+    ends a line after the last line break kept inside its values (csv keeps them as they were, and the text
+    layer ends a line at CR, LF or CRLF)."""
+    spans, line = [], first
+    for fields in records:
+        end = line + sum(value.count("\n") + value.count("\r") - value.count("\r\n") for value in fields)
+        spans.append((line, end))
+        line = end + 1
+    return spans
 
 
 def _metered(lines: Iterable[str], ended: list[int], first: int, limit: int, scale: int) -> Iterator[str]:
