@@ -7,7 +7,10 @@ All data is synthetic and built as bytes here, so each test shows exactly what i
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
+import io
+import random
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -414,3 +417,73 @@ def test_memory_stays_flat_on_a_large_file(tmp_path: Path) -> None:
     assert (count, last_line) == (200_000, 200_001)
     assert size > 12 * 1024 * 1024
     assert peak < 4 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.0f} MiB file"
+
+
+def _random_export(rng: random.Random) -> str:
+    """A small CSV of what exports hold and what damages them: quoted values with delimiters, doubled quotes
+    and line breaks inside, inch marks in unquoted values, stray quotes, blank lines and Excel leftovers,
+    every line end; all ASCII, so only the csv shape is under test."""
+    newline = rng.choice(["\n", "\r\n", "\r"])
+
+    def value() -> str:
+        kind = rng.random()
+        if kind < 0.55:
+            return "".join(rng.choice("xyz019 ") for _ in range(rng.randrange(4)))
+        if kind < 0.8:
+            inside = "".join(rng.choice('ab, ""') for _ in range(rng.randrange(5)))
+            return f'"{inside}"'
+        if kind < 0.9:
+            return f"5'{rng.randrange(12)}\""  # an inch mark in an unquoted value
+        if kind < 0.95:
+            return '"a' + rng.choice(["\n", "\r\n"]) + 'b"'  # a line break kept inside quotes
+        return rng.choice(['"x"y', 'x"', '"'])  # damage, or an opening quote csv reads on from
+
+    lines = ["a,b,c"]
+    for _ in range(rng.randrange(1, 40)):
+        shape = rng.random()
+        if shape < 0.05:
+            lines.append("")
+        elif shape < 0.1:
+            lines.append(",,")
+        else:
+            lines.append(",".join(value() for _ in range(rng.choice([3, 3, 3, 2, 4]))))
+    return newline.join(lines) + rng.choice([newline, ""])
+
+
+def _as_csv_reads_it(text: str) -> tuple[list[tuple[int, list[str]]], bool]:
+    """The oracle: csv over the whole text, each non-blank row with the line it starts on; and whether csv
+    stopped at damage."""
+    rows: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        next(reader)
+        last = reader.line_num
+        for fields in reader:
+            if fields and "".join(fields).strip():
+                rows.append((last + 1, fields))
+            last = reader.line_num
+    except csv.Error:
+        return rows, True
+    return rows, False
+
+
+@pytest.mark.parametrize("batch", [1, 3, 512])
+def test_the_rows_are_the_ones_csv_reads_whatever_the_quotes_and_line_breaks(batch: int, tmp_path: Path) -> None:
+    """Lines are split in C and only a line with a quote goes through csv (``_split``): on random quoting,
+    inch marks, quoted line breaks and damage, the rows, their lines and where the file is refused are
+    exactly csv's own."""
+    rng = random.Random(1729 + batch)
+    source = tmp_path / "export.csv"
+    for case in range(300):
+        text = _random_export(rng)
+        source.write_bytes(text.encode("ascii"))
+        expected, damaged = _as_csv_reads_it(text)
+        got: list[tuple[int, list[str]]] = []
+        refused = False
+        try:
+            with ExportReader(source, delimiter=",", encoding="utf-8", batch_rows=batch) as reader:
+                got.extend(reader.rows())
+        except ExportError:
+            refused = True
+        assert refused == damaged or not expected, f"case {case}: {text!r}"  # no data row is refused too
+        assert got == (expected[: len(got)] if refused else expected), f"case {case}: {text!r}"
