@@ -54,7 +54,6 @@ from programs_bridge.convert.rows import RecordKey, RowConverter, pad_to
 from programs_bridge.programs_txt.layout import COLUMNS, Field
 
 Column = Sequence[str]
-_V = TypeVar("_V", bound=Hashable)
 _K = TypeVar("_K", bound=Hashable)
 _T = TypeVar("_T")
 
@@ -163,6 +162,8 @@ class ColumnConverter:
         self._ends = _Dates(dates.parse_end, _parsed, _OPEN_END)
         self._derived: dict[str, str] = {}
         """Program Start Date (its text, a day) -> the academic year derived from it."""
+        self._year_texts: dict[tuple[str, int], str] = {}
+        """A given Academic Year and a start day that passed (``_year``) -> the year as written."""
         self._programs: dict[str, str] = {}
         self._cased: set[str] = set()
         """Program IDs claimed that case-folding changes (the duplicate finder folds them)."""
@@ -258,7 +259,7 @@ class ColumnConverter:
                 starts_on = self._starts.days_of(compress(start_text, end_text))
                 if any(map(lt, ends_on, starts_on)):
                     bad.update(compress(compress(count(), end_text), map(lt, ends_on, starts_on)))
-        years = self._years(years, ps_raw, ps_text, es_raw, bad)
+        years = self._years(years, ps_raw, ps_text, es_raw, es_text, bad)
 
         values = [sids, ssids, lasts, firsts, middles, births, programs, es_text, ee_text, ps_text, pe_text,
                   years, eligibility_codes, exit_codes, sites]  # fmt: skip
@@ -273,7 +274,7 @@ class ColumnConverter:
     def _trim(self) -> None:
         for dates in (self._births, self._starts, self._ends):
             dates.trim()
-        for known in (self._derived, self._programs, self._sites):
+        for known in (self._derived, self._year_texts, self._programs, self._sites):
             if len(known) >= _REMEMBERED:
                 known.clear()
         if not self._programs:
@@ -345,13 +346,16 @@ class ColumnConverter:
             return False
         return day is None or rc.oldest_birth <= day <= rc.today
 
-    def _years(self, years: list[str], ps_raw: Column, ps_text: list[str], es_raw: Column, bad: set[int]) -> list[str]:
+    def _years(
+        self, years: list[str], ps_raw: Column, ps_text: list[str], es_raw: Column, es_text: list[str], bad: set[int]
+    ) -> list[str]:
         """Academic Year as the reference writes it: normalised when given, else derived when asked for."""
         rc, dates = self.rows, self.rows.dates
-        if any(years):  # a year column: each row's start day, then one answer per (year, day)
-            ps_day = [dates.parse(value).day for value in ps_raw]
-            starts_on = [p or dates.parse(e).day for p, e in zip(ps_day, es_raw, strict=True)]
-            return _by_value(list(zip(years, starts_on, strict=True)), self._year, bad)
+        if any(years):  # a year column: each row's start day (Eligibility's without a Program one), then
+            # one answer per (year, day), remembered: a year's checks are a regular expression and a date sum
+            begins = ps_text if all(ps_text) else [p or e for p, e in zip(ps_text, es_text, strict=True)]
+            pairs = list(zip(years, self._starts.days_of(begins), strict=True))
+            return _remembered(pairs, self._year_texts, self._year, bad)
         if not rc.derive_year:
             return years
         known = _looked_up(self._derived, ps_text)
@@ -369,9 +373,12 @@ class ColumnConverter:
                 self._derived[ps_text[at]] = year
         return derived  # type: ignore[return-value]  # no None left
 
-    def _year(self, pair: tuple[str, date | None]) -> str | None:
+    def _year(self, pair: tuple[str, int]) -> str | None:
+        """A given (or blank) Academic Year and the row's start day (an ordinal, ``_NO_DAY`` for none) ->
+        the year as the reference writes it, or None: the reference reports the row."""
         rc = self.rows
-        year, starts_on = pair
+        year, ordinal = pair
+        starts_on = date.fromordinal(ordinal) if ordinal != _NO_DAY else None
         if year:
             text, code, _ = normalise_academic_year(year)
             if code or (starts_on is not None and academic_year_mismatch(text, starts_on, rc.first_month)):
@@ -419,7 +426,7 @@ def _mark(bad: set[int], flags: Iterable[object], *, invert: bool = False) -> No
 
 
 def _remembered(
-    column: list[str], known: dict[str, str], convert: Callable[[str], str | None], bad: set[int]
+    column: Sequence[_K], known: dict[_K, str], convert: Callable[[_K], str | None], bad: set[int]
 ) -> list[str]:
     """Each value as ``convert`` writes it, found in ``known`` once it passed; the rows of a value that does
     not pass (None) are marked ``bad``."""
@@ -446,17 +453,6 @@ def _looked_up(table: dict[_K, _T], column: Iterable[_K]) -> list[_T] | None:
         return list(map(table.__getitem__, column))
     except KeyError:
         return None
-
-
-def _by_value(column: Sequence[_V], convert: Callable[[_V], str | None], bad: set[int]) -> list[str]:
-    """``convert`` of each distinct value, once a batch; the rows of a value it has no answer for (None)
-    are marked ``bad``."""
-    done = {value: convert(value) for value in set(column)}
-    failed = {value for value, text in done.items() if text is None}
-    if failed:
-        _mark(bad, map(failed.__contains__, column))
-    table = {value: text or "" for value, text in done.items()}
-    return list(map(table.__getitem__, column))
 
 
 def _keys(ordered: Sequence[Column], key_at: tuple[int, int, int, int, int], size: int) -> list[RecordKey]:
