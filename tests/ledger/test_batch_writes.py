@@ -114,3 +114,41 @@ def test_a_write_asked_to_stop_ends_at_a_request_boundary_and_says_it_is_incompl
     assert not complete
     assert usage.items == 50 and usage.requests == 2
     assert sorted(client.stored) == sorted(f"key-{n}" for n in range(50))  # whole requests, nothing half-sent
+
+
+class ThrottlingReader:
+    """Answers a BatchGetItem with all but its last ``leave`` keys, for the first ``times`` requests."""
+
+    def __init__(self, times: int, leave: int = 3) -> None:
+        self.times, self.leave = times, leave
+        self.requests: list[int] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any], **_: Any) -> dict[str, Any]:
+        ((table, request),) = RequestItems.items()
+        keys = request["Keys"]
+        self.requests.append(len(keys))
+        unprocessed = keys[-self.leave :] if len(self.requests) <= self.times else []
+        answered = keys[: len(keys) - len(unprocessed)]
+        response: dict[str, Any] = {
+            "Responses": {table: [{"sk": key["sk"], "end_date": {"S": "06/01/2026"}} for key in answered]},
+            "ConsumedCapacity": [{"TableName": table, "CapacityUnits": 1.0}],
+        }
+        response["UnprocessedKeys"] = {table: {"Keys": unprocessed}} if unprocessed else {}
+        return response
+
+
+def test_unread_keys_of_an_end_date_lookup_are_asked_again_with_backoff() -> None:
+    client = ThrottlingReader(times=2)
+    sleeps: list[float] = []
+    keys = [f"s{n}\t144\t08/15/2025\t12" for n in range(150)]
+    found = store_with(cast(Any, client), sleeps).record_end_dates("feed", keys)
+    assert found == dict.fromkeys(keys, "06/01/2026")
+    assert client.requests == [100, 3, 3, 50] and len(sleeps) == 2
+
+
+def test_an_end_date_lookup_gives_up_after_max_attempts_without_naming_the_keys() -> None:
+    client = ThrottlingReader(times=100)
+    with pytest.raises(LedgerError) as raised:
+        store_with(cast(Any, client), [], max_attempts=4).record_end_dates("feed", ["s1\t144\t08/15/2025\t12"] * 5)
+    assert "ledger record(s) still unread after 4 attempts" in str(raised.value)
+    assert "s1" not in str(raised.value)

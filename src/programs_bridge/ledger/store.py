@@ -408,23 +408,53 @@ class LedgerStore:
     def _write_chunk(self, chunk: list[Item], usage: Usage) -> None:
         usage.items += len(chunk)
         usage.estimated_units += sum(math.ceil(item_size(item) / WRITE_UNIT_BYTES) for item in chunk)
-        requests: list[Any] = [{"PutRequest": {"Item": item}} for item in chunk]
-        attempt = 0
-        while True:
-            response = self.client.batch_write_item(RequestItems={self.table: requests}, ReturnConsumedCapacity="TOTAL")
+        self._batch_write([{"PutRequest": {"Item": item}} for item in chunk], usage)
+
+    def _batch_write(self, requests: list[Any], usage: Usage) -> None:
+        """One BatchWriteItem of ``requests`` (puts or deletes), unprocessed ones retried with backoff."""
+
+        def send(left: list[Any]) -> list[Any]:
+            response = self.client.batch_write_item(RequestItems={self.table: left}, ReturnConsumedCapacity="TOTAL")
             usage.requests += 1
             usage.consumed_units += _capacity(response)
-            requests = list(response.get("UnprocessedItems", {}).get(self.table, []))
-            if not requests:
-                return
+            return list(response.get("UnprocessedItems", {}).get(self.table, []))
+
+        left = "ledger item(s) still unprocessed"
+        self._until_processed(send, requests, usage, left, "; the commit can be retried safely")
+
+    def _until_processed(
+        self,
+        send: Callable[[list[Any]], list[Any]],
+        requests: list[Any],
+        usage: Usage | None,
+        left: str,
+        then: str = "",
+    ) -> None:
+        """``send`` the requests, then what DynamoDB gives back unprocessed, with capped exponential backoff
+        between attempts; LedgerError (``left``, ``then``) when some are still unprocessed after the last."""
+        attempt = 0
+        while requests := send(requests):
             attempt += 1
             if attempt >= self._max_attempts:
-                raise LedgerError(
-                    f"{len(requests)} ledger item(s) still unprocessed after {attempt} attempts; "
-                    "the commit can be retried safely"
-                )
-            usage.retries += 1
+                raise LedgerError(f"{len(requests)} {left} after {attempt} attempts{then}")
+            if usage is not None:
+                usage.retries += 1
             self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
+
+    def delete_records(self, feed: str, key_texts: Iterable[str]) -> Usage:
+        """Delete the named records of ``feed`` (25 a request; a record already gone is no error)."""
+        usage = Usage()
+        batch: list[Any] = []
+        for key in key_texts:
+            batch.append({"DeleteRequest": {"Key": _record_key(feed, key)}})
+            if len(batch) == BATCH_SIZE:
+                usage.items += len(batch)
+                self._batch_write(batch, usage)
+                batch = []
+        if batch:
+            usage.items += len(batch)
+            self._batch_write(batch, usage)
+        return usage
 
     # -- held rows and their resolutions ---------------------------------------------------------------
 
@@ -556,13 +586,34 @@ class LedgerStore:
         )
 
     def mark_committed(self, feed: str, run_id: str) -> None:
+        self.mark_run(feed, run_id, "committed")
+
+    def mark_run(self, feed: str, run_id: str, status: str) -> None:
+        """Set a run's status: ``committed``, or ``undone`` for a seed taken back (``ledger unseed``)."""
         self.client.update_item(
             TableName=self.table,
             Key=_run_key(feed, run_id),
-            UpdateExpression="SET #s = :committed",
+            UpdateExpression="SET #s = :status",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":committed": {"S": "committed"}},
+            ExpressionAttributeValues={":status": {"S": status}},
         )
+
+    def release_head(self, feed: str, run_id: str) -> bool:
+        """Remove the feed's head if ``run_id`` still holds it: the feed is as if nothing had ever been
+        committed (its first night waits for a seed again).  False when another run has moved the head on."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"{feed}#feed"}, "sk": {"S": "head"}},
+                UpdateExpression="REMOVE head_run",
+                ConditionExpression="head_run = :run",
+                ExpressionAttributeValues={":run": {"S": run_id}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     # -- single records ----------------------------------------------------------------------------------
 
@@ -575,44 +626,40 @@ class LedgerStore:
         """
         wanted = list(dict.fromkeys(key_texts))
         found: dict[str, str] = {}
+
+        def send(keys: list[Any]) -> list[Any]:
+            response = self.client.batch_get_item(
+                RequestItems={
+                    self.table: {
+                        "Keys": keys,
+                        "ConsistentRead": True,
+                        "ProjectionExpression": "sk, #e",
+                        "ExpressionAttributeNames": {"#e": "end_date"},
+                    }
+                },
+                ReturnConsumedCapacity="TOTAL",
+            )
+            items = response.get("Responses", {}).get(self.table, [])
+            if usage is not None:
+                read = sum(math.ceil(item_size(item) / READ_UNIT_BYTES) for item in items)
+                usage.add(Usage(1, len(items), _capacity(response), float(read)))
+            for item in items:
+                found[item["sk"]["S"]] = item.get("end_date", {}).get("S", "")
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}).get(self.table, {}))
+            return list(unprocessed.get("Keys", []))
+
         for start in range(0, len(wanted), 100):
-            keys: list[Any] = [
-                {"pk": {"S": records_pk(feed, shard_of(key))}, "sk": {"S": key}} for key in wanted[start : start + 100]
-            ]
-            attempt = 0
-            while keys:
-                response = self.client.batch_get_item(
-                    RequestItems={
-                        self.table: {
-                            "Keys": keys,
-                            "ConsistentRead": True,
-                            "ProjectionExpression": "sk, #e",
-                            "ExpressionAttributeNames": {"#e": "end_date"},
-                        }
-                    },
-                    ReturnConsumedCapacity="TOTAL",
-                )
-                items = response.get("Responses", {}).get(self.table, [])
-                if usage is not None:
-                    read = sum(math.ceil(item_size(item) / READ_UNIT_BYTES) for item in items)
-                    usage.add(Usage(1, len(items), _capacity(response), float(read)))
-                for item in items:
-                    found[item["sk"]["S"]] = item.get("end_date", {}).get("S", "")
-                unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}).get(self.table, {}))
-                keys = list(unprocessed.get("Keys", []))
-                if not keys:
-                    break
-                attempt += 1
-                if attempt >= self._max_attempts:
-                    raise LedgerError(f"{len(keys)} ledger record(s) still unread after {attempt} attempts")
-                if usage is not None:
-                    usage.retries += 1
-                self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
+            keys = [_record_key(feed, key) for key in wanted[start : start + 100]]
+            self._until_processed(send, keys, usage, "ledger record(s) still unread")
         return found
 
 
 #: A resolution's text attributes, stored under these names.
 _RESOLUTION_TEXTS = ("row_key", "target_key", "note", "by", "at")
+
+
+def _record_key(feed: str, key_text: str) -> dict[str, Any]:
+    return {"pk": {"S": records_pk(feed, shard_of(key_text))}, "sk": {"S": key_text}}
 
 
 def _run_key(feed: str, run_id: str) -> dict[str, Any]:
