@@ -19,6 +19,7 @@ LEDGER_COMMAND_MODULES: tuple[str, ...] = (
     "programs_bridge.cli.seed",
     "programs_bridge.cli.resolve",
     "programs_bridge.cli.reconcile",
+    "programs_bridge.cli.unseed",
 )
 
 

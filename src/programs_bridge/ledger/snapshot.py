@@ -59,6 +59,10 @@ class LedgerSnapshot:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def run_index(self, run_id: str) -> int | None:
+        """The number ``first_run_index`` and ``last_run_index`` hold for ``run_id``; None: no record names it."""
+        return self._run_index.get(run_id)
+
     def find(self, key_text: str) -> int | None:
         return self.ordinals.get(key_text)
 

@@ -1,0 +1,124 @@
+"""`programs-bridge ledger unseed` on moto: a seed from the wrong report taken back, and what it cannot undo."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import PERSONAL_VALUES
+from programs_bridge.cli.main import main
+from programs_bridge.ledger.commit import commit_plan
+from programs_bridge.ledger.model import ExportKind, encode_key
+from programs_bridge.ledger.plan import make_plan
+from programs_bridge.ledger.resolutions import Choice, Resolution
+from programs_bridge.ledger.store import LedgerStore, RunRecord
+from programs_bridge.programs_txt.layout import STANDARD
+
+HEADER = "Local Student ID,Program Code,Start Date,End Date,School ID"
+#: A report saved in Excel: every Import Student ID lost its leading zeros.
+STRIPPED = ["4521,144,2025-08-15,,101", "4522,181,2025-08-15,,101", "4523,101,2025-09-01,,102"]
+PERSONAL_VALUES.update({"004521", "004522", "4521", "4522", "4523"})
+STUDENT_DATA = ("4521", "4522", "4523")
+FEED = "district"
+
+
+def write(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def seed(table: str, report: Path, capsys: pytest.CaptureFixture[str], taken: str = "2025-09-01") -> str:
+    """Seed and return the seed's run id, as the summary prints it."""
+    assert main(["ledger", "seed", str(report), "--table", table, "--feed", FEED, "--taken", taken]) in (0, 1)
+    err = capsys.readouterr().err
+    return err.split("seeded as run ")[1].split(":")[0]
+
+
+def unseed(table: str, run_id: str, *extra: str) -> int:
+    return main(["ledger", "unseed", run_id, "--table", table, "--feed", FEED, *extra])
+
+
+def no_student_data(text: str) -> None:
+    leaked = [value for value in STUDENT_DATA if value in text]
+    assert not leaked, f"student data on stderr: {leaked}"
+
+
+def test_a_wrong_seed_is_taken_back_and_the_feed_waits_for_a_seed_again(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = write(tmp_path / "excel.csv", STRIPPED)
+    run_id = seed(empty_table, report, capsys)
+    store = LedgerStore(empty_table)
+    assert len(store.read_snapshot(FEED)[0]) == 3
+
+    json_report = tmp_path / "unseed.json"
+    assert unseed(empty_table, run_id, "--report", str(json_report)) == 0
+    err = capsys.readouterr().err
+    assert f"seed {run_id} of feed 'district' undone" in err and "3 record(s) removed" in err
+    assert "its next export waits for a seed (needs_seed)" in err
+    no_student_data(err)
+    snapshot, _ = store.read_snapshot(FEED)
+    assert len(snapshot) == 0 and snapshot.head_run is None  # as before the seed: the interlock holds night 1
+    section = json.loads(json_report.read_text(encoding="utf-8"))["unseed"]
+    assert section["counts"] == {"removed": 3, "kept_changed_since": 0, "corrected_left_as_is": 0}
+
+    # The same report can be seeded again (the undone seed is not "seeded before"), and undone again.
+    assert seed(empty_table, report, capsys) == run_id
+    assert len(store.read_snapshot(FEED)[0]) == 3
+
+
+def test_what_the_bridge_sent_since_and_what_the_seed_corrected_stay(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LedgerStore(empty_table)
+    # Night 1 sent 004521 in program 144 (open); a later seed closes it, and adds two records of its own.
+    night = [["004521", "", "Q", "Y", "", "03/04/2012", "144", "", "", "08/15/2025", "", "", "", "", "101"]]
+    rows = list(enumerate(night, start=2))
+    commit_plan(store, make_plan(store, iter(rows), STANDARD, feed=FEED, kind=ExportKind.DELTA),
+                RunRecord("20250820T020000Z-night001", "x.csv", "v1", "0" * 64, "r.json", {}), iter(rows))  # fmt: skip
+    report = write(tmp_path / "report.csv", ["004521,144,2025-08-15,2025-08-30,101", *STRIPPED[1:]])
+    run_id = seed(store.table, report, capsys)
+    # A later night exits 4522's seeded record: the bridge sent it, so it is Illuminate's now.
+    exit_row = [["4522", "", "Q", "Y", "", "03/04/2012", "181", "", "", "08/15/2025", "06/01/2026", "", "", "", "101"]]
+    rows = list(enumerate(exit_row, start=2))
+    commit_plan(store, make_plan(store, iter(rows), STANDARD, feed=FEED, kind=ExportKind.DELTA),
+                RunRecord("20260602T020000Z-night002", "y.csv", "v2", "1" * 64, "r.json", {}), iter(rows))  # fmt: skip
+    # A clerk resolved a held row as the same record as 4523's seeded one.
+    seeded_4523 = encode_key(("4523", "101", "09/01/2025", "102"))
+    store.put_resolution(FEED, Resolution("k3vq9x2m", Choice.SAME, "row-key", seeded_4523))
+
+    assert unseed(store.table, run_id) == 0
+    err = capsys.readouterr().err
+    assert "1 record(s) removed, 1 kept (the bridge sent them since), 1 corrected by the seed" in err
+    assert "1 'same' resolution(s) sent rows under a removed record and must be resolved again: k3vq9x2m" in err
+    assert "needs_seed" not in err
+    no_student_data(err)
+    snapshot, _ = store.read_snapshot(FEED)
+    assert snapshot.find(seeded_4523) is None
+    assert snapshot.find(encode_key(("4522", "181", "08/15/2025", "101"))) is not None
+    assert snapshot.find(encode_key(("004521", "144", "08/15/2025", "101"))) is not None
+    assert snapshot.head_run is not None and "-unseed-" in snapshot.head_run  # the undo is a run of its own
+
+
+def test_a_run_that_is_not_an_undoable_seed_is_refused_with_exit_2(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = seed(empty_table, write(tmp_path / "excel.csv", STRIPPED), capsys)
+    assert unseed(empty_table, "20250820T020000Z-night001") == 2
+    assert "is not a seed's run id" in capsys.readouterr().err
+    assert unseed(empty_table, run_id.replace("-seed-", "-seed-0")) == 2
+    assert "has no seed" in capsys.readouterr().err
+    assert unseed(empty_table, run_id) == 0
+    capsys.readouterr()
+    assert unseed(empty_table, run_id) == 2
+    assert "was undone before: nothing to do" in capsys.readouterr().err
+    assert len(LedgerStore(empty_table).read_snapshot(FEED)[0]) == 0
+
+
+def test_an_unreachable_ledger_is_exit_3_and_a_missing_report_folder_is_usage(
+    aws: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert unseed("no-such-table", "20250901T000000Z-seed-1a2b3c4d") == 3
+    assert "cannot undo the seed in the ledger table 'no-such-table'" in capsys.readouterr().err
+    missing = tmp_path / "nowhere" / "unseed.json"
+    assert unseed("no-such-table", "20250901T000000Z-seed-1a2b3c4d", "--report", str(missing)) == 64
