@@ -72,3 +72,21 @@ def test_a_feed_with_records_in_its_ledger_is_not_held_as_unseeded(stack: Stack)
     hold_unseeded(stack)
     stack.invoke(stack.drop(export(TONIGHT)))
     assert [r["status"] for r in sorted(stack.reports(), key=lambda r: r["source"]["key"])] == ["delivered"] * 2
+
+
+def test_a_seed_taken_back_leaves_the_feed_waiting_for_a_seed_again(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A seed from the wrong report, undone with ``ledger unseed``: the next export is held as on the first
+    night, not checked against nothing and sent."""
+    hold_unseeded(stack)
+    wrong = tmp_path / "other-feed.txt"
+    wrong.write_text("\t".join(STANDARD.header) + "\n" + HELD_BY_ILLUMINATE.replace("004521", "009999") + "\n",
+                     encoding="utf-8")  # fmt: skip
+    capsys.readouterr()
+    assert main(["ledger", "seed", str(wrong), "--table", LEDGER, "--feed", FEED, "--taken", "2025-06-30"]) == 0
+    run_id = capsys.readouterr().err.split("seeded as run ")[1].split(":")[0]
+    assert main(["ledger", "unseed", run_id, "--table", LEDGER, "--feed", FEED]) == 0
+    stack.invoke(stack.drop(export(TONIGHT), name="after-undo.csv"))
+    report = stack.report_of("after-undo.csv")
+    assert report["status"] == "needs_seed" and stack.delivered() is None
