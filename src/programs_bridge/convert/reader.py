@@ -20,9 +20,11 @@ How, and why this way:
   after going through the wrong codec.  The same holds the other way round: in a file read as Windows-1252,
   a row whose bytes read as UTF-8 is left out too.  Files declared as UTF-8 (a BOM, or the mapping's
   ``encoding``) follow the same rule, except that one which is mostly not UTF-8 is refused.
-* **The second pass is stdlib C all the way down**: ``gzip`` -> ``io.TextIOWrapper(newline="")`` -> ``csv``.
-  The per-row Python work is one blank-row test, two integer comparisons and a line-number addition,
-  because a 1M-row conversion must stay within 2.5x of a bare ``csv.reader`` -> ``csv.writer`` round trip.
+* **The second pass is stdlib C all the way down**: ``gzip`` -> ``io.TextIOWrapper(newline="")`` -> ``csv``,
+  and where no record spans lines, a block of lines split in C (``_split``) with csv reading only the lines
+  that hold a quote.  Rows go out in batches (:meth:`ExportReader.batches`) with no Python step a row on a
+  clean block, because a 1M-row conversion is held to 1.5x of a bare ``csv.reader`` -> ``csv.writer`` round
+  trip.
   Only what the first pass found suspect costs more: rows on lines longer than ``max_field_bytes`` and rows
   spanning lines have their values measured; a file with bad bytes has each row tested for them; a file
   where a line break may sit inside quotes has its lines metered so one row cannot grow without end.
