@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from programs_bridge.ledger.store import LedgerStore
 from programs_bridge.local.demo import s3_event_via_sqs
 from programs_bridge.programs_txt.layout import STANDARD
 from support.log_leaks import leaked
 
-from .conftest import BUCKET, FEED, Stack
+from .conftest import BUCKET, FEED, LEDGER, Stack
 from .test_first_night import HELD_BY_ILLUMINATE, TONIGHT, export, hold_unseeded
 
 PROGRAMS_TXT = "\t".join(STANDARD.header) + "\n" + HELD_BY_ILLUMINATE + "\n"
@@ -100,3 +101,33 @@ def test_a_report_that_cannot_be_processed_is_notified_as_a_report_not_an_export
     result = stack.invoke(drop_report(stack, PROGRAMS_TXT))
     assert len(result["batchItemFailures"]) == 1
     assert stack.notices() == [f"programs-bridge {FEED}: Illuminate report failed"]
+
+
+def test_a_report_too_big_for_one_invocation_seeds_in_two_and_counts_as_one_seed(stack: Stack) -> None:
+    from programs_bridge.pipeline.handler import lambda_handler
+
+    from .test_faults import DwindlingContext
+    from .test_handler import ledger_records
+
+    hold_unseeded(stack)
+    rows = [f"{900000000 + n}\t\t\t\t\t\t144\t\t\t08/15/2024\t\t2024-2025\t\t\t101" for n in range(3000)]
+    text = "\t".join(STANDARD.header) + "\n" + "\n".join(rows) + "\n"
+    # About 80 write requests of 25 fit before the reserve: 3,000 records need a second invocation.
+    assert lambda_handler(drop_report(stack, text), DwindlingContext()) == {"batchItemFailures": []}
+    assert stack.reports() == []  # not finished: no report yet
+    first_share = ledger_records()
+    assert 0 < first_share < 3000
+    assert stack.keys(f"illuminate/{FEED}/")  # not filed until seeded
+
+    continuation = stack.queued()  # put back on the queue at once
+    assert continuation is not None and stack.queued() is None
+    assert stack.invoke(continuation) == {"batchItemFailures": []}
+    [report] = stack.reports()
+    assert report["status"] == "seeded" and report["seed"]["complete"] is True
+    assert report["seed"]["counts"]["new"] == 3000 and report["seed"]["counts"]["unchanged"] == 0
+    assert report["seed"]["ledger_write"]["items"] == 3000 - first_share
+    assert ledger_records() == 3000
+    assert stack.keys(f"illuminate/{FEED}/") == [] and stack.queued() is None
+    store = LedgerStore(LEDGER)
+    assert store.head(FEED) == report["seed"]["run_id"]
+    assert store.run_status(FEED, report["seed"]["run_id"]) == "committed"

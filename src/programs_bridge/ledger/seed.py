@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -94,7 +94,10 @@ def seed_items(
             yield record_item(feed, facts, plan.run_id, plan.run_id)
             continue
         if snapshot.says(facts.key_text, facts.fields_hash, facts.is_open):  # a missing mark is not the report's
-            plan.counts["unchanged"] += 1
+            if snapshot.last_run(ordinal) == plan.run_id:  # an attempt of this seed cut short wrote it: counted
+                plan.counts["new" if snapshot.first_run(ordinal) == plan.run_id else "updated"] += 1
+            else:
+                plan.counts["unchanged"] += 1
             continue
         last_run = snapshot.last_run(ordinal)
         if last_run > plan.run_id and not is_seed_run(last_run):
@@ -112,18 +115,32 @@ class SeedResult:
     #: The report's run was committed before: nothing was read from it or written.
     already_seeded: bool
     usage: Usage
+    #: False: ``stop`` said the time was up before every item was written; seed the same report again.
+    complete: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.plan.to_json(), "already_seeded": self.already_seeded, "ledger_write": self.usage.to_json()}
+        return {
+            **self.plan.to_json(), "already_seeded": self.already_seeded, "complete": self.complete,
+            "ledger_write": self.usage.to_json(),
+        }  # fmt: skip
 
 
-def seed(store: LedgerStore, rows: Iterable[Row], layout: Layout, *, feed: str, run: RunRecord) -> SeedResult:
+def seed(
+    store: LedgerStore,
+    rows: Iterable[Row],
+    layout: Layout,
+    *,
+    feed: str,
+    run: RunRecord,
+    stop: Callable[[], bool] | None = None,
+) -> SeedResult:
     """Seed ``feed`` with the converted rows of Illuminate's report, as run ``run`` (``seed_run_id``).
 
     Reads the feed's ledger, claims the feed head from the run it saw (StaleLedgerError when a nightly
     commit landed in between: seed again), streams the items the report adds or corrects, records the
-    seed's counts on its run item and marks it committed.  A seed cut short (a crash) is finished by
-    seeding the same report again: what it already wrote is then ``unchanged``.
+    seed's counts on its run item and marks it committed.  A seed cut short (a crash, or ``stop``, asked
+    between write requests, saying the time is up: the result is then not ``complete``) is finished by
+    seeding the same report again: what the earlier attempts wrote is counted as they would have counted it.
     """
     check_feed(feed)
     plan = SeedPlan(run.run_id)
@@ -135,7 +152,10 @@ def seed(store: LedgerStore, rows: Iterable[Row], layout: Layout, *, feed: str, 
     # it carries the last one's figure over instead of resetting it.
     missing = store.run_counts(feed, snapshot.head_run).get("missing", 0) if snapshot.head_run else 0
     store.claim(feed, run, snapshot.head_run)
-    usage, _ = store.write_items(seed_items(rows, layout, snapshot, plan, feed=feed))
+    usage, complete = store.write_items(seed_items(rows, layout, snapshot, plan, feed=feed), stop)
+    if not complete:
+        log.info("ledger seed: %d record item(s) written, the rest in a later attempt", usage.items)
+        return SeedResult(plan, False, usage, complete=False)
     store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": missing})
     store.mark_committed(feed, run.run_id)
     log.info("ledger seed: %d record item(s) written, %d conflict(s)", usage.items, plan.counts["conflicts"])

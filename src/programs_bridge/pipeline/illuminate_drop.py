@@ -10,7 +10,9 @@ The feed's code table is not applied: Illuminate may hold records under codes it
 
 - A feed whose ledger was never seeded nor committed to (``store.head`` is None) is **seeded** from it
   (``ledger.seed``), as a run ``seed_run_id(upload time, sha256)``: its first export is then planned against
-  what Illuminate holds.  A retry of a seed cut short finishes it (the head is then the seed's own run).
+  what Illuminate holds.  A retry of a seed cut short finishes it (the head is then the seed's own run); a
+  report too big to seed in one invocation stops between write requests and continues in the next
+  (``RunContinues``), as a long first commit does.
 - Any other feed is **reconciled** against its ledger (``ledger.reconcile``): duplicates in Illuminate,
   exits that never landed, records the import dropped, records entered by hand.  Exit rows that mend the
   exits that never landed go to ``reports/<feed>/<run-id>.fix.programs.txt``, for a person to check and
@@ -33,8 +35,8 @@ from programs_bridge.ledger.seed import seed, seed_run_id
 from programs_bridge.ledger.store import RunRecord
 from programs_bridge.pipeline.config import FeedConfig
 from programs_bridge.pipeline.drops import DropKind, Ending, run_drop
-from programs_bridge.pipeline.observe import logger
-from programs_bridge.pipeline.run import Outcome, Run, Services, Source, _load_config, _write_programs
+from programs_bridge.pipeline.observe import emit_continued, logger
+from programs_bridge.pipeline.run import Outcome, Run, RunContinues, Services, Source, _load_config, _write_programs
 
 #: The profiles that read Illuminate's own records.
 ILLUMINATE_SHAPES = frozenset({"illuminate", "illuminate-report"})
@@ -85,8 +87,16 @@ def _seed(run: Run, conversion: Conversion, options: ConvertOptions, run_id: str
     source = run.source
     record = RunRecord(run_id, source.key, source.version_id or source.version.etag, sha256, run.entry.report_key, {})
     with run.step("seed"):
-        result = seed(run.services.ledger, converted_rows(conversion), options.output.layout, feed=run.feed, run=record)
+        result = seed(run.services.ledger, converted_rows(conversion), options.output.layout, feed=run.feed,
+                      run=record, stop=run.services.budget.exhausted)  # fmt: skip
     section = result.to_json()
+    if not result.complete:  # a report too big for one invocation: the next one reads on from the ledger
+        written = result.usage.items
+        if not written:  # no headway (the conversion alone took the time): continuing would never end
+            raise RuntimeError("the seed could not write a record before the invocation's time ran out")
+        emit_continued(run.feed)
+        logger.info("seed continues in a new invocation", extra={"stage": "seed", "records_written": written})
+        raise RunContinues(source, f"{written:,} ledger record(s) seeded in this invocation")
     run.report["seed"] = section
     c = section["counts"]
     logger.info("feed seeded", extra={"stage": "seed", "counts": c, "already_seeded": result.already_seeded})
