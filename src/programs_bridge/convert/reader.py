@@ -340,7 +340,7 @@ class ExportReader:
         once; damage found part-way (a stray or unclosed quote, a value past ``max_field_bytes``) raises
         :class:`ExportError` naming the line, after the batch of the rows read before it.
 
-        In batches because a clean batch then goes from csv to the caller in C, with no Python step a row."""
+        In batches because a clean batch then goes from the file to the caller in C, with no Python step a row."""
         batches, self._batches = self._batches, None
         if batches is None:
             raise RuntimeError("the rows stream from the file and can be read only once per reader")
