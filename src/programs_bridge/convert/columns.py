@@ -259,7 +259,7 @@ class ColumnConverter:
                 starts_on = self._starts.days_of(compress(start_text, end_text))
                 if any(map(lt, ends_on, starts_on)):
                     bad.update(compress(compress(count(), end_text), map(lt, ends_on, starts_on)))
-        years = self._years(years, ps_raw, ps_text, es_raw, es_text, bad)
+        years = self._years(years, ps_raw, ps_text, es_raw, begins, bad)
 
         values = [sids, ssids, lasts, firsts, middles, births, programs, es_text, ee_text, ps_text, pe_text,
                   years, eligibility_codes, exit_codes, sites]  # fmt: skip
@@ -347,13 +347,13 @@ class ColumnConverter:
         return day is None or rc.oldest_birth <= day <= rc.today
 
     def _years(
-        self, years: list[str], ps_raw: Column, ps_text: list[str], es_raw: Column, es_text: list[str], bad: set[int]
+        self, years: list[str], ps_raw: Column, ps_text: list[str], es_raw: Column, begins: list[str], bad: set[int]
     ) -> list[str]:
-        """Academic Year as the reference writes it: normalised when given, else derived when asked for."""
+        """Academic Year as the reference writes it: normalised when given, else derived when asked for.
+        ``begins``: each row's start date text, the Program Start Date's or else the Eligibility Start Date's."""
         rc, dates = self.rows, self.rows.dates
-        if any(years):  # a year column: each row's start day (Eligibility's without a Program one), then
-            # one answer per (year, day), remembered: a year's checks are a regular expression and a date sum
-            begins = ps_text if all(ps_text) else [p or e for p, e in zip(ps_text, es_text, strict=True)]
+        if any(years):  # a year column: one answer per (year, start day), remembered: a year's checks are a
+            # regular expression and a date sum
             pairs = list(zip(years, self._starts.days_of(begins), strict=True))
             return _remembered(pairs, self._year_texts, self._year, bad)
         if not rc.derive_year:

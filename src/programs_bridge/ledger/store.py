@@ -442,18 +442,11 @@ class LedgerStore:
             self._sleep(backoff_delay(attempt, *self._backoff, self._draw))
 
     def delete_records(self, feed: str, key_texts: Iterable[str]) -> Usage:
-        """Delete the named records of ``feed`` (25 a request; a record already gone is no error)."""
+        """Delete the named records of ``feed``, in ``chunks`` like a write (a record already gone is no error)."""
         usage = Usage()
-        batch: list[Any] = []
-        for key in key_texts:
-            batch.append({"DeleteRequest": {"Key": _record_key(feed, key)}})
-            if len(batch) == BATCH_SIZE:
-                usage.items += len(batch)
-                self._batch_write(batch, usage)
-                batch = []
-        if batch:
-            usage.items += len(batch)
-            self._batch_write(batch, usage)
+        for chunk in chunks(_record_key(feed, key) for key in key_texts):
+            usage.items += len(chunk)
+            self._batch_write([{"DeleteRequest": {"Key": key}} for key in chunk], usage)
         return usage
 
     # -- held rows and their resolutions ---------------------------------------------------------------

@@ -89,7 +89,6 @@ def _seed(run: Run, conversion: Conversion, options: ConvertOptions, run_id: str
     with run.step("seed"):
         result = seed(run.services.ledger, converted_rows(conversion), options.output.layout, feed=run.feed,
                       run=record, stop=run.services.budget.exhausted)  # fmt: skip
-    section = result.to_json()
     if not result.complete:  # a report too big for one invocation: the next one reads on from the ledger
         written = result.usage.items
         if not written:  # no headway (the conversion alone took the time): continuing would never end
@@ -97,6 +96,7 @@ def _seed(run: Run, conversion: Conversion, options: ConvertOptions, run_id: str
         emit_continued(run.feed)
         logger.info("seed continues in a new invocation", extra={"stage": "seed", "records_written": written})
         raise RunContinues(source, f"{written:,} ledger record(s) seeded in this invocation")
+    section = result.to_json()
     run.report["seed"] = section
     c = section["counts"]
     logger.info("feed seeded", extra={"stage": "seed", "counts": c, "already_seeded": result.already_seeded})
