@@ -210,8 +210,8 @@ class ColumnConverter:
                 _mark(bad, map(_hidden, source[at]))
             if "\t" in joined or "\n" in joined or "\r" in joined:  # programs.txt cannot hold them
                 _mark(bad, map(_breaks, source[at]))
-            if joined.split() == [joined]:  # one C scan; str.strip strips exactly what str.split splits on
-                bare.add(at)
+            if joined.split(None, 1) == [joined]:  # no whitespace: str.strip strips what str.split splits on
+                bare.add(at)  # (maxsplit 1: a column with spaces stops at the first, not split into every word)
         if rc.records is not None:
             at, kinds = rc.records
             _mark(bad, map(kinds.__contains__, map(str.casefold, map(str.strip, source[at]))), invert=True)
