@@ -98,6 +98,22 @@ def test_a_seed_after_nights_keeps_the_shrink_guards_baseline(ledger: Ledger) ->
     assert (verdict.previously_missing, verdict.dropped, verdict.fires) == (60, 0, False)
 
 
+def test_a_short_first_export_after_a_seed_is_held_and_the_verdict_names_the_seed(ledger: Ledger) -> None:
+    """After a seed no export was delivered: the guard compares with what Illuminate holds open, and says so."""
+    from programs_bridge.ledger.shrink import judge_plan
+
+    rows = [enrolment(f"{n:06d}", "144", "08/15/2023", "12") for n in range(120)]
+    seeded(ledger, rows)
+    first = judge_plan(ledger.run(rows[:2], run_id="20260905T020000Z-night001", deliver=False).plan)
+    assert (first.fires, first.after_seed, first.listed_before) == (True, True, 120)
+    assert "seeded from Illuminate's report" in first.describe() and "last delivered" not in first.describe()
+    assert first.to_json()["compared_with"] == "seed"
+    ledger.run(rows, run_id="20260906T020000Z-night002")  # the complete export goes through
+    later = judge_plan(ledger.run(rows[:2], run_id="20260907T020000Z-night003", deliver=False).plan)
+    assert (later.fires, later.after_seed) == (True, False)
+    assert "last delivered export listed" in later.describe()
+
+
 def test_a_seeded_record_keeps_its_origin_when_a_night_rewrites_it(ledger: Ledger) -> None:
     seeded(ledger, HELD)
     ledger.run([HELD[0]], run_id="20260905T020000Z-night001")  # 004522 left out: marked missing

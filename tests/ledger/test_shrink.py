@@ -71,6 +71,7 @@ def test_the_report_section_holds_counts_and_thresholds() -> None:
     assert section == {
         "enabled": True, "fires": True, "exempt": None, "open_records": 1000, "missing": 500,
         "previously_missing": 0, "listed_before": 1000, "dropped": 500, "share": 0.5,
-        "max_missing_share": 0.2, "min_missing": 50, "summary": section["summary"],
+        "max_missing_share": 0.2, "min_missing": 50, "compared_with": "last_export",
+        "summary": section["summary"],
     }  # fmt: skip
     assert section["summary"].startswith("this full export leaves out 500")

@@ -90,3 +90,20 @@ def test_a_seed_taken_back_leaves_the_feed_waiting_for_a_seed_again(
     stack.invoke(stack.drop(export(TONIGHT), name="after-undo.csv"))
     report = stack.report_of("after-undo.csv")
     assert report["status"] == "needs_seed" and stack.delivered() is None
+
+
+def test_a_short_export_after_a_seed_is_held_with_advice_for_a_seeded_feed(stack: Stack, tmp_path: Path) -> None:
+    """Seeded with 120 open records, the first export lists 2: held, and the reason says why after a seed
+    (Illuminate holds more than the export lists), not that an export job stopped half-way."""
+    stack.put_config('export = "full"\n' + stack.config())
+    held = [f"{5000 + n:06d}\t\tLee\tAnn\t\t03/04/2012\t144\t\t\t08/15/2024\t\t2024-2025\t\t\t101" for n in range(120)]
+    uploaded = tmp_path / "programs-2024.txt"
+    uploaded.write_text("\t".join(STANDARD.header) + "\n" + "\n".join(held) + "\n", encoding="utf-8")
+    assert main(["ledger", "seed", str(uploaded), "--table", LEDGER, "--feed", FEED, "--taken", "2025-06-30"]) == 0
+    stack.invoke(stack.drop(export(TONIGHT), name="short.csv"))
+    report = stack.report_of("short.csv")
+    assert report["status"] == "held" and report["reason_code"] == "export_shrunken"
+    assert report["shrink_guard"]["compared_with"] == "seed" and report["shrink_guard"]["listed_before"] == 120
+    assert "first full export since the feed was seeded" in report["reason"]
+    assert "open_not_exported" in report["reason"] and "stopped half-way" not in report["reason"]
+    assert stack.delivered() is None

@@ -15,6 +15,12 @@ looks at the difference, the records this export no longer lists.
 
 Exempt: a delta export (it lists only changes, so nothing is missing), an empty ledger (a first night), and
 a feed whose configuration turns the guard off.
+
+After a seed, the open records it learnt from Illuminate's report count as listed: the first full export is
+compared with what Illuminate holds open.  That is the guard's job (an export that lists a fraction of what
+Illuminate holds would leave the rest open there for good), but the verdict then names the seed, not "the
+last delivered export", because no export was delivered: a district that tries a short test export after
+seeding must be told why it was held.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from programs_bridge.ledger.model import ExportKind
+from programs_bridge.ledger.model import ExportKind, is_seed_run
 
 if TYPE_CHECKING:  # the plan module reads the ledger (boto3); the verdict needs only its numbers
     from programs_bridge.ledger.plan import Plan
@@ -70,6 +76,8 @@ class ShrinkVerdict:
     #: Of those, left out already by the feed's last delivered export (at most ``open_records``).
     previously_missing: int
     rule: ShrinkRule
+    #: The run that last committed to the feed was a seed: ``listed_before`` holds what it learnt as open.
+    after_seed: bool = False
 
     @property
     def listed_before(self) -> int:
@@ -106,6 +114,7 @@ class ShrinkVerdict:
             "share": round(self.share, 4),
             "max_missing_share": self.rule.max_missing_share,
             "min_missing": self.rule.min_missing,
+            "compared_with": "seed" if self.after_seed else "last_export",
             "summary": self.describe(),
         }
 
@@ -119,12 +128,18 @@ class ShrinkVerdict:
             return "a delta export lists only changes: the shrink guard does not apply"
         if self.exempt is Exemption.EMPTY_LEDGER:
             return "the ledger holds no open record yet: the shrink guard does not apply"
+        baseline = (
+            "open records the ledger held after the feed was seeded from Illuminate's report"
+            if self.after_seed
+            else "open records the feed's last delivered export listed"
+        )
         counted = (
-            f"this full export leaves out {self.dropped:,} of the {self.listed_before:,} open records the feed's "
-            f"last delivered export listed ({self.share:.1%})"
+            f"this full export leaves out {self.dropped:,} of the {self.listed_before:,} {baseline} ({self.share:.1%})"
         )
         if self.previously_missing:
-            counted += f"; {self.previously_missing:,} more were already missing from that export"
+            counted += f"; {self.previously_missing:,} more were already missing from the last export"
+        if self.fires and self.after_seed:
+            return f"{counted}, more than the guard allows ({limits}): it lists far fewer than Illuminate holds open"
         if self.fires:
             return (
                 f"{counted}, more than the guard allows ({limits}): it looks like an export job that stopped half-way"
@@ -138,9 +153,12 @@ def judge(
     missing: int,
     previously_missing: int = 0,
     rule: ShrinkRule | None = None,
+    *,
+    after_seed: bool = False,
 ) -> ShrinkVerdict:
     """The verdict on one export.  Fires when ``dropped / listed_before > max_missing_share`` and
-    ``dropped > min_missing``, where ``dropped = missing - previously_missing``."""
+    ``dropped > min_missing``, where ``dropped = missing - previously_missing``; ``after_seed``: the feed's
+    last committed run was a seed (it only changes what the verdict says)."""
     rule = rule or ShrinkRule()
     exempt = None
     if not rule.enabled:
@@ -149,7 +167,8 @@ def judge(
         exempt = Exemption.DELTA_EXPORT
     elif open_records == 0:
         exempt = Exemption.EMPTY_LEDGER
-    return ShrinkVerdict(exempt, open_records, missing, max(0, min(previously_missing, open_records)), rule)
+    previously = max(0, min(previously_missing, open_records))
+    return ShrinkVerdict(exempt, open_records, missing, previously, rule, after_seed)
 
 
 def judge_plan(plan: Plan, rule: ShrinkRule | None = None) -> ShrinkVerdict:
@@ -160,4 +179,5 @@ def judge_plan(plan: Plan, rule: ShrinkRule | None = None) -> ShrinkVerdict:
         len(plan.classification.missing),
         plan.previously_missing,
         rule,
+        after_seed=plan.snapshot.head_run is not None and is_seed_run(plan.snapshot.head_run),
     )
