@@ -29,10 +29,24 @@ DYNALITE = Path(__file__).resolve().parent / "dynalite"
 
 @dataclass(frozen=True)
 class Stack:
-    """A running local stack: the environment that points boto3 at it, and which DynamoDB serves it."""
+    """A running local stack: the environment that points boto3 at it, which DynamoDB serves it, and that
+    server's process id (``server_cpu_seconds``)."""
 
     environ: dict[str, str]
     dynamodb: str
+    dynamodb_pid: int
+
+
+def server_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user and system) process ``pid`` has used so far, from ``/proc``; None where there is no
+    ``/proc``.  A local DynamoDB answers on a core of its own, so a read's wall time is bounded by whichever
+    side is slower: its CPU beside ours says which one a figure measures (proc(5), fields 14 and 15)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -42,12 +56,14 @@ def aws_stack() -> Iterator[Stack]:
     command = None if os.environ.get("PB_BENCH_DYNAMODB") == "moto" else dynalite_command(DYNALITE)
     saved = dict(os.environ)
     with ExitStack() as servers:
-        environ = dict(servers.enter_context(moto_server()).environ)
+        moto = servers.enter_context(moto_server())
+        environ, pid = dict(moto.environ), moto.pid
         if command is not None:
-            environ |= servers.enter_context(dynalite_server(command)).environ
+            dynalite = servers.enter_context(dynalite_server(command))
+            environ, pid = environ | dynalite.environ, dynalite.pid
         os.environ.update(environ)
         try:
-            yield Stack(environ, "dynalite" if command is not None else "moto")
+            yield Stack(environ, "dynalite" if command is not None else "moto", pid)
         finally:
             os.environ.clear()
             os.environ.update(saved)

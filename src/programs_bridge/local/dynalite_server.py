@@ -34,9 +34,11 @@ _STATE_DELAYS = ("--createTableMs", "0", "--deleteTableMs", "0", "--updateTableM
 
 @dataclass(frozen=True)
 class DynaliteServer:
-    """A running dynalite: its endpoint and the variable that sends boto3's DynamoDB calls to it."""
+    """A running dynalite: its endpoint, its process id (benchmarks read its CPU time, to tell the emulator's
+    share of a read from ours) and the variable that sends boto3's DynamoDB calls to it."""
 
     endpoint: str
+    pid: int
 
     @property
     def environ(self) -> dict[str, str]:
@@ -69,5 +71,5 @@ def dynalite_server(command: list[str], startup_timeout: float = 30.0) -> Iterat
     endpoint = f"http://127.0.0.1:{port}"
     argv = [*command, "--host", "127.0.0.1", "--port", str(port), *_STATE_DELAYS]
     with serving(argv, {**os.environ, **FAKE_CREDENTIALS}, lambda: _listening(port), f"dynalite on {endpoint}",
-                 startup_timeout):  # fmt: skip
-        yield DynaliteServer(endpoint)
+                 startup_timeout) as process:  # fmt: skip
+        yield DynaliteServer(endpoint, process.pid)

@@ -30,9 +30,11 @@ FAKE_CREDENTIALS = {
 
 @dataclass(frozen=True)
 class MotoServer:
-    """A running moto server: its endpoint and the environment that points boto3 at it."""
+    """A running moto server: its endpoint, its process id (for CPU figures) and the environment that points
+    boto3 at it."""
 
     endpoint: str
+    pid: int
 
     @property
     def environ(self) -> dict[str, str]:
@@ -97,5 +99,5 @@ def moto_server(startup_timeout: float = 30.0) -> Iterator[MotoServer]:
             return False
 
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    with serving(argv, env, answers, f"moto server on {endpoint}", startup_timeout):
-        yield MotoServer(endpoint)
+    with serving(argv, env, answers, f"moto server on {endpoint}", startup_timeout) as process:
+        yield MotoServer(endpoint, process.pid)
