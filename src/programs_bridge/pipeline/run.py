@@ -362,22 +362,22 @@ def _hold_shrunken(run: Run, conversion: Conversion, plan: Plan, verdict: Shrink
     next complete export is planned against the same records), the export filed, a notice that says how to
     go on."""
     config_key = f"config/{run.feed}.toml"
+    check = "Check that the SIS export job finished and drop a complete export"
     if verdict.after_seed:  # not a job that stopped half-way, necessarily: Illuminate may hold more than the SIS
-        reason = (
-            f"held, nothing delivered: {verdict.describe()}. This is the first full export since the feed was "
-            "seeded, so the guard compares it with what Illuminate holds open. Check that the SIS export job "
-            "finished and drop a complete export. If it is complete and Illuminate holds records the SIS no "
-            f"longer sends, set [shrink_guard] enabled = false in {config_key} for one night and drop this "
-            "export again: those records stay open in Illuminate, and `programs-bridge ledger reconcile` "
-            "lists them as open_not_exported"
+        how_on = (
+            "This is the first full export since the feed was seeded, so the guard compares it with what "
+            f"Illuminate holds open. {check}. If it is complete and Illuminate holds records the SIS no longer "
+            f"sends, set [shrink_guard] enabled = false in {config_key} for one night and drop this export again: "
+            "those records stay open in Illuminate, and `programs-bridge ledger reconcile` lists them as "
+            "open_not_exported"
         )
     else:
-        reason = (
-            f"held, nothing delivered: {verdict.describe()}. Check that the SIS export job finished and drop a "
-            "complete export; the ledger is unchanged, so it goes through as usual. If these records really "
-            f"ended (a new school year, a school closed), set [shrink_guard] max_missing_share higher, or "
-            f"enabled = false, in {config_key} and drop this export again"
+        how_on = (
+            f"{check}; the ledger is unchanged, so it goes through as usual. If these records really ended (a new "
+            f"school year, a school closed), set [shrink_guard] max_missing_share higher, or enabled = false, in "
+            f"{config_key} and drop this export again"
         )
+    reason = f"held, nothing delivered: {verdict.describe()}. {how_on}"
     logger.warning("export held by the shrink guard", extra={"stage": "plan", "shrink_guard": verdict.to_json()})
     return _end_unsent(run, conversion, plan, RunStatus.HELD, SHRUNKEN, reason)
 
