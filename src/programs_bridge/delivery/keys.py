@@ -15,10 +15,13 @@ from programs_bridge.delivery.errors import DeliveryConfigError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+    from cryptography.hazmat.primitives.serialization import SSHPrivateKeyTypes
     from paramiko import PKey
 
 
-def _decode(text: str, passphrase: str | None) -> PrivateKeyTypes:
+def _decode(text: str, passphrase: str | None) -> PrivateKeyTypes | SSHPrivateKeyTypes:
+    """The key object, of whichever type the text holds (cryptography 51 reads OpenSSH key types that PEM
+    has no name for, so the two loaders' types differ); ``load_private_key`` refuses all but three."""
     from cryptography.hazmat.primitives import serialization
 
     data = text.strip().encode() + b"\n"
