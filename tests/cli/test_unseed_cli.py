@@ -123,3 +123,30 @@ def test_an_unreachable_ledger_is_exit_3_and_a_missing_report_folder_is_usage(
     assert "cannot undo the seed in the ledger table 'no-such-table'" in capsys.readouterr().err
     missing = tmp_path / "nowhere" / "unseed.json"
     assert unseed("no-such-table", "20250901T000000Z-seed-1a2b3c4d", "--report", str(missing)) == 64
+
+
+def test_undoing_a_seed_sends_the_later_seeds_that_shared_its_records_back_to_be_seeded_again(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A later report listing records the first seed wrote wrote nothing for them: the undo takes them out,
+    and the later seed must be seeded again to write them back, not skipped as 'seeded before'."""
+    first = write(tmp_path / "first.csv", ["004521,144,2025-08-15,,101", "004522,181,2025-08-15,,101"])
+    later = write(tmp_path / "later.csv", ["004522,181,2025-08-15,,101", "004523,101,2025-09-01,,102"])
+    first_run = seed(empty_table, first, capsys)
+    later_run = seed(empty_table, later, capsys, taken="2025-10-01")
+    store = LedgerStore(empty_table)
+    assert len(store.read_snapshot(FEED)[0]) == 3
+
+    assert unseed(empty_table, first_run) == 0
+    err = capsys.readouterr().err
+    assert "1 other seed(s) of this feed may list some of the removed records: seed each one's report again" in err
+    assert later_run in err
+    assert unseed(empty_table, later_run) == 2  # not before it is whole again
+    assert "must be seeded again first" in capsys.readouterr().err
+
+    assert seed(empty_table, later, capsys, taken="2025-10-01") == later_run  # not "seeded before"
+    snapshot, _ = store.read_snapshot(FEED)
+    assert snapshot.find(encode_key(("004522", "181", "08/15/2025", "101"))) is not None  # written back
+    assert snapshot.find(encode_key(("004521", "144", "08/15/2025", "101"))) is None  # the first seed's own
+    assert len(snapshot) == 2
+    assert unseed(empty_table, later_run) == 0  # whole again: it can be undone

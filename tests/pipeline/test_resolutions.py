@@ -133,3 +133,31 @@ def test_a_decision_dropped_in_the_bucket_applies_from_the_next_night(stack: Sta
     night3 = stack.report_of("night 3.csv")
     assert night3["status"] == "delivered" and night3["counts"]["held"] == 0
     assert ("08/18/2025" in (stack.delivered() or "")) is sent
+
+
+def test_same_is_refused_once_the_open_record_has_left_the_ledger(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An undone seed took the record out after the row was held: neither the command line nor the bucket
+    records a ``same`` that would send the row under a key the ledger no longer holds."""
+    from programs_bridge.ledger.model import encode_key
+    from programs_bridge.ledger.store import LedgerStore
+    from programs_bridge.local.demo import s3_event_via_sqs
+
+    from .conftest import BUCKET
+
+    rid = held_night(stack)["ledger"]["duplicate_risks"][0]["id"]
+    store = LedgerStore(LEDGER)
+    store.delete_records(FEED, [encode_key(("918273645", "144", "08/15/2025", "101"))])
+    capsys.readouterr()
+    assert resolve(rid, "same") == 2
+    assert "open record is no longer in the ledger" in capsys.readouterr().err
+    key, body = f"resolutions/{FEED}/decisions.csv", f"id,decision,note\n{rid},same,checked\n"
+    response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+    stack.invoke(s3_event_via_sqs(BUCKET, key, dict(response), len(body)))
+    assert newest_of(stack, "resolutions")["status"] == "rejected"
+    assert store.resolutions(FEED) == []
+
+
+def newest_of(stack: Stack, kind: str) -> dict[str, Any]:
+    return max((r for r in stack.reports() if r["source"]["key"].startswith(f"{kind}/")), key=lambda r: r["run_id"])

@@ -126,6 +126,11 @@ def plan_summary(plan: Plan) -> str:
         lines.append(
             f"    line {risk['line']}: duplicate risk, {risk['action']}: {matches}; resolution id {risk['id']}"
         )
+    if report["resolutions_stale"]:
+        lines.append(
+            f"    {len(report['resolutions_stale']):,} 'same' resolution(s) not applied: the record they send rows "
+            f"under is no longer in the ledger (a seed was undone): {', '.join(report['resolutions_stale'])}"
+        )
     if report["concurrent_enrolment_count"]:
         lines.append(
             f"    {report['concurrent_enrolment_count']:,} new record(s) sent beside an open record this full export "

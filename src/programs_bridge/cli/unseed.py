@@ -55,6 +55,12 @@ def unseed_summary(feed: str, section: dict[str, Any]) -> str:
     ]
     if section["feed_empty"]:
         lines.append("  the ledger holds nothing for this feed now: its next export waits for a seed (needs_seed)")
+    if section["seeds_to_repeat"]:
+        lines.append(
+            f"  {len(section['seeds_to_repeat'])} other seed(s) of this feed may list some of the removed records: "
+            "seed each one's report again (the same command as before) to write them back: "
+            + ", ".join(section["seeds_to_repeat"])
+        )
     if section["resolutions_to_redo"]:
         ids = ", ".join(section["resolution_ids"][:20])
         lines.append(

@@ -98,6 +98,8 @@ class Plan:
     resolutions: Mapping[str, Resolution] = field(default_factory=dict)
     #: What the resolutions did before classification (``same`` re-keyed, ``never`` left out).
     resolved: ResolutionTally = field(default_factory=lambda: ResolutionTally())
+    #: Ids of ``same`` resolutions not applied: the record they send rows under is no longer in the ledger.
+    stale_resolutions: list[str] = field(default_factory=list)
 
     def rows_to_send(self, rows: Iterable[Row]) -> Iterator[Row]:
         """The rows of the final programs.txt: the same rows as planned, with the resolutions and the policy
@@ -179,6 +181,9 @@ class Plan:
                 }
                 for line in sorted(blocked.values())[:limit]
             ],
+            # ``same`` resolutions whose open record left the ledger (an unseed took it out): their rows are
+            # planned as they are, held again if they are still a risk, to be resolved again.
+            "resolutions_stale": self.stale_resolutions[:limit],
             # Warnings: new rows sent beside an open record the same full export lists still open.
             "concurrent_enrolment_count": len(concurrent),
             "concurrent_enrolments": [_concurrent_json(enrolment) for enrolment in concurrent[:limit]],
@@ -246,6 +251,14 @@ def plan_rows(
     """The pure half of planning: apply the resolutions, classify ``rows`` against an already-read snapshot
     and apply the policy."""
     resolutions = resolutions or {}
+    # A ``same`` names the open record the row was confused with when it was resolved.  Once that record has
+    # left the ledger (``ledger unseed``), re-keying onto it would send a key nobody vouches for: the row is
+    # planned as it is instead, and held again if it is still a risk.
+    stale = sorted(
+        r.id for r in resolutions.values() if r.choice is Choice.SAME and snapshot.find(r.target_key) is None
+    )
+    if stale:
+        resolutions = {key: r for key, r in resolutions.items() if r.id not in stale}
     resolved = ResolutionTally()
     classification = classify(apply_resolutions(rows, layout, resolutions, resolved), layout, snapshot, kind)
     outcomes = {
@@ -254,7 +267,7 @@ def plan_rows(
     }
     usage = read_usage or Usage()
     return Plan(feed, layout, kind, policy, snapshot, classification, usage, outcomes, previously_missing,
-                resolutions, resolved)  # fmt: skip
+                resolutions, resolved, stale)  # fmt: skip
 
 
 @dataclass

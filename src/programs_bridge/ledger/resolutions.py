@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Container
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -74,12 +75,17 @@ class Resolution:
 
 
 class ResolutionError(ValueError):
-    """A ``same`` that cannot be recorded: the row matches several open records, or one whose Import Student
-    ID lost its leading zeros."""
+    """A ``same`` that cannot be recorded: the row matches several open records, one whose Import Student ID
+    lost its leading zeros, or one the ledger no longer holds."""
 
 
-def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str = "") -> Resolution:
-    """The decision about ``held``; ``same`` binds it to the one open record the row matched."""
+def resolve(
+    held: Held, choice: Choice, *, in_ledger: Container[str], note: str = "", by: str = "", at: str = ""
+) -> Resolution:
+    """The decision about ``held``; ``same`` binds it to the one open record the row matched, which must still
+    be among the records ``in_ledger`` (the keys of ``held.matches`` the ledger holds now): a seed undone
+    since the row was held may have taken it out, and a row sent under a key nobody vouches for is the
+    duplicate the hold was there to prevent."""
     target = ""
     if choice is Choice.SAME:
         if len(held.matches) != 1:
@@ -88,6 +94,12 @@ def resolve(held: Held, choice: Choice, *, note: str = "", by: str = "", at: str
                 "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'"
             )
         target = held.matches[0]
+        if target not in in_ledger:
+            raise ResolutionError(
+                f"row {held.id}'s open record is no longer in the ledger (a seed was undone since the row was "
+                "held): the next export plans the row again against what the ledger holds now; resolve it after "
+                "that night if it is held again, or as 'new' or 'never'"
+            )
         if lost_zeros(decode_key(held.row_key)[0], decode_key(target)[0]):
             raise ResolutionError(
                 f"row {held.id}'s open record has the same Import Student ID without its leading zeros, the mark of "

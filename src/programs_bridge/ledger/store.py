@@ -501,6 +501,14 @@ class LedgerStore:
         status = self._run_attribute(feed, run_id, "status", None)
         return status["S"] if status else None
 
+    def run_statuses(self, feed: str) -> dict[str, str]:
+        """Every run of ``feed`` the ledger holds, with its status (a run item a night: a few hundred a year)."""
+        return {
+            item["sk"]["S"]: item.get("status", {}).get("S", "")
+            for page in self._query_items(f"{feed}#run")
+            for item in page.items
+        }
+
     def run_counts(self, feed: str, run_id: str, usage: Usage | None = None) -> dict[str, int]:
         """The counts a committed run recorded (its report's ``counts``), or {} for a run the ledger does not
         hold; strongly consistent, like every read a plan makes."""
@@ -582,7 +590,8 @@ class LedgerStore:
         self.mark_run(feed, run_id, "committed")
 
     def mark_run(self, feed: str, run_id: str, status: str) -> None:
-        """Set a run's status: ``committed``, or ``undone`` for a seed taken back (``ledger unseed``)."""
+        """Set a run's status: ``committed``; for a seed taken back, ``undone``; for a seed that must be seeded
+        again because the undo of another took out records it may also list, ``reseed`` (``ledger unseed``)."""
         self.client.update_item(
             TableName=self.table,
             Key=_run_key(feed, run_id),

@@ -11,6 +11,12 @@ them.  ``ledger unseed RUN`` takes back what the seed ``RUN`` did, as far as the
   ledger keeps no history, so its earlier state cannot be restored.  They are counted; seeding the right
   report corrects them again.
 
+A seed that found a record the seed being undone had written already wrote nothing for it (that is what
+keeps seeding idempotent), so the ledger cannot tell which of the removed records another seed's report
+also lists.  Every other seed of the feed is therefore marked ``reseed`` and named in the result: seeding
+its report again (the same command) writes back what it lists and the undo took out, and until then it can
+be neither skipped as seeded before nor undone.
+
 The seed's run is marked ``undone``, so the same report can be seeded again later (read another way, say
 with a mapping that pads the IDs Excel stripped).  The undo is a run of its own and moves the feed head like
 a commit, so it never interleaves with a nightly commit; when it leaves the ledger empty it removes the
@@ -36,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Resolution ids an undo report lists (the count is complete).
 LISTED_RESOLUTIONS = 100
+#: The status of a seed to be seeded again: the undo of another took out records its report may list.
+RESEED = "reseed"
 
 
 class UnseedError(ValueError):
@@ -87,6 +95,8 @@ class UnseedResult:
     #: ``same`` resolutions that send rows under a removed record: each must be resolved again.
     resolutions: list[str]
     usage: Usage
+    #: The feed's other seeds, marked ``reseed``: their reports may list removed records; seed each again.
+    reseed: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +105,7 @@ class UnseedResult:
             "feed_empty": self.feed_empty,
             "resolutions_to_redo": len(self.resolutions),
             "resolution_ids": self.resolutions[:LISTED_RESOLUTIONS],
+            "seeds_to_repeat": self.reseed,
             "ledger_write": self.usage.to_json(),
         }
 
@@ -113,6 +124,11 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
         raise UnseedError(f"feed {feed!r} has no seed {seed_run!r}: is --feed right?")
     if status == "undone":
         raise UnseedError(f"seed {seed_run!r} was undone before: nothing to do")
+    if status == RESEED:
+        raise UnseedError(
+            f"seed {seed_run!r} must be seeded again first (undoing another seed took out records its report may "
+            "also list): seed the same report again, then undo it"
+        )
     if status != "committed":
         raise UnseedError(
             f"seed {seed_run!r} did not finish ({status}): seed the same report again to finish it, then undo it"
@@ -128,13 +144,21 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
     run = RunRecord(unseed_run_id(now, seed_run), seed_run, "", "", "", {})
     store.claim(feed, run, snapshot.head_run)
     usage = store.delete_records(feed, (snapshot.keys[ordinal] for ordinal in plan.removed))
+    # Before the seed is marked undone: an undo cut short is run again and finds the same seeds (``reseed``).
+    reseed = sorted(
+        other
+        for other, other_status in store.run_statuses(feed).items()
+        if is_seed_run(other) and other != seed_run and other_status in ("committed", RESEED)
+    ) if plan.removed else []  # fmt: skip
+    for other in reseed:
+        store.mark_run(feed, other, RESEED)
     store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": missing})
     store.mark_committed(feed, run.run_id)
     empty = len(plan.removed) == len(snapshot) and store.release_head(feed, run.run_id)
     store.mark_run(feed, seed_run, "undone")  # last: an undo cut short before it is finished by running it again
     log.info("ledger unseed: %d record(s) removed, %d kept, %d left as corrected", len(plan.removed),
              plan.counts["kept_changed_since"], plan.counts["corrected_left_as_is"])  # fmt: skip
-    return UnseedResult(plan, run.run_id, empty, redo, usage)
+    return UnseedResult(plan, run.run_id, empty, redo, usage, reseed)
 
 
 def _removes(snapshot: LedgerSnapshot, removing: bytearray, key_text: str) -> bool:

@@ -151,8 +151,10 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, int]) -> Reso
     if held is None:
         return error(line, "id", "unknown_id", f"no row of feed {run.feed} was held with id {rid}: copy the id "
                      "from the run report")  # fmt: skip
+    present = run.services.ledger.record_end_dates(run.feed, held.matches) if decision == Choice.SAME else {}
     try:
-        return resolve(held, Choice(decision), note=note, by=f"bucket:{run.source.name}", at=run.source.uploaded)
+        return resolve(held, Choice(decision), in_ledger=present, note=note, by=f"bucket:{run.source.name}",
+                       at=run.source.uploaded)  # fmt: skip
     except ResolutionError as exc:  # names the id and a count only
         return error(line, "decision", "ambiguous_same", str(exc))
 

@@ -126,6 +126,11 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
             "leading zeros, as a report saved in Excel does: seed the feed again from a clean report (or with a "
             "mapping setting [ids] import_student_id_width), and correct those records in Illuminate"
         )
+    stale = ledger.get("resolutions_stale", []) if isinstance(ledger, dict) else []
+    if stale:
+        lines.append(f"- resolutions: {len(stale):,} 'same' resolution(s) not applied, since the record they send "
+                     f"rows under is no longer in the ledger (a seed was undone): {', '.join(stale[:20])}; "
+                     "their rows were planned as they are: resolve any that are held again")  # fmt: skip
     risks = ledger.get("duplicate_risks", []) if isinstance(ledger, dict) else []
     if risks:
         lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in | resolution id |",
