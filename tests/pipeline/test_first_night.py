@@ -107,3 +107,28 @@ def test_a_short_export_after_a_seed_is_held_with_advice_for_a_seeded_feed(stack
     assert "first full export since the feed was seeded" in report["reason"]
     assert "open_not_exported" in report["reason"] and "stopped half-way" not in report["reason"]
     assert stack.delivered() is None
+
+
+def test_a_seed_cut_short_holds_the_feed_until_it_is_finished(stack: Stack) -> None:
+    """Ctrl-C or a crash part-way through a seed leaves its run holding the feed head, uncommitted: an export
+    checked against the half-taught ledger would miss the rest of Illuminate's records, so it is held
+    (even for a feed that says Illuminate is empty) until the same seed is run to its end."""
+    from programs_bridge.ledger.seed import seed
+    from programs_bridge.ledger.store import LedgerStore, RunRecord
+
+    stack.put_config(stack.config())  # unseeded = "send": the seed in progress says otherwise
+    fields = HELD_BY_ILLUMINATE.split("\t")
+    record = RunRecord("20250630T000000Z-seed-1a2b3c4d", "programs-2024.txt", "", "0" * 64, "", {})
+    store = LedgerStore(LEDGER)
+    cut = seed(store, iter([(2, fields)]), STANDARD, feed=FEED, run=record, stop=lambda: True)
+    assert not cut.complete
+    stack.invoke(stack.drop(export(TONIGHT), name="first.csv"))
+    report = stack.report_of("first.csv")
+    assert report["status"] == "needs_seed" and stack.delivered() is None
+    assert f"the seed {record.run_id} of feed {FEED!r} did not finish" in report["reason"]
+    assert "seed the same report again to finish it" in report["reason"]
+
+    assert seed(store, iter([(2, fields)]), STANDARD, feed=FEED, run=record).complete
+    stack.invoke(stack.drop(export(TONIGHT), name="again.csv"))
+    again = stack.report_of("again.csv")
+    assert again["status"] == "delivered" and again["counts"]["exits"] == 1

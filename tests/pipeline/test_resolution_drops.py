@@ -30,7 +30,16 @@ def drop_resolutions(stack: Stack, text: str | bytes, name: str = "decisions.csv
 
 @pytest.fixture
 def held(stack: Stack) -> LedgerStore:
+    """The rows held, and the open records they match in the ledger (a ``same`` must find its own there)."""
+    from programs_bridge.ledger.commit import record_item
+    from programs_bridge.ledger.model import decode_key, row_facts
+    from programs_bridge.programs_txt.layout import STANDARD
+
     store = LedgerStore(LEDGER)
+    for key in (ANN_OPEN, *BO_OPEN):
+        student, program, start, site = decode_key(key)
+        fields = [student, "", "Q", "Y", "", "03/04/2012", program, "", "", start, "", "", "", "", site]
+        store.write_items([record_item(FEED, row_facts(fields, STANDARD), SAME.run_id, SAME.run_id)])
     store.put_held(FEED, [SAME, TWICE])
     stack.notices()
     return store

@@ -68,6 +68,10 @@ def _plan(args: argparse.Namespace) -> int:
         held = "the pipeline would HOLD this export, nothing delivered: " if verdict.fires else ""
         print(f"  shrink guard: {held}{verdict.describe()}", file=sys.stderr)
         unseeded = plan.snapshot.head_run is None and not len(plan.snapshot)
+        if plan.unfinished_run is not None:
+            print(f"  unfinished: {plan.unfinished_run} holds feed {args.feed!r} but was cut short, so the ledger "
+                  "holds only part of what it should: the pipeline holds this export (needs_seed) until it is run "
+                  "again to the end", file=sys.stderr)  # fmt: skip
         if unseeded:
             print(f"  first night: feed {args.feed!r} has no ledger yet: the pipeline holds this export (needs_seed) "
                   "until the feed is seeded (programs-bridge ledger seed), unless its config says "
@@ -78,7 +82,12 @@ def _plan(args: argparse.Namespace) -> int:
             print(f"  full report: {args.report}", file=sys.stderr)
         counted = head["counts"]
         attention = (
-            counted["duplicate_risks"] or counted["missing"] or conversion.rows_rejected or verdict.fires or unseeded
+            counted["duplicate_risks"]
+            or counted["missing"]
+            or conversion.rows_rejected
+            or verdict.fires
+            or unseeded
+            or plan.unfinished_run is not None
         )
         return 1 if attention else 0
 

@@ -185,3 +185,8 @@ SEED_ORIGIN = "illuminate-report"
 def is_seed_run(run_id: str) -> bool:
     """Whether ``run_id`` is a seed's (``seed.seed_run_id``): a record it first wrote came from Illuminate."""
     return "-seed-" in run_id
+
+
+def is_unseed_run(run_id: str) -> bool:
+    """Whether ``run_id`` is an undo of a seed's (``unseed.unseed_run_id``)."""
+    return "-unseed-" in run_id

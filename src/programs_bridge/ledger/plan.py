@@ -25,6 +25,8 @@ from programs_bridge.ledger.model import (
     check_feed,
     decode_key,
     encode_key,
+    is_seed_run,
+    is_unseed_run,
     json_ready,
     key_json,
     rekey,
@@ -100,6 +102,9 @@ class Plan:
     resolved: ResolutionTally = field(default_factory=lambda: ResolutionTally())
     #: Ids of ``same`` resolutions not applied: the record they send rows under is no longer in the ledger.
     stale_resolutions: list[str] = field(default_factory=list)
+    #: The seed (or undo of a seed) that holds the feed head but never finished: the ledger is half taught,
+    #: and an export checked against it would miss what the rest of the report holds (``make_plan``).
+    unfinished_run: str | None = None
 
     def rows_to_send(self, rows: Iterable[Row]) -> Iterator[Row]:
         """The rows of the final programs.txt: the same rows as planned, with the resolutions and the policy
@@ -157,6 +162,7 @@ class Plan:
             "rows": rows,
             "ledger_records": len(self.snapshot),
             "ledger_head_run": self.snapshot.head_run,
+            "ledger_unfinished_run": self.unfinished_run,
             "counts": json_ready(classification.counts),
             "duplicate_risk_actions": self.action_counts(),
             "rows_to_send": rows - self.action_counts()[Action.HELD.value],
@@ -350,6 +356,10 @@ def make_plan(
         rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage,
         previously_missing=previously_missing, resolutions=resolutions,
     )  # fmt: skip
+    head = snapshot.head_run
+    # A seed or an undo cut short (a crash, Ctrl-C) still holds the head: one GetItem tells.
+    if head is not None and (is_seed_run(head) or is_unseed_run(head)) and store.run_status(feed, head) != "committed":
+        plan.unfinished_run = head
     counts = plan.classification.counts
     log.info(
         "ledger plan: %d rows against %d records; %s",

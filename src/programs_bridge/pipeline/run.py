@@ -47,7 +47,7 @@ from programs_bridge.delivery.errors import DeliveryError
 from programs_bridge.delivery.retry import RetryPolicy
 from programs_bridge.delivery.sftp import DeliveryReceipt, SftpTarget
 from programs_bridge.ledger.commit import commit
-from programs_bridge.ledger.model import Row
+from programs_bridge.ledger.model import Row, is_unseed_run
 from programs_bridge.ledger.plan import Plan, make_plan
 from programs_bridge.ledger.shrink import REASON_CODE as SHRUNKEN
 from programs_bridge.ledger.shrink import ShrinkVerdict, judge_plan
@@ -321,6 +321,8 @@ def _fresh(run: Run) -> Outcome:
             services.ledger, converted_rows(conversion), layout, feed=source.feed,
             kind=config.export, policy=config.duplicate_policy,
         )  # fmt: skip
+    if plan.unfinished_run is not None:
+        return _await_unfinished(run, conversion, plan, plan.unfinished_run)
     if config.unseeded == "hold" and plan.snapshot.head_run is None and not len(plan.snapshot):
         return _await_seed(run, conversion, plan)
     verdict = judge_plan(plan, config.shrink_guard.rule())
@@ -354,6 +356,28 @@ def _await_seed(run: Run, conversion: Conversion, plan: Plan) -> Outcome:
         f"in config/{run.feed}.toml and drop it again"
     )
     logger.warning("first export held: the feed's ledger was never seeded", extra={"stage": "plan"})
+    return _end_unsent(run, conversion, plan, RunStatus.NEEDS_SEED, RunStatus.NEEDS_SEED.value, reason)
+
+
+def _await_unfinished(run: Run, conversion: Conversion, plan: Plan, unfinished: str) -> Outcome:
+    """End a run while a seed, or the undo of one, that was cut short holds the feed: the ledger holds only
+    part of what it should, and an export checked against it could open the duplicates a seed prevents."""
+    if is_unseed_run(unfinished):
+        what, finish = "the undo of a seed", "run the same programs-bridge ledger unseed command again to finish it"
+    else:
+        what, finish = (
+            "the seed",
+            (
+                f"seed the same report again to finish it (programs-bridge ledger seed REPORT --table <LedgerTable> "
+                f"--feed {run.feed}; README: First night)"
+            ),
+        )
+    reason = (
+        f"not delivered: {what} {unfinished} of feed {run.feed!r} did not finish (it was cut short), so the "
+        f"ledger holds only part of what it should and this export could not be checked against the rest: "
+        f"{finish}, then drop this export again"
+    )
+    logger.warning("export held: the feed's last seed or undo did not finish", extra={"stage": "plan"})
     return _end_unsent(run, conversion, plan, RunStatus.NEEDS_SEED, RunStatus.NEEDS_SEED.value, reason)
 
 
