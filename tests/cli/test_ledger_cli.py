@@ -116,7 +116,7 @@ def test_a_bad_feed_a_future_taken_time_or_a_report_over_the_input_are_usage_err
     assert main(args) == 64
     assert problem in capsys.readouterr().err
     assert uploaded.read_bytes() == before
-    assert main(["ledger", "resolve", "k3vq9x2m", "--as", "new", "--table", table, "--feed", "f 1/x#"]) == 64
+    assert main(["ledger", "resolve", "k3vq7x2m", "--as", "new", "--table", table, "--feed", "f 1/x#"]) == 64
 
 
 def test_the_same_report_read_another_way_is_seeded_again_not_skipped(

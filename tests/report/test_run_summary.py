@@ -9,12 +9,12 @@ def head(skipped: int = 2, **ledger: object) -> dict[str, object]:
 
 
 def test_skipped_rows_and_concurrent_enrolments_are_said_and_a_held_row_gets_its_resolution_line() -> None:
-    risk = {"line": 7, "action": "held", "id": "k3vq9x2m", "open_records": [{"differs": ["program_start_date"]}]}
+    risk = {"line": 7, "action": "held", "id": "k3vq7x2m", "open_records": [{"differs": ["program_start_date"]}]}
     text = markdown_summary(head(concurrent_enrolment_count=2, duplicate_risks=[risk]), [])
     assert "5 read, 0 sent, 0 rejected, 0 held, 2 skipped" in text
     assert "- concurrent enrolments: 2 new record(s)" in text
-    assert "| 7 | held | program_start_date | `k3vq9x2m` |" in text
-    assert "programs-bridge ledger resolve --table <LedgerTable> --feed district k3vq9x2m --as same|new|never" in text
+    assert "| 7 | held | program_start_date | `k3vq7x2m` |" in text
+    assert "programs-bridge ledger resolve --table <LedgerTable> --feed district k3vq7x2m --as same|new|never" in text
 
 
 def test_nothing_to_say_says_nothing_extra() -> None:
@@ -29,6 +29,6 @@ def test_risks_against_records_that_lost_their_zeros_say_what_to_do() -> None:
 
 def test_two_open_records_differing_in_the_same_part_are_told_apart_by_value() -> None:
     records = [{"key": {"import_student_id": "004521", "site_id": s}, "differs": ["site_id"]} for s in ("12", "16")]
-    text = markdown_summary(head(duplicate_risks=[{"line": 4, "action": "held", "id": "k3vq9x2m",
+    text = markdown_summary(head(duplicate_risks=[{"line": 4, "action": "held", "id": "k3vq7x2m",
                                                    "open_records": records}]), [])  # fmt: skip
     assert "| 4 | held | site_id 12; site_id 16 |" in text and "004521" not in text

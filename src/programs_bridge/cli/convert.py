@@ -66,6 +66,10 @@ def options_from_args(args: argparse.Namespace) -> ConvertOptions:
     """Turn parsed options into ConvertOptions; configuration problems become UsageError (exit 64)."""
     if not args.input.is_file():
         raise UsageError(f"no such file: {args.input}")
+    try:  # before any work, and not mistaken later for a failure to write programs.txt
+        args.input.open("rb").close()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.input}: {exc.strerror or exc}") from None
     if not 0 <= args.max_reject_share <= 1:
         raise UsageError("--max-reject-share must be between 0 and 1 (0.05 means 5%)")
     try:
@@ -124,6 +128,8 @@ def writable(path: Path, what: str) -> None:
     that refuses files (tried for real, with a probe file, since root passes every permission check)."""
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder: give a file name")
+    if path.exists() and not path.is_file():  # a device or a pipe: the staged file would be renamed over it
+        raise UsageError(f"{what} {path} is not a regular file: give a file name")
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {what} {path}: folder {path.parent} does not exist")
     try:

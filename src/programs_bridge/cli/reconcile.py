@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
 from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
-from programs_bridge.cli.main import UsageError
+from programs_bridge.cli.main import CommandFailed, UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
 from programs_bridge.ledger.model import Row, decode_key
@@ -41,11 +41,18 @@ EXIT_USAGE = 64
 #: Findings of each kind the summary prints one line for (the report lists up to 1,000, counts are exact).
 SHOWN = 20
 
+#: Said when not one record of the report is in the ledger (``Reconciliation.matched_none``).
+MATCHED_NONE = (
+    "not one of the report's records is in the ledger: is --feed this report's feed, and is it read in the "
+    "feed's layout (--layout, --columns), so that keys compare equal?"
+)
+
 _DATE = re.compile(r"\d\d/\d\d/\d{4}")
 
 
 def _reconcile(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
+    from programs_bridge.ledger.plan import unfinished_change
     from programs_bridge.ledger.reconcile import FixCounts, can_fix, fix_rows, reconcile
     from programs_bridge.ledger.store import LedgerStore, Usage
     from programs_bridge.report.run import save_run_report
@@ -57,6 +64,8 @@ def _reconcile(args: argparse.Namespace) -> int:
     for path, what in ((args.report, "the report"), (args.fix_file, "the fix file")):
         if path is not None:
             output_checked(path, args.input, what)
+    if args.report is not None and args.fix_file is not None and args.report.absolute() == args.fix_file.absolute():
+        raise UsageError("--report and --fix-file name the same file: one would overwrite the other")
     if args.fix_file is not None and not can_fix(layout):
         raise UsageError("the layout has no Program End Date column: an exit row cannot be written")
     with tempfile.TemporaryDirectory(prefix="programs-bridge-reconcile-") as work:
@@ -65,12 +74,13 @@ def _reconcile(args: argparse.Namespace) -> int:
         if conversion.status is Status.REJECTED:
             save_run_report(args.report, conversion, {"feed": feed, "status": "rejected", "reason": conversion.reason})
             return EXIT_REJECTED
-        store = LedgerStore(args.table)
         usage = Usage()
         spool_path = Path(work) / "exits.txt"
         fix: FixCounts | None = None
         with reaching_ledger(args.table, "read"):
+            store = LedgerStore(args.table)
             snapshot, read = store.read_snapshot(feed)
+            unfinished = unfinished_change(store, feed, snapshot.head_run)
             usage.add(read)
             if snapshot.head_run is None and not len(snapshot):
                 problem = f"feed {feed!r} has no ledger in table {args.table!r} (never seeded, nothing delivered)"
@@ -88,16 +98,25 @@ def _reconcile(args: argparse.Namespace) -> int:
                     _spooled(spool_path), layout, lambda keys: store.record_end_dates(feed, keys, usage), fix
                 )
                 _write_fix_file(args.fix_file, options.output, exits)
-        section = result.to_json() | {"feed": feed, "ledger_read": usage.to_json()}
+        section = result.to_json() | {"feed": feed, "ledger_read": usage.to_json(), "ledger_unfinished_run": unfinished}
         if fix is not None:
             section["fix_file"] = {"path": str(args.fix_file), **fix.to_json()}
         print(reconcile_summary(feed, result, fix, args.fix_file), file=sys.stderr)
-        save_run_report(
-            args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section}
-        )
+        if result.matched_none:
+            print(f"  warning: {MATCHED_NONE}", file=sys.stderr)
+        if unfinished is not None:
+            print(f"  warning: {unfinished} holds the feed but was cut short, so the ledger holds only part of what "
+                  "it should: run it again to its end, then reconcile again", file=sys.stderr)  # fmt: skip
+        try:
+            save_run_report(
+                args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section}
+            )
+        except OSError as exc:
+            raise CommandFailed(f"could not write the report {args.report}: {exc.strerror or exc}") from None
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
-        return EXIT_FINDINGS if result.findings or conversion.rows_rejected else 0
+        attention = result.findings or conversion.rows_rejected or unfinished or result.matched_none
+        return EXIT_FINDINGS if attention else 0
 
 
 def _spooled(path: Path) -> Iterator[Row]:
@@ -117,6 +136,8 @@ def _write_fix_file(path: Path, output: OutputFormat, rows: Iterator[Row]) -> No
             for _, fields in rows:
                 out.write("\t".join(fields) + output.newline)
         staged.replace(path)
+    except OSError as exc:  # the disk, not the ledger (which ``reaching_ledger`` would say)
+        raise CommandFailed(f"could not write the fix file {path}: {exc.strerror or exc}; nothing was kept") from None
     finally:
         staged.unlink(missing_ok=True)
 

@@ -32,14 +32,18 @@ def _resolve(args: argparse.Namespace) -> int:
     feed = feed_name(args.feed)
     if len(args.note) > MAX_NOTE:
         raise UsageError(f"--note is at most {MAX_NOTE} characters: a sentence for whoever reads the ledger later")
-    if not args.by.strip():
-        raise UsageError("--by is empty: say who decided")
+    if "\n" in args.note or "\r" in args.note:  # as a resolutions CSV refuses one
+        raise UsageError("--note is one line: a sentence for whoever reads the ledger later")
+    by = args.by if args.by is not None else _login()
+    if not by.strip():
+        raise UsageError("--by is empty: say who decided" if args.by is not None else "no login name: say who "
+                         "decided with --by NAME")  # fmt: skip
     rid = args.id.strip().lower()
     if not looks_like_id(rid):
-        raise UsageError("a resolution id is 8 letters and digits, as the run report prints it (e.g. k3vq9x2m)")
-    store = LedgerStore(args.table)
+        raise UsageError("a resolution id is 8 letters and digits 2-7, as the run report prints it (e.g. k3vq7x2m)")
     try:
         with reaching_ledger(args.table, "reach"):
+            store = LedgerStore(args.table)
             held = store.held(feed, rid)
             if held is None:
                 print(f"programs-bridge: no row of feed {feed!r} was held with id {rid}: copy the id from the "
@@ -47,7 +51,7 @@ def _resolve(args: argparse.Namespace) -> int:
                 return EXIT_NOT_RECORDED
             at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             present = store.record_end_dates(feed, held.matches) if args.choice == Choice.SAME else {}
-            resolution = resolve(held, Choice(args.choice), in_ledger=present, note=args.note, by=args.by, at=at)
+            resolution = resolve(held, Choice(args.choice), in_ledger=present, note=args.note, by=by, at=at)
             earlier = next((r for r in store.resolutions(feed) if r.id == rid), None)
             store.put_resolution(feed, resolution)
     except ResolutionError as exc:
@@ -58,9 +62,19 @@ def _resolve(args: argparse.Namespace) -> int:
         f"{_WHAT_HAPPENS[resolution.choice]}",
         file=sys.stderr,
     )
-    if earlier is not None:
+    if earlier is not None and earlier.choice is resolution.choice:
+        print(f"  the same decision as recorded {earlier.at}: its note and who decided are replaced", file=sys.stderr)
+    elif earlier is not None:
         print(f"  this replaces the earlier decision {earlier.choice.value} (recorded {earlier.at})", file=sys.stderr)
     return 0
+
+
+def _login() -> str:
+    """The login name, or "" where there is none (a container user without a passwd entry)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # KeyError before Python 3.13, OSError since
+        return ""
 
 
 def add_ledger_command(commands: Any) -> None:
@@ -76,5 +90,5 @@ def add_ledger_command(commands: Any) -> None:
                           "out")  # fmt: skip
     add_ledger_arguments(resolve_)
     resolve_.add_argument("--note", default="", help="why, for whoever reads the ledger later")
-    resolve_.add_argument("--by", default=getpass.getuser(), help="who decided (default: your login)")
+    resolve_.add_argument("--by", help="who decided (default: your login)")
     resolve_.set_defaults(handler=_resolve)

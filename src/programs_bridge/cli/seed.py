@@ -20,9 +20,12 @@ from typing import Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
 from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
-from programs_bridge.cli.main import UsageError
+from programs_bridge.cli.main import CommandFailed, UsageError
 from programs_bridge.convert.engine import ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.report.conversion import summary
+
+#: No report of Illuminate's is older (run ids begin with the year, in four digits).
+EARLIEST_TAKEN = 2000
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -46,12 +49,21 @@ def _seed(args: argparse.Namespace) -> int:
             return 2
         run_id = seed_run_id(taken, sha256, _reading(options))
         run = RunRecord(run_id, str(args.input), sha256[:16], sha256, str(args.report or ""), {})
-        with reaching_ledger(args.table, "seed"):
-            result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=feed,
-                          run=run)  # fmt: skip
+        try:
+            with reaching_ledger(args.table, "seed"):
+                result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=feed,
+                              run=run)  # fmt: skip
+        except KeyboardInterrupt:
+            raise CommandFailed(f"interrupted: the seed {run_id} did not finish, and the feed's exports are held "
+                                "(needs_seed) until it does: run the same command again to finish it",
+                                130) from None  # fmt: skip
         section = result.to_json()
         print(seed_summary(args.feed, section, result.already_seeded), file=sys.stderr)
-        save_run_report(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
+        try:
+            save_run_report(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
+        except OSError as exc:
+            raise CommandFailed(f"the feed was seeded (above), but the report {args.report} could not be written: "
+                                f"{exc.strerror or exc}") from None  # fmt: skip
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         return 1 if conversion.rows_rejected or section["counts"]["conflicts"] else 0
@@ -82,6 +94,8 @@ def _taken(args: argparse.Namespace) -> datetime:
         if moment > datetime.now(UTC):
             # A report "taken" later than anything the bridge sent would overwrite the bridge's own exits.
             raise UsageError("--taken is in the future: give when Illuminate's report was actually taken")
+        if moment.year < EARLIEST_TAKEN:
+            raise UsageError(f"--taken is before {EARLIEST_TAKEN}: give when Illuminate's report was actually taken")
         return moment
     if not args.input.is_file():
         raise UsageError(f"no such file: {args.input}")

@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from programs_bridge.cli.convert import writable
 from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
-from programs_bridge.cli.main import UsageError
+from programs_bridge.cli.main import CommandFailed
 
 EXIT_NOT_UNDONE = 2
 
@@ -27,19 +28,26 @@ def _unseed(args: argparse.Namespace) -> int:
     from programs_bridge.ledger.unseed import UnseedError, unseed
 
     feed = feed_name(args.feed)
-    if args.report is not None and not args.report.parent.is_dir():
-        raise UsageError(f"--report: no such folder: {args.report.parent}")  # checked before the ledger changes
+    if args.report is not None:
+        writable(args.report, "the report")  # checked before the ledger changes
     try:
         with reaching_ledger(args.table, "undo the seed in"):
             result = unseed(LedgerStore(args.table), feed=feed, seed_run=args.run_id.strip(), now=datetime.now(UTC))
     except UnseedError as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
         return EXIT_NOT_UNDONE
+    except KeyboardInterrupt:
+        raise CommandFailed("interrupted: the undo did not finish, and the feed's exports are held (needs_seed) "
+                            "until it does: run the same command again to finish it", 130) from None  # fmt: skip
     section = result.to_json()
     print(unseed_summary(feed, section), file=sys.stderr)
     if args.report is not None:
-        args.report.write_text(json.dumps({"status": "unseeded", "feed": feed, "unseed": section}, indent=2) + "\n",
-                               encoding="utf-8")  # fmt: skip
+        text = json.dumps({"status": "unseeded", "feed": feed, "unseed": section}, indent=2) + "\n"
+        try:
+            args.report.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CommandFailed(f"the seed was undone (above), but the report {args.report} could not be written: "
+                                f"{exc.strerror or exc}") from None  # fmt: skip
         print(f"  full report: {args.report}", file=sys.stderr)
     return 0
 

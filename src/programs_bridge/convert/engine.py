@@ -28,7 +28,13 @@ from programs_bridge.convert.finding_log import FindingLog
 from programs_bridge.convert.findings import Finding, info, warning
 from programs_bridge.convert.headers import PERSON_FIELDS, ColumnMatch, match_columns
 from programs_bridge.convert.mapping import Mapping
-from programs_bridge.convert.profiles import CALPADS_SPRG, PROFILES, closest_profile, detect_profile
+from programs_bridge.convert.profiles import (
+    CALPADS_SPRG,
+    ILLUMINATE_PROFILES,
+    PROFILES,
+    closest_profile,
+    detect_profile,
+)
 from programs_bridge.convert.reader import (
     DEFAULT_LIMITS,
     Batch,
@@ -233,6 +239,9 @@ def _choose_mapping(
             return None
         mapping, match = detection.mapping, detection.match
         result.profile, result.profile_detected = mapping.name, True
+        if result.options.records_only and mapping.name not in ILLUMINATE_PROFILES:
+            result.reject(_not_illuminate(mapping.name))
+            return None
     # A field given as a constant reads no code, so it needs no table (one school's file: site_id = "101").
     untabled = [t for t in mapping.required_values if not mapping.values.get(t) and Field(t) not in mapping.constants]
     if untabled:
@@ -272,6 +281,16 @@ def _undetected(header: list[str], optional: frozenset[Field]) -> str:
     return (
         f"the header matches no known program export (profiles: {detected}); the closest, {nearest.name}, "
         f"{problem}. Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+    )
+
+
+def _not_illuminate(profile: str) -> str:
+    """Why a report meant to say what Illuminate holds (a seed, a reconcile) was refused: its header is a SIS
+    export's.  Seeded, it would teach the ledger what the SIS says instead, and every check would pass."""
+    return (
+        f"the header is a {profile} export's, not a report of Illuminate's own records: seed or reconcile from "
+        "Illuminate's report (Custom Reporting, Students: Programs) or from programs.txt files uploaded to it. "
+        f"If this file really is what Illuminate holds, name its shape (--profile {profile}, or a mapping)"
     )
 
 

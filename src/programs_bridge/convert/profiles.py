@@ -193,6 +193,9 @@ ILLUMINATE_REPORT = Mapping(
         F.SITE_ID: ["Site ID", "School ID", "Site"],
     },
 )
+#: The profiles that read Illuminate's own records: what a seed or a reconcile detects (``records_only``).
+ILLUMINATE_PROFILES = frozenset({ILLUMINATE.name, ILLUMINATE_REPORT.name})
+
 PROFILES: dict[str, Mapping] = {
     p.name: p for p in (ILLUMINATE, POWERSCHOOL, AERIES, INFINITE_CAMPUS, SYNERGY, CALPADS_SPRG, ILLUMINATE_REPORT)
 }

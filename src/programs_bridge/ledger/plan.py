@@ -334,6 +334,15 @@ def apply_resolutions(
         position += 1
 
 
+def unfinished_change(store: LedgerStore, feed: str, head_run: str | None) -> str | None:
+    """``head_run`` when it is a seed or an undo of one that was cut short (a crash, Ctrl-C) and so still
+    holds the feed head uncommitted: the ledger holds only part of what it should.  One GetItem, and only
+    when the head is a seed's or an undo's."""
+    if head_run is None or not (is_seed_run(head_run) or is_unseed_run(head_run)):
+        return None
+    return head_run if store.run_status(feed, head_run) != "committed" else None
+
+
 def make_plan(
     store: LedgerStore,
     rows: Iterable[Row],
@@ -356,10 +365,7 @@ def make_plan(
         rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage,
         previously_missing=previously_missing, resolutions=resolutions,
     )  # fmt: skip
-    head = snapshot.head_run
-    # A seed or an undo cut short (a crash, Ctrl-C) still holds the head: one GetItem tells.
-    if head is not None and (is_seed_run(head) or is_unseed_run(head)) and store.run_status(feed, head) != "committed":
-        plan.unfinished_run = head
+    plan.unfinished_run = unfinished_change(store, feed, snapshot.head_run)
     counts = plan.classification.counts
     log.info(
         "ledger plan: %d rows against %d records; %s",

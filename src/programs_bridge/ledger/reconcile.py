@@ -123,6 +123,13 @@ class Reconciliation:
         c = self.counts
         return c["duplicates"] + c["exits_not_landed"] + c["open_not_exported"] + c["dropped_by_import"]
 
+    @property
+    def matched_none(self) -> bool:
+        """Not one of the report's records is in the ledger, which holds some: far likelier another feed's
+        report, or one read in another layout (so no key compares equal), than a district whose every record
+        was entered by hand."""
+        return self.rows > 0 and len(self.snapshot) > 0 and self.counts["entered_by_hand"] == self.rows
+
     def to_json(self) -> dict[str, Any]:
         """The reconcile section of the report.  It names record keys: it goes to the district's bucket."""
         limit = self.limit
@@ -134,6 +141,7 @@ class Reconciliation:
             "rows": self.rows,
             "ledger_records": len(self.snapshot),
             "ledger_head_run": self.snapshot.head_run,
+            "matched_none": self.matched_none,
             "counts": {name: self.counts[name] for name in names},
             "duplicates": [self._duplicate_json(d) for d in self.duplicates[:limit]],
             "exits_not_landed": [self._exit_json(*e) for e in self.exits_not_landed[:limit]],

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from programs_bridge.ledger.items_as_sent import read_items_as_sent
 from programs_bridge.ledger.resolutions import Choice, Held, Resolution
@@ -208,7 +208,12 @@ def _client() -> DynamoDBClient:
         retries={"mode": "standard", "max_attempts": 8},
         parameter_validation=False,
     )
-    client = boto3.client("dynamodb", config=config)
+    try:
+        client = boto3.client("dynamodb", config=config)
+    except ValueError as exc:  # what botocore raises for an endpoint that is not a URL
+        if isinstance(exc, BotoCoreError):  # a bad region is one too: the callers say those by name
+            raise
+        raise LedgerError(f"the AWS settings cannot make a DynamoDB client ({exc}): check AWS_ENDPOINT_URL") from None
     read_items_as_sent(client)  # otherwise most of a ledger read is botocore's parser
     return client
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: Resolution ids an undo report lists (the count is complete).
 LISTED_RESOLUTIONS = 100
+#: A seed's run id (``seed.seed_run_id``), checked before one is quoted back.
+SEED_RUN_SHAPE = re.compile(r"\d{8}T\d{6}Z-seed-[0-9a-f]{8}")
 #: The status of a seed to be seeded again: the undo of another took out records its report may list.
 RESEED = "reseed"
 
@@ -117,8 +120,9 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
     commit landed in between: run it again), deletes the records, marks the seed ``undone`` and the undo
     committed, and removes the head when nothing is left."""
     check_feed(feed)
-    if not is_seed_run(seed_run):
-        raise UnseedError(f"{seed_run!r} is not a seed's run id (they look like 20261201T080000Z-seed-1a2b3c4d)")
+    if not SEED_RUN_SHAPE.fullmatch(seed_run):  # not echoed: what was typed may be anything, a student ID too
+        raise UnseedError("that is not a seed's run id: they look like 20261201T080000Z-seed-1a2b3c4d, as ledger "
+                          "seed printed it")  # fmt: skip
     status = store.run_status(feed, seed_run)
     if status is None:
         raise UnseedError(f"feed {feed!r} has no seed {seed_run!r}: is --feed right?")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
+from programs_bridge.convert.profiles import ILLUMINATE_PROFILES
 from programs_bridge.ledger import reconcile as core
 from programs_bridge.ledger.model import Row
 from programs_bridge.ledger.seed import seed, seed_run_id
@@ -38,9 +39,6 @@ from programs_bridge.pipeline.drops import DropKind, Ending, run_drop
 from programs_bridge.pipeline.observe import emit_continued, logger
 from programs_bridge.pipeline.run import Outcome, Run, RunContinues, Services, Source, _load_config, _write_programs
 
-#: The profiles that read Illuminate's own records.
-ILLUMINATE_SHAPES = frozenset({"illuminate", "illuminate-report"})
-
 
 def run_illuminate(source: Source, services: Services) -> Outcome:
     return run_drop(source, services, ILLUMINATE)
@@ -49,7 +47,7 @@ def run_illuminate(source: Source, services: Services) -> Outcome:
 def convert_options(config: FeedConfig, source: Source) -> ConvertOptions:
     """The feed's output format and limits; an Illuminate shape of the feed's configuration, else detection."""
     mapping = config.mapping
-    if mapping is not None and not ({mapping.name, mapping.extends} & ILLUMINATE_SHAPES):
+    if mapping is not None and not ({mapping.name, mapping.extends} & ILLUMINATE_PROFILES):
         mapping = None
     options = config.convert_options(None, today=source.last_modified.date())
     return replace(
@@ -137,9 +135,15 @@ def _reconcile(run: Run, conversion: Conversion, options: ConvertOptions) -> End
             services.storage.put_file(fix_key, run.workdir / "fix.txt", "text/plain; charset=utf-8")
         run.report["fix"] = {"key": fix_key, **fixed.to_json()}
         reason += f"; {fixed.rows:,} exit row(s) that never landed are in {fix_key}, to check and upload by hand"
+    if result.matched_none:
+        reason += (
+            "; not one of the report's records is in the ledger: is this the feed's report, in the feed's layout "
+            "(its config's layout or columns), so that keys compare equal?"
+        )
     counts = result.counts
     logger.info("reconciled", extra={"stage": "reconcile", "counts": dict(counts)})
-    return Ending("reconciled", reason, metrics={"ReconcileFindings": result.findings}, notify=result.findings > 0)
+    notify = result.findings > 0 or result.matched_none
+    return Ending("reconciled", reason, metrics={"ReconcileFindings": result.findings}, notify=notify)
 
 
 def _spooled(path: Path) -> Iterator[Row]:

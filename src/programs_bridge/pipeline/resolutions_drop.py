@@ -3,7 +3,7 @@
 The file is what ``programs-bridge ledger resolve`` takes one at a time, for many rows::
 
     id,decision,note
-    k3vq9x2m,same,the SIS re-keyed her plan in August
+    k3vq7x2m,same,the SIS re-keyed her plan in August
     p7bq2c4d,never,
 
 Every line is checked before anything is recorded: the id's shape (``ledger.resolutions.looks_like_id``),
