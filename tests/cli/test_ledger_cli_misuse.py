@@ -159,3 +159,21 @@ def test_resolve_without_a_login_name_asks_for_by_and_refuses_a_note_of_several_
     assert "--note is one line" in capsys.readouterr().err
     assert run(*base, "--by", "clerk") == 2  # reached the ledger: no row was held with that id
     assert "was held with id k3vq7x2m" in capsys.readouterr().err
+
+
+def test_a_report_without_a_site_column_is_refused_and_a_repeated_key_column_is_named(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Learnt without their site, every record would match nothing the feed sends: each exit of them a
+    duplicate risk, and a 'same' then sends the exit under a site-less key Illuminate does not hold."""
+    no_site = write(tmp_path / "no-site.csv", [row.rsplit(",", 1)[0] for row in REPORT], HEADER.rsplit(",", 1)[0])
+    assert seed(empty_table, no_site) == 2
+    assert "the report has no Site ID column (Site ID or School ID or Site)" in capsys.readouterr().err
+    assert len(LedgerStore(empty_table).read_snapshot(FEED)[0]) == 0
+    twice = write(
+        tmp_path / "twice.csv", [f"{row},{row.split(',')[0]}" for row in REPORT], f"{HEADER},Local Student ID"
+    )
+    assert seed(empty_table, twice) == 2
+    err = capsys.readouterr().err
+    assert "finds columns more than once (Local Student ID, Local Student ID for import_student_id)" in err
+    assert "lacks" not in err

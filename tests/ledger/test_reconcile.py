@@ -82,6 +82,19 @@ def test_two_records_the_sis_itself_sends_open_are_flagged_to_check_the_sis_firs
     assert finding["keep"]["line"] == 3  # the record a bridge run changed last
 
 
+def test_of_two_seeded_records_the_one_the_latest_full_export_still_lists_is_kept() -> None:
+    """Both learnt from the seed, neither written since (a row sent unchanged writes nothing): the one a full
+    export left out (``missing``) is the stale one, whatever its start date."""
+    stale = enrolment("004521", "144", "08/01/2023", "101")
+    current = enrolment("004521", "144", "04/04/2026", "101")
+    ledger = LedgerSnapshot(head_run=NIGHT)
+    for fields, missing in ((stale, True), (current, False)):
+        facts = row_facts(fields, STANDARD)
+        ledger.add(facts.key_text, facts.fields_hash, facts.is_open, SEED_RUN, SEED_RUN, missing=missing)
+    [finding] = check([current, stale], ledger).to_json()["duplicates"]
+    assert finding["keep"]["line"] == 2 and [d["line"] for d in finding["delete"]] == [3]
+
+
 def test_many_distinct_families_give_no_duplicate() -> None:
     rows = [enrolment(f"{n:06d}", "144", "08/15/2025", "12") for n in range(5000)]
     rows += [enrolment(f"{n:06d}", "181", "08/15/2025", "12") for n in range(5000)]

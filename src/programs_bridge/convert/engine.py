@@ -242,6 +242,10 @@ def _choose_mapping(
         if result.options.records_only and mapping.name not in ILLUMINATE_PROFILES:
             result.reject(_not_illuminate(mapping.name))
             return None
+    sited = result.options.output.layout.index(Field.SITE_ID) is not None
+    if result.options.records_only and sited and Field.SITE_ID not in {*match.positions, *mapping.constants}:
+        result.reject(_no_site(mapping))
+        return None
     # A field given as a constant reads no code, so it needs no table (one school's file: site_id = "101").
     untabled = [t for t in mapping.required_values if not mapping.values.get(t) and Field(t) not in mapping.constants]
     if untabled:
@@ -281,6 +285,17 @@ def _undetected(header: list[str], optional: frozenset[Field]) -> str:
     return (
         f"the header matches no known program export (profiles: {detected}); the closest, {nearest.name}, "
         f"{problem}. Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+    )
+
+
+def _no_site(mapping: Mapping) -> str:
+    """Why a report of Illuminate's records without a site was refused: the site is a quarter of every key."""
+    labels = " or ".join(map(_source, mapping.sources(Field.SITE_ID))) or "Site ID"
+    return (
+        f"the report has no Site ID column ({labels}): a record's key is its student, program, start date and "
+        "site, so every record would be learnt without its site and match nothing the feed sends. Add the "
+        "column to Illuminate's report; if the feed's records truly carry no site, describe the report in a "
+        "mapping that gives site_id as a constant"
     )
 
 

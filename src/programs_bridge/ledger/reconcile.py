@@ -347,8 +347,11 @@ def _duplicate(result: Reconciliation, cluster: list[Member]) -> Duplicate:
     if sent:
         keep = max(sent, key=lambda m: (result.snapshot.last_run(m.ref), -m.start, -m.line))
     else:
-        seeded = [m for m in cluster if m.ref >= 0] or cluster
-        keep = min(seeded, key=lambda m: (m.start, m.line))
+        # Learnt from a seed and unchanged since: the latest full export still lists the one not marked
+        # missing (a row it sends every night writes nothing), so the SIS stands behind that one.
+        seeded = [m for m in cluster if m.ref >= 0]
+        listed = [m for m in seeded if not snapshot.missing_flags[m.ref]]
+        keep = min(listed or seeded or cluster, key=lambda m: (m.start, m.line))
     sis_open = sum(1 for m in sent if snapshot.is_open(m.ref))
     kind = "open_twice" if sum(1 for m in cluster if m.is_open) > 1 else "overlapping"
     members = tuple(sorted(cluster, key=lambda m: m.line))
