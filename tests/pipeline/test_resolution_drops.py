@@ -154,3 +154,25 @@ def test_resolutions_are_recorded_before_the_exports_waiting_with_them(stack: St
     assert list(dict.fromkeys(f.get("kind", "export") for f in finished)) == ["resolutions", "export"]
     assert {r["status"] for r in stack.reports()} == {"resolutions_applied", "delivered"}
     assert [r.choice for r in held.resolutions(FEED)] == [Choice.NEVER]
+
+
+def test_an_id_decided_twice_differently_is_decided_by_neither_and_a_changed_decision_is_warned_of(
+    stack: Stack, held: LedgerStore
+) -> None:
+    stack.invoke(drop_resolutions(stack, f"id,decision,note\n{SAME.id},same,\n", name="first.csv"))
+    two_minds = f"id,decision,note\n{SAME.id},new,\n{TWICE.id},never,\n{SAME.id},never,\n{TWICE.id},never,\n"
+    stack.invoke(drop_resolutions(stack, two_minds, name="second.csv"))
+    report = stack.report_of("second.csv")
+    assert [(f["line"], f["code"]) for f in report["issues"]] == [
+        (2, "contradicting_id"), (4, "contradicting_id"), (5, "repeated_id"),
+    ]  # fmt: skip
+    assert report["resolutions"]["applied"] == 1 and report["resolutions"]["refused"] == 3
+    assert {r.id: r.choice for r in held.resolutions(FEED)} == {SAME.id: Choice.SAME, TWICE.id: Choice.NEVER}
+
+    stack.invoke(drop_resolutions(stack, f"id,decision,note\n{SAME.id},new,\n", name="third.csv"))
+    report = stack.report_of("third.csv")
+    assert report["status"] == "resolutions_applied" and report["resolutions"]["replaced"] == 1
+    [issue] = report["issues"]
+    assert issue["code"] == "decision_replaced" and issue["severity"] == "warning"
+    assert f"row {SAME.id} was resolved 'same' before" in issue["message"]
+    assert "1 of them replace a different decision" in report["reason"]

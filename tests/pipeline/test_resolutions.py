@@ -151,7 +151,7 @@ def test_same_is_refused_once_the_open_record_has_left_the_ledger(
     store.delete_records(FEED, [encode_key(("918273645", "144", "08/15/2025", "101"))])
     capsys.readouterr()
     assert resolve(rid, "same") == 2
-    assert "open record is no longer in the ledger" in capsys.readouterr().err
+    assert "open record is no longer open in the ledger" in capsys.readouterr().err
     key, body = f"resolutions/{FEED}/decisions.csv", f"id,decision,note\n{rid},same,checked\n"
     response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
     stack.invoke(s3_event_via_sqs(BUCKET, key, dict(response), len(body)))
@@ -161,3 +161,15 @@ def test_same_is_refused_once_the_open_record_has_left_the_ledger(
 
 def newest_of(stack: Stack, kind: str) -> dict[str, Any]:
     return max((r for r in stack.reports() if r["source"]["key"].startswith(f"{kind}/")), key=lambda r: r["run_id"])
+
+
+def test_same_is_refused_once_the_open_record_was_exited(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """The SIS sent the original key's exit after the re-keyed row was held: 'same' would now send the held
+    row's own end date over the one Illuminate was sent."""
+    rid = held_night(stack)["ledger"]["duplicate_risks"][0]["id"]
+    stack.invoke(stack.drop(export([ANN.replace(",,101", ",6/12/2026,101"), BO]), name="night 3.csv"))
+    assert stack.report_of("night 3.csv")["counts"]["exits"] == 1
+    capsys.readouterr()
+    assert resolve(rid, "same") == 2
+    assert "no longer open in the ledger (exited since the row was held" in capsys.readouterr().err
+    assert resolve(rid, "never") == 0

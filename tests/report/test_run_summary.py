@@ -32,3 +32,14 @@ def test_two_open_records_differing_in_the_same_part_are_told_apart_by_value() -
     text = markdown_summary(head(duplicate_risks=[{"line": 4, "action": "held", "id": "k3vq7x2m",
                                                    "open_records": records}]), [])  # fmt: skip
     assert "| 4 | held | site_id 12; site_id 16 |" in text and "004521" not in text
+
+
+def test_rows_a_resolution_left_out_are_accounted_for() -> None:
+    """Nothing is dropped silently: a row left out by 'never', or a 'same' row whose target the file lists
+    itself, is said in the summary, not only in the JSON."""
+    text = markdown_summary(head(resolved={"same": 0, "never": 2, "new": 0},
+                                 resolutions_not_applied=[{"line": 7, "reason": "..."}]), [])  # fmt: skip
+    assert "- resolutions: 2 row(s) left out as a clerk decided (never)" in text
+    assert "1 row(s) resolved 'same' left out, because this file also lists the open record" in text
+    assert "(lines 7)" in text
+    assert "resolutions:" not in markdown_summary(head(resolved={"same": 1, "never": 0, "new": 0}), [])

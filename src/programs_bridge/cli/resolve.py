@@ -50,8 +50,9 @@ def _resolve(args: argparse.Namespace) -> int:
                       "run report", file=sys.stderr)  # fmt: skip
                 return EXIT_NOT_RECORDED
             at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            present = store.record_end_dates(feed, held.matches) if args.choice == Choice.SAME else {}
-            resolution = resolve(held, Choice(args.choice), in_ledger=present, note=args.note, by=by, at=at)
+            ends = store.record_end_dates(feed, held.matches) if args.choice == Choice.SAME else {}
+            still_open = {key for key, end in ends.items() if not end}
+            resolution = resolve(held, Choice(args.choice), open_in_ledger=still_open, note=args.note, by=by, at=at)
             earlier = next((r for r in store.resolutions(feed) if r.id == rid), None)
             store.put_resolution(feed, resolution)
     except ResolutionError as exc:

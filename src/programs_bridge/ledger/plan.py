@@ -165,7 +165,7 @@ class Plan:
             "ledger_unfinished_run": self.unfinished_run,
             "counts": json_ready(classification.counts),
             "duplicate_risk_actions": self.action_counts(),
-            "rows_to_send": rows - self.action_counts()[Action.HELD.value],
+            "rows_to_send": rows - self.action_counts()[Action.HELD.value] - len(blocked),
             "duplicate_risks": [_risk_json(outcome) for outcome in risks[:limit]],
             # Rows a clerk's resolution decided: re-keyed onto the open record, left out, or sent as new.
             "resolved": {

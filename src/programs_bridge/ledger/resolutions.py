@@ -80,12 +80,13 @@ class ResolutionError(ValueError):
 
 
 def resolve(
-    held: Held, choice: Choice, *, in_ledger: Container[str], note: str = "", by: str = "", at: str = ""
+    held: Held, choice: Choice, *, open_in_ledger: Container[str], note: str = "", by: str = "", at: str = ""
 ) -> Resolution:
     """The decision about ``held``; ``same`` binds it to the one open record the row matched, which must still
-    be among the records ``in_ledger`` (the keys of ``held.matches`` the ledger holds now): a seed undone
-    since the row was held may have taken it out, and a row sent under a key nobody vouches for is the
-    duplicate the hold was there to prevent."""
+    be among ``open_in_ledger`` (the keys of ``held.matches`` the ledger holds open now): a seed undone since
+    the row was held may have taken it out, and a row sent under a key nobody vouches for is the duplicate
+    the hold was there to prevent; or an exit may have closed it, and the row's own end date would then
+    overwrite the one Illuminate was sent."""
     target = ""
     if choice is Choice.SAME:
         if len(held.matches) != 1:
@@ -94,11 +95,11 @@ def resolve(
                 "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'"
             )
         target = held.matches[0]
-        if target not in in_ledger:
+        if target not in open_in_ledger:
             raise ResolutionError(
-                f"row {held.id}'s open record is no longer in the ledger (a seed was undone since the row was "
-                "held): the next export plans the row again against what the ledger holds now; resolve it after "
-                "that night if it is held again, or as 'new' or 'never'"
+                f"row {held.id}'s open record is no longer open in the ledger (exited since the row was held, or "
+                "taken out by an undone seed): the next export plans the row again against what the ledger holds "
+                "now; resolve it after that night if it is held again, or as 'new' or 'never'"
             )
         if lost_zeros(decode_key(held.row_key)[0], decode_key(target)[0]):
             raise ResolutionError(

@@ -24,7 +24,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from programs_bridge.convert.findings import Finding, error
+from programs_bridge.convert.findings import Finding, Severity, error, warning
 from programs_bridge.ledger.resolutions import MAX_NOTE, Choice, Resolution, ResolutionError, looks_like_id, resolve
 from programs_bridge.pipeline.drops import DropKind, Ending, run_drop
 from programs_bridge.pipeline.observe import logger
@@ -61,23 +61,27 @@ def _work(run: Run) -> Ending:
         findings: list[Finding] = []
         valid = _validate(run, lines, findings)
     run.findings = lambda: (json.dumps(f.to_json(), ensure_ascii=False) for f in findings)
+    refused = sum(1 for f in findings if f.severity is Severity.ERROR)
+    replaced = len(findings) - refused  # warnings: a decision that replaces a different one recorded before
     decided = Counter(r.choice.value for r in valid)
     run.report["resolutions"] = {
-        "lines": len(valid) + len(findings), "applied": len(valid), "refused": len(findings),
+        "lines": len(valid) + refused, "applied": len(valid), "refused": refused, "replaced": replaced,
         "by_decision": {c.value: decided.get(c.value, 0) for c in Choice},
         "ids": [r.id for r in valid[:1000]],
     }  # fmt: skip
     if not valid:
         reason = "no line could be recorded: every one is listed with its problem" if findings else "no lines"
-        return _rejected(run, "no_valid_line", reason, refused=len(findings))
+        return _rejected(run, "no_valid_line", reason, refused=refused)
     with run.step("record"):
         for resolution in valid:
             services.ledger.put_resolution(run.feed, resolution)
-    logger.info("resolutions recorded", extra={"stage": "record", "applied": len(valid), "refused": len(findings)})
+    logger.info("resolutions recorded", extra={"stage": "record", "applied": len(valid), "refused": refused})
     reason = f"{len(valid)} resolution(s) recorded; they apply from the next export on"
-    if findings:
-        reason += f"; {len(findings)} line(s) refused, each listed with its problem"
-    metrics = {"ResolutionsApplied": len(valid), "ResolutionLinesRefused": len(findings)}
+    if replaced:
+        reason += f"; {replaced} of them replace a different decision recorded before (listed)"
+    if refused:
+        reason += f"; {refused} line(s) refused, each listed with its problem"
+    metrics = {"ResolutionsApplied": len(valid), "ResolutionLinesRefused": refused}
     return Ending("resolutions_applied", reason, "processed", metrics, notify=bool(findings))
 
 
@@ -114,20 +118,40 @@ def _rows(text: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
 
 
 def _validate(run: Run, lines: list[tuple[int, list[str]]], findings: list[Finding]) -> list[Resolution]:
-    """The resolutions the lines make, each line checked; every refused line is added to ``findings``."""
-    valid: list[Resolution] = []
-    seen: dict[str, int] = {}
+    """The resolutions the lines make, each line checked; every refused line is added to ``findings``.
+
+    An id decided twice in one file, differently, is decided by neither line: which one the clerk meant is
+    not ours to guess.  A decision that replaces a different one recorded earlier is recorded, with a
+    warning: what the earlier one sent (a 'same' may have sent an exit under the open record's key) stays
+    in Illuminate."""
+    valid: dict[str, tuple[int, Resolution]] = {}
+    contradicted: set[str] = set()
     for line, fields in lines:
-        checked = _check(run, line, fields, seen)
+        checked = _check(run, line, fields, valid)
         if isinstance(checked, Finding):
             findings.append(checked)
-        else:
-            valid.append(checked)
-            seen[checked.id] = line
-    return valid
+            if checked.code == "contradicting_id":
+                contradicted.add(fields[0].strip().lower())
+            continue
+        valid[checked.id] = (line, checked)
+    for rid in contradicted:
+        line, _ = valid.pop(rid)
+        findings.append(error(line, "id", "contradicting_id", f"row {rid} is decided again later in this file, "
+                              "differently: neither line is recorded; keep the one meant"))  # fmt: skip
+    earlier = {r.id: r for r in run.services.ledger.resolutions(run.feed)} if valid else {}
+    for line, resolution in valid.values():
+        before = earlier.get(resolution.id)
+        if before is not None and before.choice is not resolution.choice:
+            message = (
+                f"row {resolution.id} was resolved '{before.choice.value}' before ({before.at}): this replaces it "
+                "from the next export on; what was sent under the earlier decision stays in Illuminate"
+            )
+            findings.append(warning(line, "decision", "decision_replaced", message))
+    findings.sort(key=lambda f: f.line or 0)
+    return [resolution for _, resolution in valid.values()]
 
 
-def _check(run: Run, line: int, fields: list[str], seen: dict[str, int]) -> Resolution | Finding:
+def _check(run: Run, line: int, fields: list[str], seen: dict[str, tuple[int, Resolution]]) -> Resolution | Finding:
     if fields == ["\0"]:
         return error(line, None, "unreadable", "a quote is not closed: the line and the ones after it cannot be read")
     if not 2 <= len(fields) <= len(HEADER):
@@ -140,20 +164,26 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, int]) -> Reso
                      "report prints it")  # fmt: skip
     if decision not in {c.value for c in Choice}:
         return error(line, "decision", "bad_decision", f"row {rid}: the decision must be one of {_CHOICES}")
-    if "\n" in note or "\r" in note:  # a quote opened in a note and closed lines later swallowed those lines
-        return error(line, "note", "note_spans_lines", f"row {rid}: the note runs over more than one line: a quote "
-                     "in it is not closed where the line ends; the lines it took in are not read")  # fmt: skip
+    if "\n" in note or "\r" in note:  # a line break typed in the cell (Alt+Enter), or a quote left open
+        return error(line, "note", "note_spans_lines", f"row {rid}: the note runs over more than one line (a line "
+                     "break in it, or a quote not closed where the line ends, which takes in the lines after it): "
+                     "write the note on one line")  # fmt: skip
     if len(note) > MAX_NOTE:
         return error(line, "note", "note_too_long", f"row {rid}: a note is at most {MAX_NOTE} characters")
     if rid in seen:
-        return error(line, "id", "repeated_id", f"row {rid} is decided on line {seen[rid]} already: one line per row")
+        first, earlier = seen[rid]
+        if earlier.choice.value != decision:
+            return error(line, "id", "contradicting_id", f"row {rid} is decided on line {first} already, "
+                         "differently: neither line is recorded; keep the one meant")  # fmt: skip
+        return error(line, "id", "repeated_id", f"row {rid} is decided on line {first} already: one line per row")
     held = run.services.ledger.held(run.feed, rid)
     if held is None:
         return error(line, "id", "unknown_id", f"no row of feed {run.feed} was held with id {rid}: copy the id "
                      "from the run report")  # fmt: skip
-    present = run.services.ledger.record_end_dates(run.feed, held.matches) if decision == Choice.SAME else {}
+    ends = run.services.ledger.record_end_dates(run.feed, held.matches) if decision == Choice.SAME else {}
+    still_open = {key for key, end in ends.items() if not end}
     try:
-        return resolve(held, Choice(decision), in_ledger=present, note=note, by=f"bucket:{run.source.name}",
+        return resolve(held, Choice(decision), open_in_ledger=still_open, note=note, by=f"bucket:{run.source.name}",
                        at=run.source.uploaded)  # fmt: skip
     except ResolutionError as exc:  # names the id and a count only
         return error(line, "decision", "ambiguous_same", str(exc))

@@ -350,8 +350,9 @@ def _await_seed(run: Run, conversion: Conversion, plan: Plan) -> Outcome:
     differs from a record Illuminate already holds would open a duplicate."""
     reason = (
         f"not delivered: feed {run.feed!r} has no ledger yet, so this first export could not be checked against "
-        "what Illuminate already holds. Either seed the ledger from Illuminate's own program records "
-        f"(programs-bridge ledger seed REPORT --table <LedgerTable> --feed {run.feed}; README: First night) "
+        "what Illuminate already holds. Either seed the ledger from Illuminate's own program records (drop "
+        f"Illuminate's report under illuminate/{run.feed}/, or run programs-bridge ledger seed REPORT --table "
+        f"<LedgerTable> --feed {run.feed}; README: First night) "
         f'and drop this export again, or, if Illuminate holds nothing for this feed yet, set unseeded = "send" '
         f"in config/{run.feed}.toml and drop it again"
     )
@@ -638,6 +639,8 @@ def _notify(run: Run, status: RunStatus, reason: str | None) -> None:
         subject = f"programs-bridge {run.feed}: {held} row(s) held as duplicate risks"
     elif risks:
         subject = f"programs-bridge {run.feed}: {risks} duplicate risk(s)"
+    elif ledger.get("resolutions_not_applied") or ledger.get("resolutions_stale"):  # a decision that did nothing
+        subject = f"programs-bridge {run.feed}: resolution(s) not applied"
     else:
         return
     body = [subject, f"run {run.entry.run_id}", reason or "", f"report: {run.entry.report_key}"]

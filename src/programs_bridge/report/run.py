@@ -126,6 +126,16 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
             "leading zeros, as a report saved in Excel does: seed the feed again from a clean report (or with a "
             "mapping setting [ids] import_student_id_width), and correct those records in Illuminate"
         )
+    resolved = ledger.get("resolved", {}) if isinstance(ledger, dict) else {}
+    if resolved.get("never"):
+        lines.append(f"- resolutions: {resolved['never']:,} row(s) left out as a clerk decided (never)")
+    blocked = ledger.get("resolutions_not_applied", []) if isinstance(ledger, dict) else []
+    if blocked:
+        at = ", ".join(str(b["line"]) for b in blocked[:20])
+        lines.append(
+            f"- resolutions: {len(blocked):,} row(s) resolved 'same' left out, because this file also lists the "
+            f"open record they are sent under, under its own key (lines {at}): correct the SIS, or resolve them again"
+        )
     stale = ledger.get("resolutions_stale", []) if isinstance(ledger, dict) else []
     if stale:
         lines.append(f"- resolutions: {len(stale):,} 'same' resolution(s) not applied, since the record they send "
