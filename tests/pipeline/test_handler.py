@@ -219,3 +219,22 @@ def test_a_report_always_carries_every_count(stack: Stack) -> None:
         "held", "reopened", "missing",
     }  # fmt: skip
     assert boto3.client("s3").head_object(Bucket=BUCKET, Key=f"config/{FEED}.toml")  # config untouched
+
+
+@pytest.mark.parametrize("key", ["resolutions/decisions.csv", "incoming/district 2/export.csv"])
+def test_a_file_in_no_feeds_folder_is_not_read_and_someone_is_told(
+    stack: Stack, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever dropped it believes it was read: the notice says it was not, and where it belongs."""
+    import json
+
+    from programs_bridge.local.demo import s3_event_via_sqs
+
+    stack.notices()
+    capsys.readouterr()
+    response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=b"id,decision,note\n")
+    stack.invoke(s3_event_via_sqs(BUCKET, key, dict(response), 17))
+    assert stack.notices() == ["programs-bridge: a file was dropped where nothing reads it"]
+    assert stack.reports() == []
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["FilesMisplaced"] for m in emf if "FilesMisplaced" in m] == [[1.0]]

@@ -95,6 +95,9 @@ class ObjectRef:
 @dataclass(frozen=True, slots=True)
 class Ignored:
     reason: str
+    #: A file a person dropped in one of the three folders, but not in a feed's folder: nobody reads it, and
+    #: whoever dropped it believes it was read (``wiring`` tells them so).
+    misplaced: bool = False
 
 
 def objects_in(event: Mapping[str, Any]) -> Iterator[ObjectRef | Ignored]:
@@ -126,9 +129,13 @@ def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ign
     prefix = PREFIXES[kind]
     feed, _, rest = key[len(prefix) :].partition("/")
     if not rest:
-        return Ignored(f"a file directly under {prefix}: put it under {prefix}<feed>/")
+        return Ignored(f"a file directly under {prefix}: put it under {prefix}<feed>/", misplaced=True)
     if not _FEED.fullmatch(feed):  # (``$`` would let a trailing line break through)
-        return Ignored("the feed folder name has characters other than letters, digits, '.', '_' and '-'")
+        return Ignored(
+            f"a file under {prefix} in a folder whose name has characters other than letters, digits, '.', '_' "
+            f"and '-', so it names no feed: put it under {prefix}<feed>/",
+            misplaced=True,
+        )
     return ObjectRef(
         bucket=record.s3.bucket.name,
         key=key,

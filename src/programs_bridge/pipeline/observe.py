@@ -81,6 +81,8 @@ FAILURE_METRICS = {
 #: A run that stopped at a safe point because the invocation's time was running out, and asked the queue
 #: to bring it back at once (a large first commit spans invocations).  Not a failure: no alarm.
 CONTINUED_METRIC = "RunsContinued"
+#: A file dropped under incoming/, resolutions/ or illuminate/ but in no feed's folder (``Ignored.misplaced``).
+MISPLACED_METRIC = "FilesMisplaced"
 DELIVERY_SECONDS_METRIC = "DeliverySeconds"
 #: What the drops beside the exports count (``pipeline/drops.py``): a clerk's resolutions recorded and lines
 #: refused, from ``resolutions/<feed>/``; feeds seeded and reconcile findings, from ``illuminate/<feed>/``.
@@ -139,6 +141,13 @@ def emit_drop_metrics(feed: str, values: Mapping[str, int]) -> None:
     for name, value in values.items():
         assert name in known, name
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()
+
+
+def emit_misplaced() -> None:
+    """A file dropped outside any feed's folder: nobody reads it (no feed dimension: it names none)."""
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    metrics.add_metric(name=MISPLACED_METRIC, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()
 
 

@@ -47,7 +47,14 @@ from programs_bridge.pipeline.events import PREFIXES, Ignored, Kind, ObjectRef, 
 from programs_bridge.pipeline.illuminate_drop import run_illuminate
 from programs_bridge.pipeline.journal import Journal
 from programs_bridge.pipeline.lease import FeedBusy, FeedLease
-from programs_bridge.pipeline.observe import Notifier, emit_run_metrics, logger, route_library_logs, tracer
+from programs_bridge.pipeline.observe import (
+    Notifier,
+    emit_misplaced,
+    emit_run_metrics,
+    logger,
+    route_library_logs,
+    tracer,
+)
 from programs_bridge.pipeline.resolutions_drop import run_resolutions
 from programs_bridge.pipeline.run import Outcome, RunContinues, RunFailed, Services, Source, ref_id, run_source
 from programs_bridge.pipeline.storage import ObjectVersion, Storage
@@ -114,7 +121,10 @@ def _handle(record: SQSRecord, budget: InvocationBudget) -> list[dict[str, str]]
 
 def _handle_item(item: ObjectRef | Ignored, budget: InvocationBudget) -> list[dict[str, str]]:
     if isinstance(item, Ignored):
-        logger.info("event ignored", extra={"reason": item.reason})
+        if item.misplaced:
+            _misplaced(item)
+        else:
+            logger.info("event ignored", extra={"reason": item.reason})
         return []
     process = idempotent_function(
         data_keyword_argument="ref",
@@ -228,6 +238,20 @@ def _queue_continuation(item: ObjectRef, source: Source) -> bool:
     boto3.client("sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
     logger.info("run continues in a new invocation", extra={"feed": source.feed})
     return True
+
+
+def _misplaced(item: Ignored) -> None:
+    """Whoever dropped the file believes it was read: say that it was not, and where it belongs.  The key is
+    not quoted (a file name may be anything); the reason names the folder."""
+    logger.warning("file not read: it is in no feed's folder", extra={"reason": item.reason})
+    emit_misplaced()
+    try:
+        Notifier(os.environ.get("NOTIFY_TOPIC_ARN") or None).notify(
+            "programs-bridge: a file was dropped where nothing reads it",
+            f"A file was not read: {item.reason}. Move it there (list the folder to find it).\n",
+        )
+    except Exception as notify_exc:
+        logger.error("could not send the notice", extra={"error_type": type(notify_exc).__name__})
 
 
 def _before_any_run(feed: str, ref: dict[str, str], exc: Exception) -> None:
