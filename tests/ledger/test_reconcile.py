@@ -95,6 +95,15 @@ def test_of_two_seeded_records_the_one_the_latest_full_export_still_lists_is_kep
     assert finding["keep"]["line"] == 2 and [d["line"] for d in finding["delete"]] == [3]
 
 
+def test_of_records_entered_by_hand_an_open_one_is_kept_before_an_earlier_closed_one() -> None:
+    closed = enrolment("004521", "144", "08/01/2025", "101", end="09/30/2025")
+    open_a = enrolment("004521", "144", "08/15/2025", "102")
+    open_b = enrolment("004521", "144", "09/01/2025", "103")
+    [finding] = check([closed, open_a, open_b], LedgerSnapshot()).to_json()["duplicates"]
+    assert finding["kind"] == "open_twice" and finding["keep"]["line"] == 3
+    assert sorted(d["line"] for d in finding["delete"]) == [2, 4]
+
+
 def test_many_distinct_families_give_no_duplicate() -> None:
     rows = [enrolment(f"{n:06d}", "144", "08/15/2025", "12") for n in range(5000)]
     rows += [enrolment(f"{n:06d}", "181", "08/15/2025", "12") for n in range(5000)]

@@ -351,7 +351,8 @@ def _duplicate(result: Reconciliation, cluster: list[Member]) -> Duplicate:
         # missing (a row it sends every night writes nothing), so the SIS stands behind that one.
         seeded = [m for m in cluster if m.ref >= 0]
         listed = [m for m in seeded if not snapshot.missing_flags[m.ref]]
-        keep = min(listed or seeded or cluster, key=lambda m: (m.start, m.line))
+        # Open before closed: deleting every open record of a student the SIS enrols would end the enrolment.
+        keep = min(listed or seeded or cluster, key=lambda m: (not m.is_open, m.start, m.line))
     sis_open = sum(1 for m in sent if snapshot.is_open(m.ref))
     kind = "open_twice" if sum(1 for m in cluster if m.is_open) > 1 else "overlapping"
     members = tuple(sorted(cluster, key=lambda m: m.line))
