@@ -72,6 +72,8 @@ def test_a_record_the_bridge_changed_after_the_report_was_taken_is_kept_and_list
     assert conflict["line"] == 3 and conflict["last_run"] == "20260901T020000Z-night001"
     assert ledger.record(("004522", "181", "09/01/2024", "14"))["state"]["S"] == "closed"
     assert ledger.record(("004523", "144", "08/15/2022", "12")) is not None  # the rest was seeded
+    again = seeded(ledger, HELD, taken=datetime(2026, 8, 1, tzinfo=UTC))  # nothing written, conflict still said
+    assert again["already_seeded"] is True and again["counts"]["conflicts"] == 1
 
 
 def test_a_report_taken_after_the_bridge_sent_a_record_says_what_illuminate_holds(ledger: Ledger) -> None:

@@ -72,7 +72,12 @@ def _seed(args: argparse.Namespace) -> int:
 def seed_summary(feed: str, section: dict[str, Any], already: bool) -> str:
     """Counts and the conflicts, each by its report line and the bridge run that changed it (no student data)."""
     if already:
-        return f"  ledger: feed {feed!r} was seeded from this report before (run {section['run_id']}): nothing written"
+        conflicts = section["counts"]["conflicts"]
+        found = f"; it found {conflicts:,} conflict(s) then, listed in its report" if conflicts else ""
+        return (
+            f"  ledger: feed {feed!r} was seeded from this report before (run {section['run_id']}): nothing "
+            f"written{found}"
+        )
     c = section["counts"]
     lines = [
         f"  ledger: feed {feed!r} seeded as run {section['run_id']}: {c['records_read']:,} records read, "

@@ -146,6 +146,8 @@ def seed(
     plan = SeedPlan(run.run_id)
     if store.run_status(feed, run.run_id) == "committed":
         log.info("ledger seed: this report was seeded before, nothing written")
+        # Its counts as that seed recorded them: conflicts it found then are still conflicts now.
+        plan.counts.update({k: v for k, v in store.run_counts(feed, run.run_id).items() if k != "missing"})
         return SeedResult(plan, True, Usage())
     snapshot, _ = store.read_snapshot(feed)
     # The shrink guard compares the next export with the head run's ``missing``: a seed lists no export, so
