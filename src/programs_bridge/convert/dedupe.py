@@ -473,7 +473,8 @@ def _conflict(line: int, referred: int, more: int) -> Finding:
         None,
         "duplicate_conflict",
         f"same record key (student, program, start date, site) as {others} but different values: Illuminate "
-        "would keep only one of them, so all are left out; fix the SIS so one remains",
+        "would keep only one of them, so all are left out; fix the source (the SIS, or Illuminate for its own "
+        "report) so one remains",
     )
 
 
