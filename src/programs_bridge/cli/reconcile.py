@@ -6,8 +6,10 @@ Illuminate holds, records open in Illuminate whose exit never landed, records th
 Illuminate lacks, and records nobody sent (entered by hand, information).  ``--fix-file`` writes a ready
 programs.txt of exit rows for the exits that never landed.  Nothing is written to the ledger.
 
-The summary on stderr names report lines, program ids, dates and site ids only (each shown only when its
-shape rules out a student ID, a name or a birth date); the JSON report (``--report``) names the keys.
+The summary on stderr names report lines, program ids, start dates and site ids only: an id only when its
+shape rules out a student ID or a name, a date only in the date shape.  A date's shape cannot rule out a
+birth date; a start date is shown because each row passed the converter's checks (its width, its dates in
+their order), which a row whose columns slipped does not.  The JSON report (``--report``) names the keys.
 Exit codes: 0 nothing found; 1 findings (or rejected rows); 2 the report was rejected; 3 the ledger could
 not be read; 64 usage.
 """

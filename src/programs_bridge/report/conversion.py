@@ -119,7 +119,9 @@ def summary(conversion: Conversion, report_path: Path | None = None, *, kept: bo
         )
     if conversion.rows_read:
         lines.append(
-            f"  rows: {conversion.rows_read:,} read, {conversion.rows_written:,} written, "
+            # "converted" for the ledger's scratch file: nothing is written anywhere yet, and the ledger step
+            # that follows may still fail.
+            f"  rows: {conversion.rows_read:,} read, {conversion.rows_written:,} {'written' if kept else 'converted'}, "
             f"{conversion.rows_rejected:,} rejected, {conversion.rows_skipped:,} skipped, "
             f"{conversion.rows_merged:,} merged duplicates"
             + (f"; {conversion.rows_blank:,} blank line(s) passed over" if conversion.rows_blank else "")
