@@ -284,7 +284,8 @@ def _undetected(header: list[str], optional: frozenset[Field]) -> str:
         problem = f"finds columns more than once ({repeated}): remove the repeated column from the export"
     return (
         f"the header matches no known program export (profiles: {detected}); the closest, {nearest.name}, "
-        f"{problem}. Is this the right file? If it is, describe its columns in a mapping file (--mapping)"
+        f"{problem}. Is this the right file? If it is, describe its columns in a mapping (a --mapping file, or "
+        "the feed config's [mapping] table)"
     )
 
 
