@@ -106,6 +106,10 @@ def test_reconcile_refuses_one_file_for_both_outputs_and_a_device_as_either(
     both = tmp_path / "out.txt"
     assert run(*base, "--report", str(both), "--fix-file", str(both)) == 64
     assert "name the same file" in capsys.readouterr().err
+    linked = tmp_path / "linked.csv"
+    os.link(report, linked)  # another name for the file being read
+    assert run(*base, "--report", str(linked)) == 64
+    assert "is the file being read" in capsys.readouterr().err
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     assert run(*base, "--fix-file", str(fifo)) == 64
@@ -157,6 +161,10 @@ def test_resolve_without_a_login_name_asks_for_by_and_refuses_a_note_of_several_
     assert "say who decided with --by NAME" in capsys.readouterr().err
     assert run(*base, "--by", "clerk", "--note", "first line\nsecond line") == 64
     assert "--note is one line" in capsys.readouterr().err
+    assert run(*base, "--by", "clerk", "--note", "all good\x1b[2J") == 64
+    assert "--note is one line of plain text" in capsys.readouterr().err
+    assert run(*base, "--by", "eve\nFAKE: all good") == 64
+    assert "--by is one line of plain text" in capsys.readouterr().err
     assert run(*base, "--by", "clerk") == 2  # reached the ledger: no row was held with that id
     assert "was held with id k3vq7x2m" in capsys.readouterr().err
 

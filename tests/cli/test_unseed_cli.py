@@ -154,3 +154,49 @@ def test_undoing_a_seed_sends_the_later_seeds_that_shared_its_records_back_to_be
     assert snapshot.find(encode_key(("004521", "144", "08/15/2025", "101"))) is None  # the first seed's own
     assert len(snapshot) == 2
     assert unseed(empty_table, later_run) == 0  # whole again: it can be undone
+
+
+def test_an_undo_cut_short_after_its_deletes_still_sends_the_other_seed_back_when_finished(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run again, the undo finds nothing left to remove: the seeds it must send back are marked before any
+    record goes, so the second attempt still names them."""
+    first = write(tmp_path / "first.csv", ["004521,144,2025-08-15,,101", "004522,181,2025-08-15,,101"])
+    later = write(tmp_path / "later.csv", ["004522,181,2025-08-15,,101"])
+    first_run = seed(empty_table, first, capsys)
+    later_run = seed(empty_table, later, capsys, taken="2025-10-01")
+    deletes = LedgerStore.delete_records
+
+    def deleted_then_interrupted(self: LedgerStore, feed: str, keys: object) -> object:
+        deletes(self, feed, keys)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LedgerStore, "delete_records", deleted_then_interrupted)
+    assert unseed(empty_table, first_run) == 130
+    assert "run the same command again to finish it" in capsys.readouterr().err
+    monkeypatch.setattr(LedgerStore, "delete_records", deletes)
+    assert unseed(empty_table, first_run) == 0
+    assert later_run in capsys.readouterr().err  # named again, though nothing was left to remove
+    assert seed(empty_table, later, capsys, taken="2025-10-01") == later_run
+    written_back = (
+        LedgerStore(empty_table).read_snapshot(FEED)[0].find(encode_key(("004522", "181", "08/15/2025", "101")))
+    )
+    assert written_back is not None
+
+
+def test_another_report_cannot_be_seeded_over_a_seed_that_did_not_finish(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Taken over, the unfinished seed could never be finished nor undone, and its half would pass as whole."""
+    from programs_bridge.ledger.model import row_facts  # noqa: F401  (the layout's own rows)
+    from programs_bridge.ledger.seed import seed as seed_records
+
+    store = LedgerStore(empty_table)
+    cut = RunRecord("20250901T000000Z-seed-0a0b0c0d", "cut.csv", "", "0" * 64, "", {})
+    fields = ["004521", "", "", "", "", "", "144", "", "", "08/15/2025", "", "", "", "", "101"]
+    assert not seed_records(store, iter([(2, fields)]), STANDARD, feed=FEED, run=cut, stop=lambda: True).complete
+    other = write(tmp_path / "other.csv", ["004522,181,2025-08-15,,101"])
+    assert main(["ledger", "seed", str(other), "--table", empty_table, "--feed", FEED, "--taken", "2025-09-02"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cut.run_id} holds feed 'district' but did not finish" in err
+    assert len(store.read_snapshot(FEED)[0]) == 0 and store.head(FEED) == cut.run_id

@@ -104,6 +104,15 @@ def test_of_records_entered_by_hand_an_open_one_is_kept_before_an_earlier_closed
     assert sorted(d["line"] for d in finding["delete"]) == [2, 4]
 
 
+def test_an_open_record_entered_by_hand_is_kept_before_a_closed_one_learnt_from_a_seed() -> None:
+    """Deleting the only open record would end the student's enrolment."""
+    seeded_closed = enrolment("555002", "144", "08/01/2023", "101", end="06/30/2025")
+    by_hand_open = enrolment("555002", "144", "09/01/2024", "101")
+    ledger = snapshot_of((seeded_closed, SEED_RUN))
+    [finding] = check([seeded_closed, by_hand_open], ledger).to_json()["duplicates"]
+    assert finding["keep"]["line"] == 3 and [d["line"] for d in finding["delete"]] == [2]
+
+
 def test_many_distinct_families_give_no_duplicate() -> None:
     rows = [enrolment(f"{n:06d}", "144", "08/15/2025", "12") for n in range(5000)]
     rows += [enrolment(f"{n:06d}", "181", "08/15/2025", "12") for n in range(5000)]

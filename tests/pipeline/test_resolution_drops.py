@@ -119,6 +119,7 @@ def test_a_file_of_only_bad_lines_is_rejected(stack: Stack, held: LedgerStore) -
     [
         (f'id,decision,note\n{SAME.id},new,"she said so\n{TWICE.id},never,\n', "unreadable"),  # never closed
         (f'id,decision,note\n{SAME.id},new,"she said\nso"\n', "note_spans_lines"),  # closed a line later
+        (f"id,decision,note\n{SAME.id},new,all good\x1b[2J\n", "note_unprintable"),  # clears a terminal
     ],
 )
 def test_an_unclosed_quote_in_a_note_never_swallows_the_lines_after_it_silently(

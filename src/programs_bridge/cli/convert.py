@@ -154,7 +154,7 @@ def _convert(args: argparse.Namespace) -> int:
 def output_checked(path: Path, source: Path, what: str) -> None:
     """Fail before any work when ``path`` is the file being read (writing over it would lose it: the
     district's only copy, often) or cannot be written (``writable``)."""
-    if path.exists() and source.exists() and path.resolve() == source.resolve():
+    if path.exists() and source.exists() and path.samefile(source):  # a link to it too (same inode)
         raise UsageError(f"{what} {path} is the file being read: give another file name, or it would be lost")
     writable(path, what)
 

@@ -54,9 +54,8 @@ _DATE = re.compile(r"\d\d/\d\d/\d{4}")
 
 def _reconcile(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
-    from programs_bridge.ledger.plan import unfinished_change
     from programs_bridge.ledger.reconcile import FixCounts, can_fix, fix_rows, reconcile
-    from programs_bridge.ledger.store import LedgerStore, Usage
+    from programs_bridge.ledger.store import LedgerStore, Usage, unfinished_change
     from programs_bridge.report.run import save_run_report
 
     feed = feed_name(args.feed)
@@ -114,6 +113,7 @@ def _reconcile(args: argparse.Namespace) -> int:
                 args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section}
             )
         except OSError as exc:
+            args.report.unlink(missing_ok=True)  # not a report cut short, passed off as a whole one
             raise CommandFailed(f"could not write the report {args.report}: {exc.strerror or exc}") from None
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)

@@ -32,9 +32,11 @@ def _resolve(args: argparse.Namespace) -> int:
     feed = feed_name(args.feed)
     if len(args.note) > MAX_NOTE:
         raise UsageError(f"--note is at most {MAX_NOTE} characters: a sentence for whoever reads the ledger later")
-    if "\n" in args.note or "\r" in args.note:  # as a resolutions CSV refuses one
-        raise UsageError("--note is one line: a sentence for whoever reads the ledger later")
+    if not args.note.isprintable():  # a line break, an escape sequence: as a resolutions CSV refuses them
+        raise UsageError("--note is one line of plain text: a sentence for whoever reads the ledger later")
     by = args.by if args.by is not None else _login()
+    if not by.isprintable():
+        raise UsageError("--by is one line of plain text: who decided")
     if not by.strip():
         raise UsageError("--by is empty: say who decided" if args.by is not None else "no login name: say who "
                          "decided with --by NAME")  # fmt: skip

@@ -30,7 +30,7 @@ EARLIEST_TAKEN = 2000
 
 def _seed(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
-    from programs_bridge.ledger.seed import seed, seed_run_id
+    from programs_bridge.ledger.seed import SeedError, seed, seed_run_id
     from programs_bridge.ledger.store import LedgerStore, RunRecord
     from programs_bridge.report.run import save_run_report
 
@@ -53,6 +53,9 @@ def _seed(args: argparse.Namespace) -> int:
             with reaching_ledger(args.table, "seed"):
                 result = seed(LedgerStore(args.table), converted_rows(conversion), options.output.layout, feed=feed,
                               run=run)  # fmt: skip
+        except SeedError as exc:
+            print(f"programs-bridge: {exc}", file=sys.stderr)
+            return 2
         except KeyboardInterrupt:
             raise CommandFailed(f"interrupted: the seed {run_id} did not finish, and the feed's exports are held "
                                 "(needs_seed) until it does: run the same command again to finish it",
@@ -62,6 +65,7 @@ def _seed(args: argparse.Namespace) -> int:
         try:
             save_run_report(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
         except OSError as exc:
+            args.report.unlink(missing_ok=True)  # not a report cut short, passed off as a whole one
             raise CommandFailed(f"the feed was seeded (above), but the report {args.report} could not be written: "
                                 f"{exc.strerror or exc}") from None  # fmt: skip
         if args.report:

@@ -46,6 +46,7 @@ def _unseed(args: argparse.Namespace) -> int:
         try:
             args.report.write_text(text, encoding="utf-8")
         except OSError as exc:
+            args.report.unlink(missing_ok=True)  # not a report cut short, passed off as a whole one
             raise CommandFailed(f"the seed was undone (above), but the report {args.report} could not be written: "
                                 f"{exc.strerror or exc}") from None  # fmt: skip
         print(f"  full report: {args.report}", file=sys.stderr)

@@ -25,15 +25,13 @@ from programs_bridge.ledger.model import (
     check_feed,
     decode_key,
     encode_key,
-    is_seed_run,
-    is_unseed_run,
     json_ready,
     key_json,
     rekey,
 )
 from programs_bridge.ledger.resolutions import Choice, Held, Resolution, lost_zeros, resolution_id
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
+from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage, unfinished_change
 from programs_bridge.programs_txt.layout import Layout, key_positions, record_key
 
 log = logging.getLogger(__name__)
@@ -332,15 +330,6 @@ def apply_resolutions(
                 fields = rekey(fields, layout, target)
         yield line, fields
         position += 1
-
-
-def unfinished_change(store: LedgerStore, feed: str, head_run: str | None) -> str | None:
-    """``head_run`` when it is a seed or an undo of one that was cut short (a crash, Ctrl-C) and so still
-    holds the feed head uncommitted: the ledger holds only part of what it should.  One GetItem, and only
-    when the head is a seed's or an undo's."""
-    if head_run is None or not (is_seed_run(head_run) or is_unseed_run(head_run)):
-        return None
-    return head_run if store.run_status(feed, head_run) != "committed" else None
 
 
 def make_plan(

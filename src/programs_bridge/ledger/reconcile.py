@@ -347,12 +347,12 @@ def _duplicate(result: Reconciliation, cluster: list[Member]) -> Duplicate:
     if sent:
         keep = max(sent, key=lambda m: (result.snapshot.last_run(m.ref), -m.start, -m.line))
     else:
-        # Learnt from a seed and unchanged since: the latest full export still lists the one not marked
-        # missing (a row it sends every night writes nothing), so the SIS stands behind that one.
-        seeded = [m for m in cluster if m.ref >= 0]
-        listed = [m for m in seeded if not snapshot.missing_flags[m.ref]]
-        # Open before closed: deleting every open record of a student the SIS enrols would end the enrolment.
-        keep = min(listed or seeded or cluster, key=lambda m: (not m.is_open, m.start, m.line))
+        # Learnt from a seed and unchanged since: of the ones open in the ledger, the latest full export still
+        # lists those not marked missing (a row it sends every night writes nothing; only open records are
+        # ever marked), so the SIS stands behind them.  Failing that, open before closed (deleting every open
+        # record would end an enrolment the SIS may hold), then a seeded record before one entered by hand.
+        listed = [m for m in cluster if m.ref >= 0 and snapshot.is_open(m.ref) and not snapshot.missing_flags[m.ref]]
+        keep = min(listed or cluster, key=lambda m: (not m.is_open, m.ref < 0, m.start, m.line))
     sis_open = sum(1 for m in sent if snapshot.is_open(m.ref))
     kind = "open_twice" if sum(1 for m in cluster if m.is_open) > 1 else "overlapping"
     members = tuple(sorted(cluster, key=lambda m: m.line))

@@ -35,7 +35,7 @@ from typing import Any
 from programs_bridge.ledger.commit import record_item
 from programs_bridge.ledger.model import Row, check_feed, is_seed_run, key_json, row_facts
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage
+from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage, unfinished_change
 from programs_bridge.programs_txt.layout import Layout
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,10 @@ def seed_run_id(taken: datetime, sha256: str, reading: str = "") -> str:
     stripped) is another seed, not one already applied."""
     digest = hashlib.sha256(f"{sha256}\0{reading}".encode()).hexdigest() if reading else sha256
     return f"{taken.astimezone(UTC):%Y%m%dT%H%M%SZ}-seed-{digest[:8]}"
+
+
+class SeedError(ValueError):
+    """The feed cannot be seeded now: a seed or an undo that did not finish holds it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,12 @@ def seed(
         plan.counts.update({k: v for k, v in store.run_counts(feed, run.run_id).items() if k != "missing"})
         return SeedResult(plan, True, Usage())
     snapshot, _ = store.read_snapshot(feed)
+    unfinished = unfinished_change(store, feed, snapshot.head_run)
+    if unfinished is not None and unfinished != run.run_id:  # taken over, it could never be finished nor undone
+        raise SeedError(
+            f"{unfinished} holds feed {feed!r} but did not finish: run it again to its end (the same command) "
+            "before seeding another report"
+        )
     # The shrink guard compares the next export with the head run's ``missing``: a seed lists no export, so
     # it carries the last one's figure over instead of resetting it.
     missing = store.run_counts(feed, snapshot.head_run).get("missing", 0) if snapshot.head_run else 0

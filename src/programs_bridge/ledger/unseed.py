@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from programs_bridge.ledger.model import check_feed, is_seed_run
+from programs_bridge.ledger.model import check_feed, is_seed_run, is_unseed_run
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import LedgerStore, RunRecord, Usage
+from programs_bridge.ledger.store import LedgerStore, RunRecord, Usage, unfinished_change
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,12 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
             f"seed {seed_run!r} did not finish ({status}): seed the same report again to finish it, then undo it"
         )
     snapshot, _ = store.read_snapshot(feed)
+    run = RunRecord(unseed_run_id(now, seed_run), seed_run, "", "", "", {})
+    unfinished = unfinished_change(store, feed, snapshot.head_run)
+    # An undo of this same seed cut short is what this finishes; any other change cut short must finish first.
+    resumed = unfinished is not None and is_unseed_run(unfinished) and unfinished[-8:] == run.run_id[-8:]
+    if unfinished is not None and not resumed:
+        raise UnseedError(f"{unfinished} holds feed {feed!r} but did not finish: run it again to its end first")
     plan = plan_unseed(snapshot, seed_run)
     removing = bytearray(len(snapshot))
     for ordinal in plan.removed:
@@ -145,17 +151,16 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
     redo = sorted(r.id for r in store.resolutions(feed) if _removes(snapshot, removing, r.target_key))
     # The shrink guard compares the next export with the head run's ``missing``: carried over, as a seed does.
     missing = store.run_counts(feed, snapshot.head_run).get("missing", 0) if snapshot.head_run else 0
-    run = RunRecord(unseed_run_id(now, seed_run), seed_run, "", "", "", {})
     store.claim(feed, run, snapshot.head_run)
-    usage = store.delete_records(feed, (snapshot.keys[ordinal] for ordinal in plan.removed))
-    # Before the seed is marked undone: an undo cut short is run again and finds the same seeds (``reseed``).
-    reseed = sorted(
-        other
-        for other, other_status in store.run_statuses(feed).items()
-        if is_seed_run(other) and other != seed_run and other_status in ("committed", RESEED)
-    ) if plan.removed else []  # fmt: skip
+    # Marked before anything is removed: an undo cut short after its deletes finds nothing left to remove
+    # when it is run again, and must still find the seeds it marked (listed again, as ``reseed``).
+    others = {other: status for other, status in store.run_statuses(feed).items() if is_seed_run(other)}
+    others.pop(seed_run, None)
+    reseed = sorted(o for o, s in others.items() if s == RESEED or (plan.removed and s == "committed"))
     for other in reseed:
-        store.mark_run(feed, other, RESEED)
+        if others[other] != RESEED:
+            store.mark_run(feed, other, RESEED)
+    usage = store.delete_records(feed, (snapshot.keys[ordinal] for ordinal in plan.removed))
     store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": missing})
     store.mark_committed(feed, run.run_id)
     empty = len(plan.removed) == len(snapshot) and store.release_head(feed, run.run_id)

@@ -168,6 +168,9 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, tuple[int, Re
         return error(line, "note", "note_spans_lines", f"row {rid}: the note runs over more than one line (a line "
                      "break in it, or a quote not closed where the line ends, which takes in the lines after it): "
                      "write the note on one line")  # fmt: skip
+    if not note.isprintable():  # an escape sequence or another control character, read later on a terminal
+        return error(line, "note", "note_unprintable", f"row {rid}: the note holds a control character: write it "
+                     "as plain text")  # fmt: skip
     if len(note) > MAX_NOTE:
         return error(line, "note", "note_too_long", f"row {rid}: a note is at most {MAX_NOTE} characters")
     if rid in seen:
