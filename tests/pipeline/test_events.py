@@ -65,7 +65,7 @@ def test_a_feed_folder_name_outside_the_safe_alphabet_is_ignored_with_a_reason(f
     event = load("s3-put.json")
     event["Records"][0]["s3"]["object"]["key"] = quote_plus(f"incoming/{feed}/export.csv", safe="/")  # type: ignore[index]
     [ignored] = objects_in(event)
-    assert isinstance(ignored, Ignored) and "so it names no feed" in ignored.reason and ignored.misplaced
+    assert isinstance(ignored, Ignored) and "whose name is no feed's" in ignored.reason and ignored.misplaced
 
 
 def test_a_continuation_names_the_same_object_version_with_a_token_of_its_own() -> None:

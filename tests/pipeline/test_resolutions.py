@@ -155,7 +155,8 @@ def test_same_is_refused_once_the_open_record_has_left_the_ledger(
     key, body = f"resolutions/{FEED}/decisions.csv", f"id,decision,note\n{rid},same,checked\n"
     response = stack.s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
     stack.invoke(s3_event_via_sqs(BUCKET, key, dict(response), len(body)))
-    assert newest_of(stack, "resolutions")["status"] == "rejected"
+    refused = newest_of(stack, "resolutions")
+    assert refused["status"] == "rejected" and [i["code"] for i in refused["issues"]] == ["same_target_gone"]
     assert store.resolutions(FEED) == []
 
 

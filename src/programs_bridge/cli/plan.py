@@ -88,6 +88,7 @@ def _plan(args: argparse.Namespace) -> int:
             or verdict.fires
             or unseeded
             or plan.unfinished_run is not None
+            or plan.stale_resolutions
         )
         return 1 if attention else 0
 

@@ -304,9 +304,10 @@ def _not_illuminate(profile: str) -> str:
     """Why a report meant to say what Illuminate holds (a seed, a reconcile) was refused: its header is a SIS
     export's.  Seeded, it would teach the ledger what the SIS says instead, and every check would pass."""
     return (
-        f"the header is a {profile} export's, not a report of Illuminate's own records: seed or reconcile from "
-        "Illuminate's report (Custom Reporting, Students: Programs) or from programs.txt files uploaded to it. "
-        f"If this file really is what Illuminate holds, name its shape (--profile {profile}, or a mapping)"
+        f"the header is a SIS export's (profile {profile}), not a report of Illuminate's own records: seed or "
+        "reconcile from Illuminate's report (Custom Reporting, Students: Programs) or from programs.txt files "
+        f"uploaded to it. If this file really is what Illuminate holds, seed it from the command line naming "
+        f"its shape (--profile {profile}, or a --mapping)"
     )
 
 

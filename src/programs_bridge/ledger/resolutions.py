@@ -75,8 +75,13 @@ class Resolution:
 
 
 class ResolutionError(ValueError):
-    """A ``same`` that cannot be recorded: the row matches several open records, one whose Import Student ID
-    lost its leading zeros, or one the ledger no longer holds."""
+    """A ``same`` that cannot be recorded: the row matches several open records (``code`` ``ambiguous_same``),
+    one the ledger no longer holds open (``same_target_gone``), or one whose Import Student ID lost its
+    leading zeros (``same_target_damaged``)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def resolve(
@@ -92,20 +97,23 @@ def resolve(
         if len(held.matches) != 1:
             raise ResolutionError(
                 f"row {held.id} matches {len(held.matches)} open records, so 'same' cannot say which one: correct "
-                "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'"
+                "the records in Illuminate and the SIS, or resolve it as 'new' or 'never'",
+                "ambiguous_same",
             )
         target = held.matches[0]
         if target not in open_in_ledger:
             raise ResolutionError(
                 f"row {held.id}'s open record is no longer open in the ledger (exited since the row was held, or "
                 "taken out by an undone seed): the next export plans the row again against what the ledger holds "
-                "now; resolve it after that night if it is held again, or as 'new' or 'never'"
+                "now; resolve it after that night if it is held again, or as 'new' or 'never'",
+                "same_target_gone",
             )
         if lost_zeros(decode_key(held.row_key)[0], decode_key(target)[0]):
             raise ResolutionError(
                 f"row {held.id}'s open record has the same Import Student ID without its leading zeros, the mark of "
                 "a file saved in Excel: 'same' would send the damaged ID; correct the record in Illuminate (or seed "
-                "again from a clean report), or resolve it as 'new' or 'never'"
+                "again from a clean report), or resolve it as 'new' or 'never'",
+                "same_target_damaged",
             )
     return Resolution(held.id, choice, held.row_key, target, note, by, at)
 

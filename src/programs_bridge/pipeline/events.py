@@ -132,8 +132,8 @@ def object_ref(record: S3EventRecord, continuation: str = "") -> ObjectRef | Ign
         return Ignored(f"a file directly under {prefix}: put it under {prefix}<feed>/", misplaced=True)
     if not _FEED.fullmatch(feed):  # (``$`` would let a trailing line break through)
         return Ignored(
-            f"a file under {prefix} in a folder whose name has characters other than letters, digits, '.', '_' "
-            f"and '-', so it names no feed: put it under {prefix}<feed>/",
+            f"a file under {prefix} in a folder whose name is no feed's (a feed name is 1 to 64 letters, digits, "
+            f"'.', '_' and '-', and starts with a letter or digit): put it under {prefix}<feed>/",
             misplaced=True,
         )
     return ObjectRef(

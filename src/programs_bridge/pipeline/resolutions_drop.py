@@ -189,7 +189,7 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, tuple[int, Re
         return resolve(held, Choice(decision), open_in_ledger=still_open, note=note, by=f"bucket:{run.source.name}",
                        at=run.source.uploaded)  # fmt: skip
     except ResolutionError as exc:  # names the id and a count only
-        return error(line, "decision", "ambiguous_same", str(exc))
+        return error(line, "decision", exc.code, str(exc))
 
 
 def _summary(head: dict[str, Any]) -> list[str]:
