@@ -185,3 +185,16 @@ def test_a_report_without_a_site_column_is_refused_and_a_repeated_key_column_is_
     err = capsys.readouterr().err
     assert "finds columns more than once (Local Student ID, Local Student ID for import_student_id)" in err
     assert "lacks" not in err
+
+
+def test_a_feed_whose_records_carry_no_site_says_so_in_a_mapping_and_is_seeded(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Site ID is optional outside California: the refusal's own advice seeds such a report."""
+    no_site = write(tmp_path / "no-site.csv", [row.rsplit(",", 1)[0] for row in REPORT], HEADER.rsplit(",", 1)[0])
+    assert seed(empty_table, no_site) == 2
+    assert '[constants], site_id = ""' in capsys.readouterr().err
+    mapping = tmp_path / "no-site.toml"
+    mapping.write_text('extends = "illuminate-report"\n[constants]\nsite_id = ""\n', encoding="utf-8")
+    assert seed(empty_table, no_site, "--mapping", str(mapping)) == 0
+    assert len(LedgerStore(empty_table).read_snapshot(FEED)[0]) == 2

@@ -295,8 +295,9 @@ def _no_site(mapping: Mapping) -> str:
     return (
         f"the report has no Site ID column ({labels}): a record's key is its student, program, start date and "
         "site, so every record would be learnt without its site and match nothing the feed sends. Add the "
-        "column to Illuminate's report; if the feed's records truly carry no site, describe the report in a "
-        "mapping that gives site_id as a constant"
+        "column to Illuminate's report; if the feed's records truly carry no site (Site ID is optional outside "
+        f'California), say so in a mapping: extends = "{mapping.extends or mapping.name}" and, under '
+        '[constants], site_id = ""'
     )
 
 
