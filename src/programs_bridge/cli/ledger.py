@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 from programs_bridge.cli.main import CommandFailed, UsageError
@@ -64,6 +65,27 @@ def reaching_ledger(table: str, doing: str) -> Iterator[None]:
         if code == "ValidationException":  # what DynamoDB answers when the key names are not the table's
             detail += " (is it a programs-bridge ledger table? Its key is two strings, pk and sk: template.yaml)"
         raise CommandFailed(f"cannot {doing} the ledger table {table!r}: {detail}", EXIT_LEDGER) from None
+
+
+@contextmanager
+def report_after(path: Path | None, done: str) -> Iterator[None]:
+    """Writing ``path`` after the ledger's part is done: a failure says what was ``done`` (the ledger changed,
+    or was read) and leaves no report cut short to be taken for a whole one."""
+    try:
+        yield
+    except OSError as exc:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise CommandFailed(f"{done}, but the report {path} could not be written: {exc.strerror or exc}") from None
+
+
+def interrupted(change: str) -> CommandFailed:
+    """Ctrl-C during a seed or an undo: exit 130, and what the half-done ``change`` means for the feed."""
+    return CommandFailed(
+        f"interrupted: {change} did not finish, and the feed's exports are held (needs_seed) until it does: run "
+        "the same command again to finish it",
+        130,
+    )
 
 
 def add_command(subparsers: Any) -> None:

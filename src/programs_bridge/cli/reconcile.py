@@ -22,15 +22,16 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger, report_after
 from programs_bridge.cli.main import CommandFailed, UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
-from programs_bridge.ledger.model import Row, decode_key
+from programs_bridge.ledger.model import Row, decode_key, unfinished_change
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 from programs_bridge.report.conversion import summary
 
@@ -55,7 +56,7 @@ _DATE = re.compile(r"\d\d/\d\d/\d{4}")
 def _reconcile(args: argparse.Namespace) -> int:
     # Loaded here, not at the top: the ledger pulls in boto3, which ``convert`` should not pay for.
     from programs_bridge.ledger.reconcile import FixCounts, can_fix, fix_rows, reconcile
-    from programs_bridge.ledger.store import LedgerStore, Usage, unfinished_change
+    from programs_bridge.ledger.store import LedgerStore, Usage
     from programs_bridge.report.run import save_run_report
 
     feed = feed_name(args.feed)
@@ -65,7 +66,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     for path, what in ((args.report, "the report"), (args.fix_file, "the fix file")):
         if path is not None:
             output_checked(path, args.input, what)
-    if args.report is not None and args.fix_file is not None and args.report.absolute() == args.fix_file.absolute():
+    if args.report is not None and args.fix_file is not None and args.report.resolve() == args.fix_file.resolve():
         raise UsageError("--report and --fix-file name the same file: one would overwrite the other")
     if args.fix_file is not None and not can_fix(layout):
         raise UsageError("the layout has no Program End Date column: an exit row cannot be written")
@@ -81,7 +82,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         with reaching_ledger(args.table, "read"):
             store = LedgerStore(args.table)
             snapshot, read = store.read_snapshot(feed)
-            unfinished = unfinished_change(store, feed, snapshot.head_run)
+            unfinished = unfinished_change(snapshot.head_run, partial(store.run_status, feed))
             usage.add(read)
             if snapshot.head_run is None and not len(snapshot):
                 problem = f"feed {feed!r} has no ledger in table {args.table!r} (never seeded, nothing delivered)"
@@ -108,13 +109,10 @@ def _reconcile(args: argparse.Namespace) -> int:
         if unfinished is not None:
             print(f"  warning: {unfinished} holds the feed but was cut short, so the ledger holds only part of what "
                   "it should: run it again to its end, then reconcile again", file=sys.stderr)  # fmt: skip
-        try:
+        with report_after(args.report, "the report was compared with the ledger (above)"):
             save_run_report(
                 args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section}
             )
-        except OSError as exc:
-            args.report.unlink(missing_ok=True)  # not a report cut short, passed off as a whole one
-            raise CommandFailed(f"could not write the report {args.report}: {exc.strerror or exc}") from None
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         attention = result.findings or conversion.rows_rejected or unfinished or result.matched_none

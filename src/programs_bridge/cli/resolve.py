@@ -52,8 +52,7 @@ def _resolve(args: argparse.Namespace) -> int:
                       "run report", file=sys.stderr)  # fmt: skip
                 return EXIT_NOT_RECORDED
             at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            ends = store.record_end_dates(feed, held.matches) if args.choice == Choice.SAME else {}
-            still_open = {key for key, end in ends.items() if not end}
+            still_open = store.open_records(feed, held.matches) if args.choice == Choice.SAME else set()
             resolution = resolve(held, Choice(args.choice), open_in_ledger=still_open, note=args.note, by=by, at=at)
             earlier = next((r for r in store.resolutions(feed) if r.id == rid), None)
             store.put_resolution(feed, resolution)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.cli.convert import add_converter_options, options_from_args, output_checked
-from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
-from programs_bridge.cli.main import CommandFailed, UsageError
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, interrupted, reaching_ledger, report_after
+from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.report.conversion import summary
 
@@ -57,17 +57,11 @@ def _seed(args: argparse.Namespace) -> int:
             print(f"programs-bridge: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            raise CommandFailed(f"interrupted: the seed {run_id} did not finish, and the feed's exports are held "
-                                "(needs_seed) until it does: run the same command again to finish it",
-                                130) from None  # fmt: skip
+            raise interrupted(f"the seed {run_id}") from None
         section = result.to_json()
         print(seed_summary(args.feed, section, result.already_seeded), file=sys.stderr)
-        try:
+        with report_after(args.report, "the feed was seeded (above)"):
             save_run_report(args.report, conversion, {"status": "seeded", "reason": None, "seed": section})
-        except OSError as exc:
-            args.report.unlink(missing_ok=True)  # not a report cut short, passed off as a whole one
-            raise CommandFailed(f"the feed was seeded (above), but the report {args.report} could not be written: "
-                                f"{exc.strerror or exc}") from None  # fmt: skip
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
         return 1 if conversion.rows_rejected or section["counts"]["conflicts"] else 0

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.cli.convert import writable
-from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
-from programs_bridge.cli.main import CommandFailed
+from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, interrupted, reaching_ledger, report_after
 
 EXIT_NOT_UNDONE = 2
 
@@ -37,18 +36,13 @@ def _unseed(args: argparse.Namespace) -> int:
         print(f"programs-bridge: {exc}", file=sys.stderr)
         return EXIT_NOT_UNDONE
     except KeyboardInterrupt:
-        raise CommandFailed("interrupted: the undo did not finish, and the feed's exports are held (needs_seed) "
-                            "until it does: run the same command again to finish it", 130) from None  # fmt: skip
+        raise interrupted("the undo") from None
     section = result.to_json()
     print(unseed_summary(feed, section), file=sys.stderr)
     if args.report is not None:
         text = json.dumps({"status": "unseeded", "feed": feed, "unseed": section}, indent=2) + "\n"
-        try:
+        with report_after(args.report, "the seed was undone (above)"):
             args.report.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            args.report.unlink(missing_ok=True)  # not a report cut short, passed off as a whole one
-            raise CommandFailed(f"the seed was undone (above), but the report {args.report} could not be written: "
-                                f"{exc.strerror or exc}") from None  # fmt: skip
         print(f"  full report: {args.report}", file=sys.stderr)
     return 0
 

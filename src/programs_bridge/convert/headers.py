@@ -82,9 +82,8 @@ def match_columns(mapping: Mapping, header: Sequence[str], optional: frozenset[F
                 break
     given = set(positions) | set(mapping.constants)
     # A field found more than once is ambiguous, not missing: said as such, it names the repeated columns.
-    missing = [
-        c.field for c in COLUMNS if c.required and c.field not in given and c.field not in optional | set(ambiguous)
-    ]
+    excused = optional | set(ambiguous)
+    missing = [c.field for c in COLUMNS if c.required and c.field not in given and c.field not in excused]
     if not given & {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE}:
         missing.append(Field.PROGRAM_START_DATE)
     skip: list[tuple[int, frozenset[str]]] = []

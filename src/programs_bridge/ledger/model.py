@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -190,3 +190,13 @@ def is_seed_run(run_id: str) -> bool:
 def is_unseed_run(run_id: str) -> bool:
     """Whether ``run_id`` is an undo of a seed's (``unseed.unseed_run_id``)."""
     return "-unseed-" in run_id
+
+
+def unfinished_change(head_run: str | None, status_of: Callable[[str], str | None]) -> str | None:
+    """``head_run`` when it is a seed or an undo of one that was cut short (a crash, Ctrl-C) and so still
+    holds the feed head uncommitted: the ledger holds only part of what it should.  ``status_of`` (a run's
+    status, ``LedgerStore.run_status`` for one feed: a GetItem) is asked only when the head is a seed's or
+    an undo's."""
+    if head_run is None or not (is_seed_run(head_run) or is_unseed_run(head_run)):
+        return None
+    return head_run if status_of(head_run) != "committed" else None

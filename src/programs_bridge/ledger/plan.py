@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from programs_bridge.ledger.classify import Classification, ConcurrentEnrolment, DuplicateRisk, classify
@@ -28,10 +29,11 @@ from programs_bridge.ledger.model import (
     json_ready,
     key_json,
     rekey,
+    unfinished_change,
 )
 from programs_bridge.ledger.resolutions import Choice, Held, Resolution, lost_zeros, resolution_id
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage, unfinished_change
+from programs_bridge.ledger.store import LedgerError, LedgerStore, Usage
 from programs_bridge.programs_txt.layout import Layout, key_positions, record_key
 
 log = logging.getLogger(__name__)
@@ -354,7 +356,7 @@ def make_plan(
         rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage,
         previously_missing=previously_missing, resolutions=resolutions,
     )  # fmt: skip
-    plan.unfinished_run = unfinished_change(store, feed, snapshot.head_run)
+    plan.unfinished_run = unfinished_change(snapshot.head_run, partial(store.run_status, feed))
     counts = plan.classification.counts
     log.info(
         "ledger plan: %d rows against %d records; %s",

@@ -30,12 +30,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from programs_bridge.ledger.commit import record_item
-from programs_bridge.ledger.model import Row, check_feed, is_seed_run, key_json, row_facts
+from programs_bridge.ledger.model import Row, check_feed, is_seed_run, key_json, row_facts, unfinished_change
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage, unfinished_change
+from programs_bridge.ledger.store import Item, LedgerStore, RunRecord, Usage
 from programs_bridge.programs_txt.layout import Layout
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def seed(
         plan.counts.update({k: v for k, v in store.run_counts(feed, run.run_id).items() if k != "missing"})
         return SeedResult(plan, True, Usage())
     snapshot, _ = store.read_snapshot(feed)
-    unfinished = unfinished_change(store, feed, snapshot.head_run)
+    unfinished = unfinished_change(snapshot.head_run, partial(store.run_status, feed))
     if unfinished is not None and unfinished != run.run_id:  # taken over, it could never be finished nor undone
         raise SeedError(
             f"{unfinished} holds feed {feed!r} but did not finish: run it again to its end (the same command) "

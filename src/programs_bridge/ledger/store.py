@@ -37,7 +37,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from programs_bridge.ledger.items_as_sent import read_items_as_sent
-from programs_bridge.ledger.model import is_seed_run, is_unseed_run
 from programs_bridge.ledger.resolutions import Choice, Held, Resolution
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 
@@ -625,6 +624,10 @@ class LedgerStore:
 
     # -- single records ----------------------------------------------------------------------------------
 
+    def open_records(self, feed: str, key_texts: Iterable[str]) -> set[str]:
+        """The named records of ``feed`` the ledger holds open now (no end date): what a ``same`` may aim at."""
+        return {key for key, end in self.record_end_dates(feed, key_texts).items() if not end}
+
     def record_end_dates(self, feed: str, key_texts: Iterable[str], usage: Usage | None = None) -> dict[str, str]:
         """``end_date`` of the named records of ``feed``, by key text (records the ledger lacks are left out).
 
@@ -672,12 +675,3 @@ def _record_key(feed: str, key_text: str) -> dict[str, Any]:
 
 def _run_key(feed: str, run_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"{feed}#run"}, "sk": {"S": run_id}}
-
-
-def unfinished_change(store: LedgerStore, feed: str, head_run: str | None) -> str | None:
-    """``head_run`` when it is a seed or an undo of one that was cut short (a crash, Ctrl-C) and so still
-    holds the feed head uncommitted: the ledger holds only part of what it should.  One GetItem, and only
-    when the head is a seed's or an undo's."""
-    if head_run is None or not (is_seed_run(head_run) or is_unseed_run(head_run)):
-        return None
-    return head_run if store.run_status(feed, head_run) != "committed" else None

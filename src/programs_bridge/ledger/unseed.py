@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from programs_bridge.ledger.model import check_feed, is_seed_run, is_unseed_run
+from programs_bridge.ledger.model import check_feed, is_seed_run, is_unseed_run, unfinished_change
 from programs_bridge.ledger.snapshot import LedgerSnapshot
-from programs_bridge.ledger.store import LedgerStore, RunRecord, Usage, unfinished_change
+from programs_bridge.ledger.store import LedgerStore, RunRecord, Usage
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,8 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
     if not SEED_RUN_SHAPE.fullmatch(seed_run):  # not echoed: what was typed may be anything, a student ID too
         raise UnseedError("that is not a seed's run id: they look like 20261201T080000Z-seed-1a2b3c4d, as ledger "
                           "seed printed it")  # fmt: skip
-    status = store.run_status(feed, seed_run)
+    statuses = store.run_statuses(feed)  # one Query: this seed's, the head's and the other seeds' statuses
+    status = statuses.get(seed_run)
     if status is None:
         raise UnseedError(f"feed {feed!r} has no seed {seed_run!r}: is --feed right?")
     if status == "undone":
@@ -139,7 +140,7 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
         )
     snapshot, _ = store.read_snapshot(feed)
     run = RunRecord(unseed_run_id(now, seed_run), seed_run, "", "", "", {})
-    unfinished = unfinished_change(store, feed, snapshot.head_run)
+    unfinished = unfinished_change(snapshot.head_run, statuses.get)
     # An undo of this same seed cut short is what this finishes; any other change cut short must finish first.
     resumed = unfinished is not None and is_unseed_run(unfinished) and unfinished[-8:] == run.run_id[-8:]
     if unfinished is not None and not resumed:
@@ -154,8 +155,7 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
     store.claim(feed, run, snapshot.head_run)
     # Marked before anything is removed: an undo cut short after its deletes finds nothing left to remove
     # when it is run again, and must still find the seeds it marked (listed again, as ``reseed``).
-    others = {other: status for other, status in store.run_statuses(feed).items() if is_seed_run(other)}
-    others.pop(seed_run, None)
+    others = {other: status for other, status in statuses.items() if is_seed_run(other) and other != seed_run}
     reseed = sorted(o for o, s in others.items() if s == RESEED or (plan.removed and s == "committed"))
     for other in reseed:
         if others[other] != RESEED:

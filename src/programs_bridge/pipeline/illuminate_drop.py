@@ -31,9 +31,9 @@ from typing import Any
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export, converted_rows
 from programs_bridge.convert.profiles import ILLUMINATE_PROFILES
 from programs_bridge.ledger import reconcile as core
-from programs_bridge.ledger.model import Row
+from programs_bridge.ledger.model import Row, unfinished_change
 from programs_bridge.ledger.seed import seed, seed_run_id
-from programs_bridge.ledger.store import RunRecord, unfinished_change
+from programs_bridge.ledger.store import RunRecord
 from programs_bridge.pipeline.config import FeedConfig
 from programs_bridge.pipeline.drops import DropKind, Ending, run_drop
 from programs_bridge.pipeline.observe import emit_continued, logger
@@ -78,7 +78,7 @@ def _work(run: Run) -> Ending:
     head = services.ledger.head(run.feed)
     if head is None or head == run_id:
         return _seed(run, conversion, options, run_id, fetched.sha256)
-    unfinished = unfinished_change(services.ledger, run.feed, head)
+    unfinished = unfinished_change(head, partial(services.ledger.run_status, run.feed))
     if unfinished is not None:  # another seed (or an undo) cut short: neither seed over it nor compare with it
         reason = (
             f"not read: {unfinished} holds feed {run.feed!r} but did not finish, so the ledger holds only part of "

@@ -34,6 +34,7 @@ from programs_bridge.pipeline.run import Outcome, Run, Services, Source
 MAX_BYTES = 1 << 20
 HEADER = ("id", "decision", "note")
 _CHOICES = ", ".join(c.value for c in Choice)
+_NEITHER = "neither line is recorded; keep the one meant"
 
 
 def run_resolutions(source: Source, services: Services) -> Outcome:
@@ -137,7 +138,7 @@ def _validate(run: Run, lines: list[tuple[int, list[str]]], findings: list[Findi
     for rid in contradicted:
         line, _ = valid.pop(rid)
         findings.append(error(line, "id", "contradicting_id", f"row {rid} is decided again later in this file, "
-                              "differently: neither line is recorded; keep the one meant"))  # fmt: skip
+                              f"differently: {_NEITHER}"))  # fmt: skip
     earlier = {r.id: r for r in run.services.ledger.resolutions(run.feed)} if valid else {}
     for line, resolution in valid.values():
         before = earlier.get(resolution.id)
@@ -177,14 +178,13 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, tuple[int, Re
         first, earlier = seen[rid]
         if earlier.choice.value != decision:
             return error(line, "id", "contradicting_id", f"row {rid} is decided on line {first} already, "
-                         "differently: neither line is recorded; keep the one meant")  # fmt: skip
+                         f"differently: {_NEITHER}")  # fmt: skip
         return error(line, "id", "repeated_id", f"row {rid} is decided on line {first} already: one line per row")
     held = run.services.ledger.held(run.feed, rid)
     if held is None:
         return error(line, "id", "unknown_id", f"no row of feed {run.feed} was held with id {rid}: copy the id "
                      "from the run report")  # fmt: skip
-    ends = run.services.ledger.record_end_dates(run.feed, held.matches) if decision == Choice.SAME else {}
-    still_open = {key for key, end in ends.items() if not end}
+    still_open = run.services.ledger.open_records(run.feed, held.matches) if decision == Choice.SAME else set()
     try:
         return resolve(held, Choice(decision), open_in_ledger=still_open, note=note, by=f"bucket:{run.source.name}",
                        at=run.source.uploaded)  # fmt: skip

@@ -245,13 +245,10 @@ def _misplaced(item: Ignored) -> None:
     not quoted (a file name may be anything); the reason names the folder."""
     logger.warning("file not read: it is in no feed's folder", extra={"reason": item.reason})
     emit_misplaced()
-    try:
-        Notifier(os.environ.get("NOTIFY_TOPIC_ARN") or None).notify(
-            "programs-bridge: a file was dropped where nothing reads it",
-            f"A file was not read: {item.reason}. Move it there (list the folder to find it).\n",
-        )
-    except Exception as notify_exc:
-        logger.error("could not send the notice", extra={"error_type": type(notify_exc).__name__})
+    _notify_without_run(
+        "programs-bridge: a file was dropped where nothing reads it",
+        f"A file was not read: {item.reason}. Move it there (list the folder to find it).\n",
+    )
 
 
 def _before_any_run(feed: str, ref: dict[str, str], exc: Exception) -> None:
@@ -259,12 +256,18 @@ def _before_any_run(feed: str, ref: dict[str, str], exc: Exception) -> None:
     kind = type(exc).__name__
     logger.error("could not start the run", extra={"feed": feed, "error_type": kind})
     emit_run_metrics(feed, "failed", {}, failure="aws")
+    _notify_without_run(
+        f"programs-bridge {feed}: could not start a run",
+        f"Processing an export of feed {feed} could not start ({kind}); the queue retries it.\n"
+        f"object version: {ref['version_id'] or ref['etag']}\n",
+    )
+
+
+def _notify_without_run(subject: str, body: str) -> None:
+    """An SNS notice about an object no run reports on; a notice that cannot be sent is logged, never raised
+    (the object's own failure, if any, is what the queue must see)."""
     try:
-        Notifier(os.environ.get("NOTIFY_TOPIC_ARN") or None).notify(
-            f"programs-bridge {feed}: could not start a run",
-            f"Processing an export of feed {feed} could not start ({kind}); the queue retries it.\n"
-            f"object version: {ref['version_id'] or ref['etag']}\n",
-        )
+        Notifier(os.environ.get("NOTIFY_TOPIC_ARN") or None).notify(subject, body)
     except Exception as notify_exc:
         logger.error("could not send the notice", extra={"error_type": type(notify_exc).__name__})
 

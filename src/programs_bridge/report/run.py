@@ -112,36 +112,37 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
     delivery = head.get("delivery")
     if isinstance(delivery, dict) and delivery.get("remote_path"):
         lines.append(f"- delivered: `{delivery['remote_path']}` ({delivery.get('size', 0):,} bytes)")
-    ledger = head.get("ledger")
-    concurrent = ledger.get("concurrent_enrolment_count", 0) if isinstance(ledger, dict) else 0
+    given = head.get("ledger")
+    ledger: dict[str, Any] = given if isinstance(given, dict) else {}
+    concurrent = ledger.get("concurrent_enrolment_count", 0)
     if concurrent:
         lines.append(
             f"- concurrent enrolments: {concurrent:,} new record(s) sent beside an open record this full export "
             "also lists (both real, e.g. a second site); the JSON report lists them"
         )
-    zeros = ledger.get("zeros_lost_in_ledger", 0) if isinstance(ledger, dict) else 0
+    zeros = ledger.get("zeros_lost_in_ledger", 0)
     if zeros:
         lines.append(
             f"- leading zeros: {zeros:,} duplicate risk(s) match an open record whose Import Student ID lost its "
             "leading zeros, as a report saved in Excel does: seed the feed again from a clean report (or with a "
             "mapping setting [ids] import_student_id_width), and correct those records in Illuminate"
         )
-    resolved = ledger.get("resolved", {}) if isinstance(ledger, dict) else {}
+    resolved = ledger.get("resolved", {})
     if resolved.get("never"):
         lines.append(f"- resolutions: {resolved['never']:,} row(s) left out as a clerk decided (never)")
-    blocked = ledger.get("resolutions_not_applied", []) if isinstance(ledger, dict) else []
+    blocked = ledger.get("resolutions_not_applied", [])
     if blocked:
         at = ", ".join(str(b["line"]) for b in blocked[:20])
         lines.append(
             f"- resolutions: {len(blocked):,} row(s) resolved 'same' left out, because this file also lists the "
             f"open record they are sent under, under its own key (lines {at}): correct the SIS, or resolve them again"
         )
-    stale = ledger.get("resolutions_stale", []) if isinstance(ledger, dict) else []
+    stale = ledger.get("resolutions_stale", [])
     if stale:
         lines.append(f"- resolutions: {len(stale):,} 'same' resolution(s) not applied, since the record they send "
                      f"rows under is no longer in the ledger (a seed was undone): {', '.join(stale[:20])}; "
                      "their rows were planned as they are: resolve any that are held again")  # fmt: skip
-    risks = ledger.get("duplicate_risks", []) if isinstance(ledger, dict) else []
+    risks = ledger.get("duplicate_risks", [])
     if risks:
         lines += ["", "## Duplicate risks", "", "| line | action | differs from the open record in | resolution id |",
                   "|---|---|---|---|"]  # fmt: skip
