@@ -132,3 +132,40 @@ def test_a_seed_cut_short_holds_the_feed_until_it_is_finished(stack: Stack) -> N
     stack.invoke(stack.drop(export(TONIGHT), name="again.csv"))
     again = stack.report_of("again.csv")
     assert again["status"] == "delivered" and again["counts"]["exits"] == 1
+
+
+def test_after_an_undo_exports_wait_until_the_other_seeds_are_seeded_again(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two seeds both list Ann's record; the first wrote it, so undoing the first takes it out and the second
+    is marked to be seeded again.  Until it is, the ledger lacks a record Illuminate holds: tonight's export
+    (her exit) is held, naming that seed, not checked against the gap and sent; seeded again, it goes."""
+    stack.put_config(stack.config())  # unseeded = "send": nor does that let it through
+    header = "\t".join(STANDARD.header) + "\n"
+    first, later = tmp_path / "programs-2024.txt", tmp_path / "programs-2025.txt"
+    first.write_text(header + HELD_BY_ILLUMINATE + "\n", encoding="utf-8")
+    other = HELD_BY_ILLUMINATE.replace("004521", "004530")
+    later.write_text(header + HELD_BY_ILLUMINATE + "\n" + other + "\n", encoding="utf-8")
+    capsys.readouterr()
+
+    def seeded(report: Path, taken: str) -> str:
+        assert main(["ledger", "seed", str(report), "--table", LEDGER, "--feed", FEED, "--taken", taken]) == 0
+        return capsys.readouterr().err.split("seeded as run ")[1].split(":")[0]
+
+    first_run, later_run = seeded(first, "2025-06-30"), seeded(later, "2025-09-30")
+    assert main(["ledger", "unseed", first_run, "--table", LEDGER, "--feed", FEED]) == 0
+    stack.invoke(stack.drop(export(TONIGHT), name="after-undo.csv"))
+    report = stack.report_of("after-undo.csv")
+    assert report["status"] == "needs_seed" and stack.delivered() is None
+    assert report["ledger"]["ledger_seeds_to_repeat"] == [later_run]
+    assert later_run in report["reason"] and "seed each of those reports again" in report["reason"]
+    capsys.readouterr()
+    tonight = tmp_path / "tonight.csv"
+    tonight.write_text(export(TONIGHT), encoding="utf-8")
+    assert main(["plan", str(tonight), "--table", LEDGER, "--feed", FEED, "--export", "delta"]) == 1
+    assert f"seeds to repeat: a seed was undone and took out records that {later_run}" in capsys.readouterr().err
+
+    assert seeded(later, "2025-09-30") == later_run  # seeded again: Ann's record is back
+    stack.invoke(stack.drop(export(TONIGHT), name="again.csv"))
+    again = stack.report_of("again.csv")
+    assert again["status"] == "delivered" and again["counts"]["exits"] == 1

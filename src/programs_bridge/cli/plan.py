@@ -68,10 +68,16 @@ def _plan(args: argparse.Namespace) -> int:
         held = "the pipeline would HOLD this export, nothing delivered: " if verdict.fires else ""
         print(f"  shrink guard: {held}{verdict.describe()}", file=sys.stderr)
         unseeded = plan.snapshot.head_run is None and not len(plan.snapshot)
-        if plan.unfinished_run is not None:
-            print(f"  unfinished: {plan.unfinished_run} holds feed {args.feed!r} but was cut short, so the ledger "
+        pending = plan.pending
+        if pending.unfinished is not None:
+            print(f"  unfinished: {pending.unfinished} holds feed {args.feed!r} but was cut short, so the ledger "
                   "holds only part of what it should: the pipeline holds this export (needs_seed) until it is run "
                   "again to the end", file=sys.stderr)  # fmt: skip
+        if pending.seeds_to_repeat:
+            seeds = ", ".join(pending.seeds_to_repeat)
+            print(f"  seeds to repeat: a seed was undone and took out records that {seeds} may also list: the "
+                  "pipeline holds this export (needs_seed) until each of those reports is seeded again "
+                  "(programs-bridge ledger seed, the same command)", file=sys.stderr)  # fmt: skip
         if unseeded:
             print(f"  first night: feed {args.feed!r} has no ledger yet: the pipeline holds this export (needs_seed) "
                   "until the feed is seeded (programs-bridge ledger seed), unless its config says "
@@ -87,7 +93,7 @@ def _plan(args: argparse.Namespace) -> int:
             or conversion.rows_rejected
             or verdict.fires
             or unseeded
-            or plan.unfinished_run is not None
+            or pending
             or plan.stale_resolutions
         )
         return 1 if attention else 0

@@ -31,7 +31,7 @@ from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching
 from programs_bridge.cli.main import CommandFailed, UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
 from programs_bridge.convert.findings import quotable
-from programs_bridge.ledger.model import Row, decode_key, unfinished_change
+from programs_bridge.ledger.model import Row, decode_key, pending_changes
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 from programs_bridge.report.conversion import summary
 
@@ -82,7 +82,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         with reaching_ledger(args.table, "read"):
             store = LedgerStore(args.table)
             snapshot, read = store.read_snapshot(feed)
-            unfinished = unfinished_change(snapshot.head_run, partial(store.run_status, feed))
+            pending = pending_changes(snapshot.head_run, partial(store.run_statuses, feed))
             usage.add(read)
             if snapshot.head_run is None and not len(snapshot):
                 problem = f"feed {feed!r} has no ledger in table {args.table!r} (never seeded, nothing delivered)"
@@ -100,22 +100,29 @@ def _reconcile(args: argparse.Namespace) -> int:
                     _spooled(spool_path), layout, lambda keys: store.record_end_dates(feed, keys, usage), fix
                 )
                 _write_fix_file(args.fix_file, options.output, exits)
-        section = result.to_json() | {"feed": feed, "ledger_read": usage.to_json(), "ledger_unfinished_run": unfinished}
+        section = result.to_json() | {
+            "feed": feed, "ledger_read": usage.to_json(), "ledger_unfinished_run": pending.unfinished,
+            "ledger_seeds_to_repeat": list(pending.seeds_to_repeat),
+        }  # fmt: skip
         if fix is not None:
             section["fix_file"] = {"path": str(args.fix_file), **fix.to_json()}
         print(reconcile_summary(feed, result, fix, args.fix_file), file=sys.stderr)
         if result.matched_none:
             print(f"  warning: {MATCHED_NONE}", file=sys.stderr)
-        if unfinished is not None:
-            print(f"  warning: {unfinished} holds the feed but was cut short, so the ledger holds only part of what "
-                  "it should: run it again to its end, then reconcile again", file=sys.stderr)  # fmt: skip
+        if pending.unfinished is not None:
+            print(f"  warning: {pending.unfinished} holds the feed but was cut short, so the ledger holds only part of "
+                  "what it should: run it again to its end, then reconcile again", file=sys.stderr)  # fmt: skip
+        if pending.seeds_to_repeat:
+            print(f"  warning: a seed was undone and took out records that {', '.join(pending.seeds_to_repeat)} may "
+                  "also list: records those reports hold may be listed as entered by hand; seed each again, then "
+                  "reconcile again", file=sys.stderr)  # fmt: skip
         with report_after(args.report, "the report was compared with the ledger (above)"):
             save_run_report(
                 args.report, conversion, {"feed": feed, "status": "reconciled", "reason": None, "reconcile": section}
             )
         if args.report:
             print(f"  full report: {args.report}", file=sys.stderr)
-        attention = result.findings or conversion.rows_rejected or unfinished or result.matched_none
+        attention = result.findings or conversion.rows_rejected or pending or result.matched_none
         return EXIT_FINDINGS if attention else 0
 
 

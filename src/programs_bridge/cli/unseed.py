@@ -62,7 +62,8 @@ def unseed_summary(feed: str, section: dict[str, Any]) -> str:
         lines.append(
             f"  {len(section['seeds_to_repeat'])} other seed(s) of this feed may list some of the removed records: "
             "seed each one's report again (programs-bridge ledger seed, also for one that was dropped in the "
-            "bucket) to write them back: " + ", ".join(section["seeds_to_repeat"])
+            "bucket) to write them back; until then the feed's exports are held (needs_seed): "
+            + ", ".join(section["seeds_to_repeat"])
         )
     if section["resolutions_to_redo"]:
         ids = ", ".join(section["resolution_ids"][:20])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -192,6 +192,10 @@ def is_unseed_run(run_id: str) -> bool:
     return "-unseed-" in run_id
 
 
+#: The status of a seed to be seeded again: the undo of another took out records its report may list.
+RESEED = "reseed"
+
+
 def unfinished_change(head_run: str | None, status_of: Callable[[str], str | None]) -> str | None:
     """``head_run`` when it is a seed or an undo of one that was cut short (a crash, Ctrl-C) and so still
     holds the feed head uncommitted: the ledger holds only part of what it should.  ``status_of`` (a run's
@@ -200,3 +204,29 @@ def unfinished_change(head_run: str | None, status_of: Callable[[str], str | Non
     if head_run is None or not (is_seed_run(head_run) or is_unseed_run(head_run)):
         return None
     return head_run if status_of(head_run) != "committed" else None
+
+
+@dataclass(frozen=True)
+class PendingChanges:
+    """What a seed or an undo left to finish, which every export waits for (``pending_changes``)."""
+
+    #: The seed, or undo of one, that holds the feed head but was cut short: the ledger is half taught.
+    unfinished: str | None = None
+    #: Seeds marked ``reseed`` by the undo of another: the ledger lacks records their reports may list
+    #: (``unseed.py``) until each is seeded again.
+    seeds_to_repeat: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.unfinished is not None or bool(self.seeds_to_repeat)
+
+
+def pending_changes(head_run: str | None, statuses: Callable[[], Mapping[str, str]]) -> PendingChanges:
+    """What the feed's last seed or undo left to finish.  Only a seed or an undo leaves anything, and each
+    moves the head, so ``statuses`` (every run's status, ``LedgerStore.run_statuses`` for one feed: one
+    Query) is asked only when the head is a seed's or an undo's: a nightly commit never pays for it.  A seed
+    re-seeded takes the head back, and the others still marked are found from it."""
+    if head_run is None or not (is_seed_run(head_run) or is_unseed_run(head_run)):
+        return PendingChanges()
+    known = statuses()
+    repeat = tuple(sorted(run for run, status in known.items() if status == RESEED and is_seed_run(run)))
+    return PendingChanges(unfinished_change(head_run, known.get), repeat)

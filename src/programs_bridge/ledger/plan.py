@@ -19,6 +19,7 @@ from programs_bridge.ledger.classify import Classification, ConcurrentEnrolment,
 from programs_bridge.ledger.model import (
     Decision,
     ExportKind,
+    PendingChanges,
     Policy,
     RecordKey,
     Row,
@@ -28,8 +29,8 @@ from programs_bridge.ledger.model import (
     encode_key,
     json_ready,
     key_json,
+    pending_changes,
     rekey,
-    unfinished_change,
 )
 from programs_bridge.ledger.resolutions import Choice, Held, Resolution, lost_zeros, resolution_id
 from programs_bridge.ledger.snapshot import LedgerSnapshot
@@ -102,9 +103,10 @@ class Plan:
     resolved: ResolutionTally = field(default_factory=lambda: ResolutionTally())
     #: Ids of ``same`` resolutions not applied: the record they send rows under is no longer in the ledger.
     stale_resolutions: list[str] = field(default_factory=list)
-    #: The seed (or undo of a seed) that holds the feed head but never finished: the ledger is half taught,
-    #: and an export checked against it would miss what the rest of the report holds (``make_plan``).
-    unfinished_run: str | None = None
+    #: What a seed or an undo left to finish (``make_plan``): a seed cut short, or seeds to repeat after an
+    #: undo; the ledger then lacks records Illuminate holds, and an export checked against it could open the
+    #: duplicates a seed prevents.
+    pending: PendingChanges = field(default_factory=PendingChanges)
 
     def rows_to_send(self, rows: Iterable[Row]) -> Iterator[Row]:
         """The rows of the final programs.txt: the same rows as planned, with the resolutions and the policy
@@ -162,7 +164,8 @@ class Plan:
             "rows": rows,
             "ledger_records": len(self.snapshot),
             "ledger_head_run": self.snapshot.head_run,
-            "ledger_unfinished_run": self.unfinished_run,
+            "ledger_unfinished_run": self.pending.unfinished,
+            "ledger_seeds_to_repeat": list(self.pending.seeds_to_repeat),
             "counts": json_ready(classification.counts),
             "duplicate_risk_actions": self.action_counts(),
             "rows_to_send": rows - self.action_counts()[Action.HELD.value] - len(blocked),
@@ -356,7 +359,7 @@ def make_plan(
         rows, layout, snapshot, feed=feed, kind=kind, policy=policy, read_usage=usage,
         previously_missing=previously_missing, resolutions=resolutions,
     )  # fmt: skip
-    plan.unfinished_run = unfinished_change(snapshot.head_run, partial(store.run_status, feed))
+    plan.pending = pending_changes(snapshot.head_run, partial(store.run_statuses, feed))
     counts = plan.classification.counts
     log.info(
         "ledger plan: %d rows against %d records; %s",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from programs_bridge.ledger.model import check_feed, is_seed_run, is_unseed_run, unfinished_change
+from programs_bridge.ledger.model import RESEED, check_feed, is_seed_run, is_unseed_run, unfinished_change
 from programs_bridge.ledger.snapshot import LedgerSnapshot
 from programs_bridge.ledger.store import LedgerStore, RunRecord, Usage
 
@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 LISTED_RESOLUTIONS = 100
 #: A seed's run id (``seed.seed_run_id``), checked before one is quoted back.
 SEED_RUN_SHAPE = re.compile(r"\d{8}T\d{6}Z-seed-[0-9a-f]{8}")
-#: The status of a seed to be seeded again: the undo of another took out records its report may list.
-RESEED = "reseed"
 
 
 class UnseedError(ValueError):

@@ -321,8 +321,10 @@ def _fresh(run: Run) -> Outcome:
             services.ledger, converted_rows(conversion), layout, feed=source.feed,
             kind=config.export, policy=config.duplicate_policy,
         )  # fmt: skip
-    if plan.unfinished_run is not None:
-        return _await_unfinished(run, conversion, plan, plan.unfinished_run)
+    if plan.pending.unfinished is not None:
+        return _await_unfinished(run, conversion, plan, plan.pending.unfinished)
+    if plan.pending.seeds_to_repeat:
+        return _await_reseed(run, conversion, plan, plan.pending.seeds_to_repeat)
     if config.unseeded == "hold" and plan.snapshot.head_run is None and not len(plan.snapshot):
         return _await_seed(run, conversion, plan)
     verdict = judge_plan(plan, config.shrink_guard.rule())
@@ -379,6 +381,20 @@ def _await_unfinished(run: Run, conversion: Conversion, plan: Plan, unfinished: 
         f"{finish}, then drop this export again"
     )
     logger.warning("export held: the feed's last seed or undo did not finish", extra={"stage": "plan"})
+    return _end_unsent(run, conversion, plan, RunStatus.NEEDS_SEED, RunStatus.NEEDS_SEED.value, reason)
+
+
+def _await_reseed(run: Run, conversion: Conversion, plan: Plan, seeds: tuple[str, ...]) -> Outcome:
+    """End a run while seeds marked ``reseed`` wait to be seeded again: the undo of another seed took out
+    records their reports may also list, so Illuminate may hold records the ledger no longer knows."""
+    reason = (
+        f"not delivered: a seed of feed {run.feed!r} was undone, and it took out records that {len(seeds)} other "
+        f"seed(s) may also list ({', '.join(seeds)}), so the ledger may lack records Illuminate holds and this "
+        "export could not be checked against them: seed each of those reports again (programs-bridge ledger seed "
+        f"REPORT --table <LedgerTable> --feed {run.feed}, the same command as before; README: First night), "
+        "then drop this export again"
+    )
+    logger.warning("export held: seeds wait to be seeded again after an undo", extra={"stage": "plan"})
     return _end_unsent(run, conversion, plan, RunStatus.NEEDS_SEED, RunStatus.NEEDS_SEED.value, reason)
 
 
