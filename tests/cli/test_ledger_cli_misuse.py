@@ -198,3 +198,18 @@ def test_a_feed_whose_records_carry_no_site_says_so_in_a_mapping_and_is_seeded(
     mapping.write_text('extends = "illuminate-report"\n[constants]\nsite_id = ""\n', encoding="utf-8")
     assert seed(empty_table, no_site, "--mapping", str(mapping)) == 0
     assert len(LedgerStore(empty_table).read_snapshot(FEED)[0]) == 2
+
+
+def test_a_report_whose_site_column_is_blank_on_every_row_is_refused_like_one_without(
+    empty_table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Site ID column left empty (a report built without the field's values) teaches the same site-less
+    keys as no column at all; a report with some rows' sites blank is seeded."""
+    blank = write(tmp_path / "blank-site.csv", [row.rsplit(",", 1)[0] + "," for row in REPORT])
+    assert seed(empty_table, blank) == 2
+    err = capsys.readouterr().err
+    assert "the report's Site ID column is blank on every row" in err and '[constants], site_id = ""' in err
+    assert len(LedgerStore(empty_table).read_snapshot(FEED)[0]) == 0
+    some = write(tmp_path / "some-blank.csv", [REPORT[0].rsplit(",", 1)[0] + ",", *REPORT[1:]])
+    assert seed(empty_table, some) == 0
+    assert len(LedgerStore(empty_table).read_snapshot(FEED)[0]) == len(REPORT)

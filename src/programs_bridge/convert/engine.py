@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from itertools import chain, compress, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -51,6 +52,7 @@ from programs_bridge.programs_txt.render import OutputFormat, render_header
 DEFAULT_MAX_REJECT_SHARE = 0.05
 _PROGRESS_EVERY = 50_000
 _LINE_CHUNK = 1 << 16
+_SITE_OF = itemgetter(3)  # of a RecordKey
 _BATCH = 512  # rows converted and staged at a time: the per-batch calls are nearly free, and the batch stays in cache
 
 
@@ -179,6 +181,8 @@ def convert_export(
                 _count_lines(reader.counts, result)
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
+                if result.status is not Status.REJECTED and _sites_blank(mapping, staged, result.options):
+                    result.reject(_no_site(mapping, blank=True))
                 if result.status is not Status.REJECTED and destination is not None:
                     if options.keep_source_lines:
                         result.source_lines = staged.save_source_lines(destination)
@@ -289,16 +293,28 @@ def _undetected(header: list[str], optional: frozenset[Field]) -> str:
     )
 
 
-def _no_site(mapping: Mapping) -> str:
-    """Why a report of Illuminate's records without a site was refused: the site is a quarter of every key."""
+def _no_site(mapping: Mapping, *, blank: bool = False) -> str:
+    """Why a report of Illuminate's records without a site was refused: the site is a quarter of every key.
+    ``blank``: the column is there but empty on every row (``_sites_blank``), which does the same harm."""
     labels = " or ".join(map(_source, mapping.sources(Field.SITE_ID))) or "Site ID"
-    return (
-        f"the report has no Site ID column ({labels}): a record's key is its student, program, start date and "
-        "site, so every record would be learnt without its site and match nothing the feed sends. Add the "
-        "column to Illuminate's report; if the feed's records truly carry no site (Site ID is optional outside "
-        f'California), say so in a mapping: extends = "{mapping.extends or mapping.name}" and, under '
-        '[constants], site_id = ""'
+    problem, fix = (
+        ("'s Site ID column is blank on every row", "Include the records' sites in Illuminate's report")
+        if blank
+        else (f" has no Site ID column ({labels})", "Add the column to Illuminate's report")
     )
+    return (
+        f"the report{problem}: a record's key is its student, program, start date and site, so every record "
+        f"would be learnt without its site and match nothing the feed sends. {fix}; if the feed's records truly "
+        "carry no site (Site ID is optional outside California), say so in a mapping: extends = "
+        f'"{mapping.extends or mapping.name}" and, under [constants], site_id = ""'
+    )
+
+
+def _sites_blank(mapping: Mapping, staged: _Staging, options: ConvertOptions) -> bool:
+    """Whether a report of Illuminate's records has a Site ID column that is blank on every row written: the
+    same harm as no column (``_no_site``), unless the mapping says the feed's records carry no site."""
+    sited = options.output.layout.index(Field.SITE_ID) is not None
+    return options.records_only and sited and not staged.sited and Field.SITE_ID not in mapping.constants
 
 
 def _not_illuminate(profile: str) -> str:
@@ -536,6 +552,8 @@ class _Staging:
         self._file: IO[str] | None = None
         self.duplicates = DuplicateFinder()
         self.dropped = RowSet(0)
+        self.sited = False
+        """Whether a row staged so far has a Site ID (the key's last part)."""
 
     def __enter__(self) -> _Staging:
         fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
@@ -550,6 +568,8 @@ class _Staging:
         assert self._file is not None
         self._file.write(block)
         self.duplicates.add(keys, source_lines, folded=folded)
+        if not self.sited:  # a C-level test of the batch, until the first site
+            self.sited = any(map(_SITE_OF, keys))
 
     def __exit__(self, *_: object) -> None:
         if self._file is not None:
