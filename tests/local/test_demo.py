@@ -34,6 +34,12 @@ def test_the_bundled_story_seeds_exits_holds_resolves_reconciles_and_rejects_a_r
     assert risk["action"] == "held" and risk["open_records"][0]["differs"] == ["program_start_date"]
     assert reports[4]["counts"]["exits"] == 1 and reports[4]["ledger"]["resolved"]["same"] == 1
     assert risk["key"]["program_start_date"] not in (tmp_path / "05-programs.txt").read_text()  # the seeded key
+    # Illuminate holds one enrolment twice: keep the record every night sends, delete the stale seeded one.
+    [twice] = reports[5]["reconcile"]["duplicates"]
+    [deleted] = twice["delete"]
+    rows = [line.split("\t") for line in (tmp_path / "05-programs.txt").read_text().splitlines()[1:]]
+    sent_keys = {(f[0], f[6], f[9], f[14]) for f in rows}
+    assert tuple(twice["keep"]["key"].values()) in sent_keys and tuple(deleted["key"].values()) not in sent_keys
     fix = (tmp_path / "06-fix.txt").read_text().splitlines()
     assert len(fix) == 2 and "06/05/2026" in fix[1]  # the one exit that never landed, ready to upload by hand
     assert not (tmp_path / "07-programs.txt").exists()
