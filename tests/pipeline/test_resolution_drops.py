@@ -79,7 +79,7 @@ def test_valid_lines_are_recorded_and_every_bad_line_is_a_finding_with_its_line(
     assert report["filed_as"] == f"processed/{FEED}/{report['run_id']}-decisions.csv"
     summary = stack.s3.get_object(Bucket=BUCKET, Key=f"reports/{FEED}/{report['run_id']}.md")["Body"].read().decode()
     assert "RESOLUTIONS_APPLIED" in summary and "| 4 | bad_decision |" in summary
-    assert stack.notices() == [f"programs-bridge {FEED}: resolutions resolutions_applied"]
+    assert stack.notices() == [f"programs-bridge {FEED}: resolutions file applied, 4 line(s) refused"]
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [m["ResolutionsApplied"] for m in emf if "ResolutionsApplied" in m] == [[1.0]]
     assert [m["ResolutionLinesRefused"] for m in emf if "ResolutionLinesRefused" in m] == [[4.0]]
@@ -170,7 +170,9 @@ def test_an_id_decided_twice_differently_is_decided_by_neither_and_a_changed_dec
     assert report["resolutions"]["applied"] == 1 and report["resolutions"]["refused"] == 3
     assert {r.id: r.choice for r in held.resolutions(FEED)} == {SAME.id: Choice.SAME, TWICE.id: Choice.NEVER}
 
+    stack.notices()
     stack.invoke(drop_resolutions(stack, f"id,decision,note\n{SAME.id},new,\n", name="third.csv"))
+    assert stack.notices() == [f"programs-bridge {FEED}: resolutions file applied, 1 earlier decision(s) replaced"]
     report = stack.report_of("third.csv")
     assert report["status"] == "resolutions_applied" and report["resolutions"]["replaced"] == 1
     [issue] = report["issues"]

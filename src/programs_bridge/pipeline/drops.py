@@ -46,6 +46,8 @@ class Ending:
     metrics: Mapping[str, int] = field(default_factory=dict)
     #: Send an SNS notice (anything rejected, a seed done, findings to act on).
     notify: bool = False
+    #: The notice's subject after the feed's name, when the noun and the status do not say it well.
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def _finish(run: Run, kind: DropKind, ending: Ending) -> Outcome:
     filed_as = f"{ending.folder}/{feed}/{entry.run_id}-{run.source.name}"
     if run.entry.stage < Stage.COMMITTED:
         run.report.update(status=ending.status, reason=ending.reason, filed_as=filed_as)
-        run.report["ending"] = {"metrics": dict(ending.metrics), "notify": ending.notify}
+        run.report["ending"] = {"metrics": dict(ending.metrics), "notify": ending.notify, "subject": ending.subject}
         run.report.update(finished_at=_iso(services.clock()), seconds=round(time.monotonic() - run.started, 3))
         run.stage = "report"
         save(run, kind)
@@ -89,7 +91,7 @@ def _finish(run: Run, kind: DropKind, ending: Ending) -> Outcome:
     emit_drop_metrics(feed, ending.metrics)
     logger.info("run finished", extra={"status": ending.status, "kind": kind.name, "report": entry.report_key})
     if ending.notify:
-        subject = f"programs-bridge {feed}: {kind.noun} {ending.status}"
+        subject = f"programs-bridge {feed}: {ending.subject or f'{kind.noun} {ending.status}'}"
         body = f"{subject}\nrun {entry.run_id}\n{ending.reason or ''}\nreport: {entry.report_key}\n"
         services.notifier.notify(subject, body)
     return Outcome(entry.run_id, ending.status, entry.report_key)
@@ -105,7 +107,10 @@ def _stored_ending(run: Run) -> Ending:
     run.report = head
     ending = head.get("ending", {})
     folder = str(head.get("filed_as", "processed/")).split("/", 1)[0]
-    return Ending(head["status"], head.get("reason"), folder, ending.get("metrics", {}), ending.get("notify", False))
+    return Ending(
+        head["status"], head.get("reason"), folder, ending.get("metrics", {}), ending.get("notify", False),
+        ending.get("subject"),
+    )  # fmt: skip
 
 
 def save(run: Run, kind: DropKind) -> None:

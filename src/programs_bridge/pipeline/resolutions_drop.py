@@ -83,7 +83,9 @@ def _work(run: Run) -> Ending:
     if refused:
         reason += f"; {refused} line(s) refused, each listed with its problem"
     metrics = {"ResolutionsApplied": len(valid), "ResolutionLinesRefused": refused}
-    return Ending("resolutions_applied", reason, "processed", metrics, notify=bool(findings))
+    said = f"{refused} line(s) refused" if refused else f"{replaced} earlier decision(s) replaced"
+    subject = f"resolutions file applied, {said}"  # notified only when a line has something to say
+    return Ending("resolutions_applied", reason, "processed", metrics, notify=bool(findings), subject=subject)
 
 
 def _rejected(run: Run, code: str, reason: str, *, refused: int = 0) -> Ending:
