@@ -175,8 +175,11 @@ def test_an_undo_cut_short_after_its_deletes_still_sends_the_other_seed_back_whe
     assert unseed(empty_table, first_run) == 130
     assert "run the same command again to finish it" in capsys.readouterr().err
     monkeypatch.setattr(LedgerStore, "delete_records", deletes)
-    assert unseed(empty_table, first_run) == 0
-    assert later_run in capsys.readouterr().err  # named again, though nothing was left to remove
+    assert unseed(empty_table, first_run, "--report", str(tmp_path / "undo.json")) == 0
+    err = capsys.readouterr().err
+    assert later_run in err  # named again, though nothing was left to remove
+    assert "2 record(s) removed" in err  # the undo's own count, not what its last attempt found left
+    assert json.loads((tmp_path / "undo.json").read_text())["unseed"]["counts"]["removed"] == 2
     assert seed(empty_table, later, capsys, taken="2025-10-01") == later_run
     written_back = (
         LedgerStore(empty_table).read_snapshot(FEED)[0].find(encode_key(("004522", "181", "08/15/2025", "101")))

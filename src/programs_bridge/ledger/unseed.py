@@ -151,6 +151,13 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
     # The shrink guard compares the next export with the head run's ``missing``: carried over, as a seed does.
     missing = store.run_counts(feed, snapshot.head_run).get("missing", 0) if snapshot.head_run else 0
     store.claim(feed, run, snapshot.head_run)
+    # The counts are recorded before anything is removed, and an attempt that finishes one cut short reports
+    # the first attempt's, handed on: what it sees lacks what the earlier attempts removed.  (The earlier
+    # attempt is the head run, so ``missing`` was read from it: its own figure, carried over.)
+    earlier = store.run_counts(feed, unfinished) if resumed and unfinished is not None else {}
+    if earlier:
+        plan.counts = Counter({name: n for name, n in earlier.items() if name != "missing"})
+    store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": missing})
     # Marked before anything is removed: an undo cut short after its deletes finds nothing left to remove
     # when it is run again, and must still find the seeds it marked (listed again, as ``reseed``).
     others = {other: status for other, status in statuses.items() if is_seed_run(other) and other != seed_run}
@@ -159,7 +166,6 @@ def unseed(store: LedgerStore, *, feed: str, seed_run: str, now: datetime) -> Un
         if others[other] != RESEED:
             store.mark_run(feed, other, RESEED)
     usage = store.delete_records(feed, (snapshot.keys[ordinal] for ordinal in plan.removed))
-    store.set_run_counts(feed, run.run_id, {**plan.counts, "missing": missing})
     store.mark_committed(feed, run.run_id)
     empty = len(plan.removed) == len(snapshot) and store.release_head(feed, run.run_id)
     store.mark_run(feed, seed_run, "undone")  # last: an undo cut short before it is finished by running it again
