@@ -166,7 +166,7 @@ def test_resolve_without_a_login_name_asks_for_by_and_refuses_a_note_of_several_
     assert run(*base, "--by", "eve\nFAKE: all good") == 64
     assert "--by is one line of plain text" in capsys.readouterr().err
     assert run(*base, "--by", "clerk") == 2  # reached the ledger: no row was held with that id
-    assert "was held with id k3vq7x2m" in capsys.readouterr().err
+    assert "was held with that id" in capsys.readouterr().err
 
 
 def test_a_report_without_a_site_column_is_refused_and_a_repeated_key_column_is_named(

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,41 @@ def test_a_column_list_that_names_no_column_is_named_in_the_error_and_exits_64(
     export.write_text("Student ID,Last,First,Birthdate,Program,Start,End\n4521,Lee,Ann,3/4/2012,144,15/8/2025,\n")
     assert main(["validate", str(export), "--mapping", str(path)]) == 64  # a configuration error, not a bad file
     assert "columns.import_student_id:" in capsys.readouterr().err
+
+
+def test_seven_digits_in_a_program_column_are_described_not_quoted(tmp_path: Path) -> None:
+    """The school-code exception (a CDS code may be quoted) is for the school column alone: seven digits in a
+    shifted row's program column are as likely a student's ID as anything."""
+    mapping = write(
+        tmp_path,
+        """
+name = "coded"
+required_values = ["site_id", "program_id"]
+[columns]
+import_student_id = "Perm ID"
+last_name = "Surname"
+first_name = "Given"
+birth_date = "Born"
+program_id = "Program Code"
+program_start_date = "From"
+site_id = "School"
+[values.site_id]
+"6000101" = "12"
+[values.program_id]
+"SPED" = "144"
+""",
+    )
+    export = tmp_path / "pasted.csv"
+    export.write_text(
+        "Perm ID,Surname,Given,Born,Program Code,From,School\n"
+        "5510001,Okafor,Ada,3/9/2013,SPED,8/1/2024,6000101\n"
+        "5510002,Okafor,Ada,3/9/2013,9876502,8/1/2024,6000101\n"
+        "5510003,Okafor,Ada,3/9/2013,SPED,8/1/2024,6009999\n",
+        encoding="utf-8",
+    )
+    report = tmp_path / "report.json"
+    args = ["convert", str(export), "--mapping", str(mapping), "-o", str(tmp_path / "p.txt"), "--report", str(report)]
+    assert main([*args, "--max-reject-share", "1"]) == 1
+    messages = {f["code"]: f["message"] for f in json.loads(report.read_text())["issues"]}
+    assert "9876502" not in messages["unmapped_program_id"] and "a 7-digit number" in messages["unmapped_program_id"]
+    assert "'6009999'" in messages["unmapped_site_id"]  # a school code, named so the table can be completed

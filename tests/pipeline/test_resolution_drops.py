@@ -67,7 +67,8 @@ def test_valid_lines_are_recorded_and_every_bad_line_is_a_finding_with_its_line(
     assert [(f["line"], f["code"]) for f in report["issues"]] == [
         (3, "unknown_id"), (4, "bad_decision"), (5, "bad_id"), (6, "ambiguous_same"),
     ]  # fmt: skip
-    assert UNKNOWN in report["issues"][0]["message"]
+    assert UNKNOWN not in report["issues"][0]["message"]  # an id's shape does not rule out a name: not quoted
+    assert "was held with the id on this line" in report["issues"][0]["message"]
     [resolution] = held.resolutions(FEED)
     assert (resolution.id, resolution.choice, resolution.target_key) == (SAME.id, Choice.SAME, SAME.matches[0])
     assert resolution.by == "bucket:decisions.csv" and resolution.at == report["source"]["last_modified"]

@@ -22,6 +22,7 @@ from programs_bridge.cli.convert import add_converter_options, options_from_args
 from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger
 from programs_bridge.cli.main import UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
+from programs_bridge.convert.findings import summary_id
 from programs_bridge.ledger.model import ExportKind, Policy
 from programs_bridge.ledger.shrink import DEFAULT_MAX_MISSING_SHARE, DEFAULT_MIN_MISSING
 from programs_bridge.report.conversion import summary
@@ -125,7 +126,8 @@ def _head(
 
 
 def plan_summary(plan: Plan) -> str:
-    """Per-class counts and the duplicate risks, named by line and by what differs (no student data)."""
+    """Per-class counts and the duplicate risks, named by line and by what differs (no student data: a long
+    Site ID is not shown, ``summary_id``)."""
     report = plan.report(limit=20)
     counts_line = ", ".join(f"{n:,} {name}" for name, n in report["counts"].items())
     lines = [
@@ -135,7 +137,7 @@ def plan_summary(plan: Plan) -> str:
     ]
     for risk in report["duplicate_risks"]:
         matches = "; ".join(
-            f"open record with start {m['key']['program_start_date']}, site {m['key']['site_id'] or '(empty)'}"
+            f"open record with start {m['key']['program_start_date']}, site {summary_id(m['key']['site_id'])}"
             f" (differs in {', '.join(m['differs'])})"
             for m in risk["open_records"]
         )

@@ -30,7 +30,7 @@ from programs_bridge.cli.convert import add_converter_options, options_from_args
 from programs_bridge.cli.ledger import add_ledger_arguments, feed_name, reaching_ledger, report_after
 from programs_bridge.cli.main import CommandFailed, UsageError
 from programs_bridge.convert.engine import Status, convert_export, converted_rows
-from programs_bridge.convert.findings import quotable
+from programs_bridge.convert.findings import summary_id
 from programs_bridge.ledger.model import Row, decode_key, pending_changes
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 from programs_bridge.report.conversion import summary
@@ -149,27 +149,19 @@ def _write_fix_file(path: Path, output: OutputFormat, rows: Iterator[Row]) -> No
         staged.unlink(missing_ok=True)
 
 
-def _id(value: str) -> str:
-    """A program or site id as the summary may show it: only a code-like token or a number of up to four
-    digits (a longer number could be a student ID)."""
-    if not value:
-        return "(empty)"
-    return value if quotable(value) or (value.isdigit() and len(value) <= 4) else "(not shown)"
-
-
 def _date(value: str) -> str:
     return value if _DATE.fullmatch(value) else "(no date)" if not value else "(not shown)"
 
 
 def _record(key_text: str) -> str:
     _student, program, start, site = decode_key(key_text)
-    return f"program {_id(program)}, start {_date(start)}, site {_id(site)}"
+    return f"program {summary_id(program)}, start {_date(start)}, site {summary_id(site)}"
 
 
 def _dates(result: Reconciliation, member: Member) -> str:
     _student, _program, start, site = decode_key(result.key_text(member.ref))
     end = "open" if member.is_open else "closed"
-    return f"start {_date(start)}, site {_id(site)}, {end}"
+    return f"start {_date(start)}, site {summary_id(site)}, {end}"
 
 
 def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, fix_path: Path | None) -> str:
@@ -190,8 +182,8 @@ def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, 
         delete = "; ".join(f"line {m.line} ({_dates(result, m)})" for m in duplicate.members if m is not duplicate.keep)
         check = "; the SIS lists them all: check there first" if duplicate.sis_open > 1 else ""
         lines.append(
-            f"    program {_id(program)}, {what}: keep line {duplicate.keep.line} ({_dates(result, duplicate.keep)}), "
-            f"delete {delete}{check}"
+            f"    program {summary_id(program)}, {what}: keep line {duplicate.keep.line} "
+            f"({_dates(result, duplicate.keep)}), delete {delete}{check}"
         )
     fixed = ""
     if fix is not None and fix_path is not None:
@@ -219,8 +211,8 @@ def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, 
         lines.append(f"    line {line}: {_record(snapshot.keys[ordinal])}")
     lines.append(
         f"  (c) {c['dropped_by_import']:,} record(s) the bridge sent that Illuminate does not have (only programs "
-        f"{', '.join(_id(p) for p in sorted(result.program_ids)) or '-'} at sites "
-        f"{', '.join(_id(s) for s in sorted(result.site_ids)) or '-'}, which the report covers)"
+        f"{', '.join(summary_id(p) for p in sorted(result.program_ids)) or '-'} at sites "
+        f"{', '.join(summary_id(s) for s in sorted(result.site_ids)) or '-'}, which the report covers)"
     )
     for ordinal in result.dropped[:SHOWN]:
         state = "open" if snapshot.is_open(ordinal) else "closed"

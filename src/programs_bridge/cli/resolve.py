@@ -48,8 +48,10 @@ def _resolve(args: argparse.Namespace) -> int:
             store = LedgerStore(args.table)
             held = store.held(feed, rid)
             if held is None:
-                print(f"programs-bridge: no row of feed {feed!r} was held with id {rid}: copy the id from the "
-                      "run report", file=sys.stderr)  # fmt: skip
+                # Not echoed: any 8 letters have an id's shape, a name too.  `plan` holds nothing: only a run does.
+                print(f"programs-bridge: no row of feed {feed!r} was held with that id: copy the id from the run "
+                      "report (a row is held by the pipeline's run; `programs-bridge plan` only shows what it would "
+                      "hold)", file=sys.stderr)  # fmt: skip
                 return EXIT_NOT_RECORDED
             at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             still_open = store.open_records(feed, held.matches) if args.choice == Choice.SAME else set()

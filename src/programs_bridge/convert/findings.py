@@ -123,6 +123,15 @@ def describe(value: str) -> str:
     return f"a {len(value)}-character value"
 
 
+def summary_id(value: str) -> str:
+    """A program or site id as a summary or a notice may show it, outside the district's bucket: a code-like
+    token or a number of up to four digits (a longer number could be a student ID from a shifted row; the
+    converter checks a Site ID only as a whole number); else ``(not shown)``."""
+    if not value:
+        return "(empty)"
+    return value if quotable(value) or (value.isdigit() and value.isascii() and len(value) <= 4) else "(not shown)"
+
+
 def shown(value: str, *, checked: bool = False) -> str:
     """``'value'`` when it may be quoted (``checked``: it matched the district's configuration), else
     ``(text, not shown)``: for messages of the form ``f"Program ID {shown(v)} is not ..."``."""

@@ -431,7 +431,8 @@ class RowConverter:
     def _unmapped(self, line: int, field: Field, code: str, row_ids: tuple[str, str]) -> Finding:
         """A code with no entry in a value table the mapping requires (``required_values``)."""
         label, table = COLUMN_BY_FIELD[field].label, field.value
-        shown_code = f"'{code}'" if quotable(code) or _school_code(code, row_ids) else describe(code)
+        school = field is Field.SITE_ID and _school_code(code, row_ids)  # a program's code is never a school's
+        shown_code = f"'{code}'" if quotable(code) or school else describe(code)
         return error(
             line,
             self.names[field],

@@ -165,6 +165,12 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, tuple[int, Re
     if not looks_like_id(rid):
         return error(line, "id", "bad_id", "not a resolution id: an id is 8 letters and digits (2-7), as the run "
                      "report prints it")  # fmt: skip
+    # Looked up first: an id's shape does not rule out a name (any 8 letters have it), so only an id the
+    # ledger holds is quoted, here and in every message below.
+    held = run.services.ledger.held(run.feed, rid)
+    if held is None:
+        return error(line, "id", "unknown_id", f"no row of feed {run.feed} was held with the id on this line: copy "
+                     "the id from the run report")  # fmt: skip
     if decision not in {c.value for c in Choice}:
         return error(line, "decision", "bad_decision", f"row {rid}: the decision must be one of {_CHOICES}")
     if "\n" in note or "\r" in note:  # a line break typed in the cell (Alt+Enter), or a quote left open
@@ -182,10 +188,6 @@ def _check(run: Run, line: int, fields: list[str], seen: dict[str, tuple[int, Re
             return error(line, "id", "contradicting_id", f"row {rid} is decided on line {first} already, "
                          f"differently: {_NEITHER}")  # fmt: skip
         return error(line, "id", "repeated_id", f"row {rid} is decided on line {first} already: one line per row")
-    held = run.services.ledger.held(run.feed, rid)
-    if held is None:
-        return error(line, "id", "unknown_id", f"no row of feed {run.feed} was held with id {rid}: copy the id "
-                     "from the run report")  # fmt: skip
     still_open = run.services.ledger.open_records(run.feed, held.matches) if decision == Choice.SAME else set()
     try:
         return resolve(held, Choice(decision), open_in_ledger=still_open, note=note, by=f"bucket:{run.source.name}",

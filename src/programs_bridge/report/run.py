@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from programs_bridge.convert.engine import Conversion
+from programs_bridge.convert.findings import summary_id
 from programs_bridge.ledger.plan import Plan
 from programs_bridge.ledger.resolutions import resolution_lines
 from programs_bridge.report.conversion import report_head, report_text
@@ -170,8 +171,9 @@ def _skipped(c: dict[str, Any]) -> str:
     return f", {skipped:,} skipped" if skipped else ""
 
 
-#: Key parts safe to show by value (a date, a site number, each shape-checked by the converter); never the
-#: student's ID, and the program id only by name, as it may be misaligned data.
+#: Key parts shown by value (a date, a site number, each shape-checked by the converter; a notice shows a
+#: site only when it is short, ``_noticed``); never the student's ID, and the program id only by name, as it
+#: may be misaligned data.
 _SHOWN_BY_VALUE = ("program_start_date", "site_id")
 #: Held rows an SNS notice lists one by one; the report has them all.
 NOTICE_HELD_ROWS = 20
@@ -180,8 +182,8 @@ NOTICE_HELD_ROWS = 20
 def held_lines(feed: str, total: int, held: list[dict[str, Any]]) -> list[str]:
     """What a notice tells a clerk about each held row (``held``: the report's ``duplicate_risks`` held, of
     ``total``), to decide without opening the bucket: its source line, the key fields that differ (by name,
-    and by value for the dates and sites) and the exact resolution command.  Never the student's ID, name or
-    birth date: the e-mail leaves the district's account."""
+    and by value for the start dates and short site numbers) and the exact resolution command.  Never the
+    student's ID, name or birth date: the e-mail leaves the district's account."""
     if not held:
         return []
     lines = ["", f"{total} row(s) held, not sent. For each, decide and run one of the commands:"]
@@ -189,7 +191,7 @@ def held_lines(feed: str, total: int, held: list[dict[str, Any]]) -> list[str]:
         row = risk.get("key", {})
         for record in risk.get("open_records", [])[:3]:
             shown = [
-                f"{name} {row.get(name, '')} here, {record['key'].get(name, '')} open" if name in _SHOWN_BY_VALUE
+                f"{name} {_noticed(name, row)} here, {_noticed(name, record['key'])} open" if name in _SHOWN_BY_VALUE
                 else name
                 for name in record.get("differs", [])
             ]  # fmt: skip
@@ -198,6 +200,13 @@ def held_lines(feed: str, total: int, held: list[dict[str, Any]]) -> list[str]:
     if total > NOTICE_HELD_ROWS:
         lines.append(f"... and {total - NOTICE_HELD_ROWS} more in the report")
     return lines
+
+
+def _noticed(name: str, key: dict[str, str]) -> str:
+    """A key part as a notice, which leaves the district's account, shows it: a Site ID is checked only as a
+    whole number, which a shifted row's student ID is too, so a long one is not shown (``summary_id``)."""
+    value = key.get(name, "")
+    return summary_id(value) if name == "site_id" else value or "(empty)"
 
 
 def _differs(record: dict[str, Any]) -> str:
