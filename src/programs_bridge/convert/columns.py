@@ -206,7 +206,7 @@ class ColumnConverter:
         bare = set()  # columns without a space anywhere, which stripping would not change
         for at in rc.read_at:  # C-level tests of a column; a value at a time only in a column that fails one
             joined = "".join(source[at])
-            if not joined.isascii() and not joined.isprintable():
+            if not joined.isprintable():
                 _mark(bad, map(_hidden, source[at]))
             if "\t" in joined or "\n" in joined or "\r" in joined:  # programs.txt cannot hold them
                 _mark(bad, map(_breaks, source[at]))
@@ -417,7 +417,7 @@ def _breaks(value: str) -> bool:
 
 def _hidden(value: str) -> bool:
     """The reference's test for characters to reveal, on one value."""
-    return not value.isascii() and not value.isprintable()
+    return not value.isprintable()
 
 
 def _mark(bad: set[int], flags: Iterable[object], *, invert: bool = False) -> None:

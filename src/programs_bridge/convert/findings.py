@@ -142,18 +142,27 @@ def shown(value: str, *, checked: bool = False) -> str:
 
 # --- characters nobody sees ----------------------------------------------------------------------------
 
+#: What is never part of anyone's spelling, wherever it stands in a value: the ASCII control codes (an
+#: escape sequence or a DEL from a terminal, a vertical tab from a spreadsheet cell's line break) and the C1
+#: control codes a wrong decoding leaves.  Tab, line feed and carriage return are left to the renderer,
+#: which makes them a space with their own warning.
+CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0080-\u009f"
+#: The Unicode line and paragraph separators: they end a line for any reader that honours Unicode line
+#: boundaries, so even inside a name they become a plain space.
+LINE_SEPARATORS = "\u2028\u2029"
 #: Characters that show as nothing, yet make a value differ from the same value typed without them: the
-#: byte-order mark a concatenated export carries into its first field, zero-width spaces and joiners from
-#: copy and paste, direction marks and isolates, soft hyphens, word joiners, tag characters, and the C1
-#: control codes a wrong decoding leaves.  All are Unicode "format" (Cf) or control (Cc) characters, which
-#: ``str.isprintable`` rejects: the row converter uses that C-level test to skip the search on almost every
-#: row.  Left out: the Cf characters that draw something in their script (Arabic number signs, Syriac and
-#: Egyptian format marks), and the few invisible characters Unicode counts as printable (variation
-#: selectors, Hangul fillers, the braille blank), which no SIS or spreadsheet is known to put in an export
-#: and which would cost every accented row a scan.
+#: control codes above, the byte-order mark a concatenated export carries into its first field, zero-width
+#: spaces and joiners from copy and paste, direction marks and isolates, soft hyphens, word joiners and tag
+#: characters.  All are Unicode "format" (Cf) or control (Cc) characters, which ``str.isprintable``
+#: rejects: the row converter uses that C-level test to skip the search on almost every row.  Left out: the
+#: Cf characters that draw something in their script (Arabic number signs, Syriac and Egyptian format
+#: marks), and the few invisible characters Unicode counts as printable (variation selectors, Hangul
+#: fillers, the braille blank), which no SIS or spreadsheet is known to put in an export and which would
+#: cost every accented row a scan.
 INVISIBLE = (
-    "\u0080-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-    "\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f"
+    CONTROL
+    + "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+    + "\ufff9-\ufffb\U000e0001\U000e0020-\U000e007f"
 )
 #: Spaces other than the plain one (no-break, thin, ideographic, ...) and the Unicode line separators.
 #: ``str.strip`` already trims them from the ends of a value; inside a key they become a plain space.

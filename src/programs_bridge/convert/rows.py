@@ -28,7 +28,9 @@ from programs_bridge.convert.academic_year import academic_year_for, academic_ye
 from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.dates import DateParser
 from programs_bridge.convert.findings import (
+    CONTROL,
     INVISIBLE,
+    LINE_SEPARATORS,
     SPACE_LIKE,
     Finding,
     describe,
@@ -51,6 +53,8 @@ _OLDEST_PLAUSIBLE_AGE = 25
 _HIDDEN = re.compile(f"[{INVISIBLE}{SPACE_LIKE}]")
 _INVISIBLE = re.compile(f"[{INVISIBLE}]")
 _SPACE_LIKE = re.compile(f"[{SPACE_LIKE}]")
+_CONTROL = re.compile(f"[{CONTROL}]")
+_LINE_SEPARATOR = re.compile(f"[{LINE_SEPARATORS}]")
 _LEADING = re.compile(rf"[\s{INVISIBLE}]+")
 _TRAILING = re.compile(rf"[\s{INVISIBLE}]+\Z")
 _NAMES = frozenset({Field.LAST_NAME, Field.FIRST_NAME, Field.MIDDLE_NAME})
@@ -170,11 +174,11 @@ class RowConverter:
             if len(fields) not in self.widths:
                 return RowResult(Outcome.REJECTED, findings=(self._miscounted(line, fields),))
             fields = fields[: self.width] + [""] * (self.width - len(fields))
-        # Two C-level tests on the joined row: an ASCII row holds no invisible character, and a row whose
-        # every character is printable neither (each one is a Unicode format, control or separator character).
+        # One C-level test on the joined row: a row whose every character is printable holds no invisible
+        # character (each one is a Unicode format, control or separator character).
         joined = "".join(fields)
         revealed: list[Finding] | None = None
-        if not joined.isascii() and not joined.isprintable():
+        if not joined.isprintable():
             fields, revealed = self._reveal(line, fields)
         if self.records is not None and fields[self.records[0]].strip().casefold() not in self.records[1]:
             return RowResult(Outcome.REJECTED, findings=(self._other_record(line, fields),))
@@ -340,24 +344,29 @@ class RowConverter:
         """The row without its invisible characters, and a warning for each value that held some.
 
         Keys and codes lose them wherever they are, and a special space inside one (a no-break space
-        between a date and its time) becomes a plain space; names lose them at their ends only.  Spaces at
-        the ends are left to the usual stripping, which has always trimmed them, and are not warned about.
+        between a date and its time) becomes a plain space; names lose them at their ends only (a joiner
+        inside is part of a spelling), but a control code anywhere, and a line separator inside becomes a
+        space.  Spaces at the ends are left to the usual stripping, which has always trimmed them, and are
+        not warned about.
         """
         cleaned = fields.copy()
         found: list[Finding] = []
         for at in self.read_at:
             value = fields[at]
-            if value.isascii() or _HIDDEN.search(value) is None:
+            if value.isprintable() or _HIDDEN.search(value) is None:
                 continue
             if at in self.trim_only:
                 lead = _LEADING.match(value)
                 trail = _TRAILING.search(value)
                 start, end = (lead.end() if lead else 0), (trail.start() if trail else len(value))
-                removed, spaced = "".join(_INVISIBLE.findall(value[:start] + value[max(start, end) :])), ""
-                if not removed:
+                inner = value[start:end] if start < end else ""
+                controls, spaced = "".join(_CONTROL.findall(inner)), "".join(_LINE_SEPARATOR.findall(inner))
+                removed = "".join(_INVISIBLE.findall(value[:start] + value[max(start, end) :])) + controls
+                if not removed and not spaced:
                     continue
-                cleaned[at] = value[start:end] if start < end else ""
-                where, harm = "at the start or end of this value", "Illuminate would store them as part of the name"
+                cleaned[at] = _LINE_SEPARATOR.sub(" ", _CONTROL.sub("", inner))
+                where = "in this value" if controls or spaced else "at the start or end of this value"
+                harm = "Illuminate would store them as part of the name"
             else:
                 removed, spaced = "".join(_INVISIBLE.findall(value)), "".join(_SPACE_LIKE.findall(value.strip()))
                 if not removed and not spaced:
