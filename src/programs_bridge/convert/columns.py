@@ -48,6 +48,7 @@ from typing import NamedTuple, TypeVar
 
 from programs_bridge.convert.academic_year import academic_year_mismatch, normalise_academic_year
 from programs_bridge.convert.dates import DateResult
+from programs_bridge.convert.findings import may_hide
 from programs_bridge.convert.id_shape import EXAMPLE_LINES
 from programs_bridge.convert.reader import Batch
 from programs_bridge.convert.rows import RecordKey, RowConverter, pad_to
@@ -206,8 +207,8 @@ class ColumnConverter:
         bare = set()  # columns without a space anywhere, which stripping would not change
         for at in rc.read_at:  # C-level tests of a column; a value at a time only in a column that fails one
             joined = "".join(source[at])
-            if not joined.isprintable():
-                _mark(bad, map(_hidden, source[at]))
+            if may_hide(joined):
+                _mark(bad, map(may_hide, source[at]))
             if "\t" in joined or "\n" in joined or "\r" in joined:  # programs.txt cannot hold them
                 _mark(bad, map(_breaks, source[at]))
             if joined.split(None, 1) == [joined]:  # no whitespace: str.strip strips what str.split splits on
@@ -413,11 +414,6 @@ def _parsed(result: DateResult) -> bool:
 
 def _breaks(value: str) -> bool:
     return "\t" in value or "\n" in value or "\r" in value
-
-
-def _hidden(value: str) -> bool:
-    """The reference's test for characters to reveal, on one value."""
-    return not value.isprintable()
 
 
 def _mark(bad: set[int], flags: Iterable[object], *, invert: bool = False) -> None:

@@ -36,6 +36,7 @@ from programs_bridge.convert.findings import (
     describe,
     error,
     invisible_names,
+    may_hide,
     quotable,
     shown,
     warning,
@@ -178,7 +179,7 @@ class RowConverter:
         # character (each one is a Unicode format, control or separator character).
         joined = "".join(fields)
         revealed: list[Finding] | None = None
-        if not joined.isprintable():
+        if may_hide(joined):
             fields, revealed = self._reveal(line, fields)
         if self.records is not None and fields[self.records[0]].strip().casefold() not in self.records[1]:
             return RowResult(Outcome.REJECTED, findings=(self._other_record(line, fields),))
@@ -353,7 +354,7 @@ class RowConverter:
         found: list[Finding] = []
         for at in self.read_at:
             value = fields[at]
-            if value.isprintable() or _HIDDEN.search(value) is None:
+            if not may_hide(value) or _HIDDEN.search(value) is None:
                 continue
             if at in self.trim_only:
                 lead = _LEADING.match(value)
