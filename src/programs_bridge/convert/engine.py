@@ -46,7 +46,7 @@ from programs_bridge.convert.reader import (
     ReadLimits,
 )
 from programs_bridge.convert.rows import WRITTEN, Outcome, RecordKey, RowConverter
-from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, Field
+from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, LEGACY, Field
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
@@ -255,6 +255,22 @@ def _choose_mapping(
     if untabled:
         result.reject(_lacking_tables(mapping, untabled))
         return None
+    absent = _absent(mapping, match, result.options)
+    vital = [f for f in absent if f in _VITAL]
+    if vital:
+        result.reject(_vital_absent(mapping, vital))
+        return None
+    for target in absent:
+        result.findings.add(
+            warning(
+                1 if mapping.header else None,
+                None,
+                "column_absent",
+                f"the mapping names {_named(mapping, target)} for {COLUMN_BY_FIELD[target].label}, and this file "
+                f"has no such column: every row is sent without one. Correct the mapping, or, if the export "
+                f'has no such column, say so under [constants]: {target.value} = ""',
+            )
+        )
     for column in map(_source, match.unmatched_skip_columns):
         result.findings.add(
             info(
@@ -265,6 +281,62 @@ def _choose_mapping(
             )
         )
     return mapping, match
+
+
+#: Fields whose column, named but absent, would change records rather than leave a column empty: without
+#: the end dates every record is sent open (reopening what the SIS has exited); without the sites every key
+#: loses a quarter of itself.
+_VITAL = (Field.PROGRAM_END_DATE, Field.SITE_ID)
+
+
+def _absent(mapping: Mapping, match: ColumnMatch, options: ConvertOptions) -> list[Field]:
+    """The fields programs.txt writes whose column the mapping names and the file lacks: every vital one, and
+    of the rest those the district's own mapping names (a built-in profile lists columns many exports leave
+    out, and saying so every night would teach the clerk to skip warnings).  A field given as a constant, or
+    whose column is there more than once (said as ambiguous), is not absent; a derived Academic Year neither;
+    nor the last three columns of a past programs.txt in the 12-column layout, which never had them."""
+    base = PROFILES.get(mapping.extends) if mapping.extends else None
+    own = PROFILES.get(mapping.name) != mapping
+    past_legacy = mapping.name in ILLUMINATE_PROFILES and set(LEGACY.fields) <= set(match.positions)
+    absent = []
+    for target in options.output.layout.fields:
+        if not mapping.sources(target) or target in match.positions or target in match.ambiguous:
+            continue
+        if past_legacy and target not in LEGACY.fields:
+            continue
+        if target in mapping.constants or (target is Field.ACADEMIC_YEAR and mapping.academic_year.derive):
+            continue
+        written_here = own and (base is None or base.sources(target) != mapping.sources(target))
+        if target in _VITAL or written_here:
+            absent.append(target)
+    return absent
+
+
+def _named(mapping: Mapping, target: Field) -> str:
+    return " or ".join(f"'{n}'" if isinstance(n, str) else f"field {n}" for n in mapping.sources(target))
+
+
+def _vital_absent(mapping: Mapping, fields: list[Field]) -> str:
+    """Why a file without its end-date or site column was refused, and the one line that accepts it when the
+    feed truly has none."""
+    harm = {
+        Field.PROGRAM_END_DATE: "every record would be sent open, reopening any the SIS has exited",
+        Field.SITE_ID: "every record would be sent without its site, which is part of its key",
+    }
+    said = "; ".join(f"no {COLUMN_BY_FIELD[f].label} column ({_named(mapping, f)}): {harm[f]}" for f in fields)
+    return (
+        f"the file has {said}. Is this the right export, or was the column renamed? Add it back or correct "
+        f"the mapping; if the feed truly has no such column, say so {_in_a_mapping(mapping, fields)}"
+    )
+
+
+def _in_a_mapping(mapping: Mapping, fields: Sequence[Field]) -> str:
+    """Where to say that a feed has no such column: in the district's own mapping, or in one that extends
+    the built-in profile that was used."""
+    constants = ", ".join(f'{f.value} = ""' for f in fields)
+    if mapping.extends is None and PROFILES.get(mapping.name) != mapping:
+        return f"in your mapping, under [constants]: {constants}"
+    return f'in a mapping: extends = "{mapping.extends or mapping.name}" and, under [constants], {constants}'
 
 
 def _undetected(header: list[str], optional: frozenset[Field]) -> str:
@@ -305,8 +377,7 @@ def _no_site(mapping: Mapping, *, blank: bool = False) -> str:
     return (
         f"the report{problem}: a record's key is its student, program, start date and site, so every record "
         f"would be learnt without its site and match nothing the feed sends. {fix}; if the feed's records truly "
-        "carry no site (Site ID is optional outside California), say so in a mapping: extends = "
-        f'"{mapping.extends or mapping.name}" and, under [constants], site_id = ""'
+        f"carry no site (Site ID is optional outside California), say so {_in_a_mapping(mapping, [Field.SITE_ID])}"
     )
 
 

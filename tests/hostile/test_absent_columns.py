@@ -1,0 +1,84 @@
+"""A column the mapping names and the file lacks is never left out in silence.
+
+A district renames a column in its export template (``date_withdrawn`` becomes ``withdrawn_on``), or types
+a mapping's label wrong.  Before, every optional field was simply sent empty: a night without the end-date
+column reopened every exited record in Illuminate, and one without the site column sent every key without
+a quarter of itself.  Now the end dates and sites refuse the file, with the one line that accepts it when
+the feed truly has none, and any other column the district's own mapping names is a warning.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export
+from programs_bridge.convert.mapping import parse_mapping
+from programs_bridge.convert.profiles import PROFILES
+
+HEADER = (
+    "student_code,state_student_id,last_name,first_name,middle_name,birth_date,school_year,school_code,"
+    "program_code,date_enrolled,date_withdrawn"
+)
+ROWS = [
+    "180201,7187871254,Testperson,Ada,,2008-12-12,2025-2026,128,302,2025-08-15,2026-01-30",
+    "180202,7187871255,Sample,Bo,,2009-07-10,2025-2026,128,182,2025-08-15,",
+]
+
+
+def run(tmp_path: Path, header: str = HEADER, *, width: int = 11, **options: Any) -> Conversion:
+    source = tmp_path / "export.csv"
+    rows = [",".join(row.split(",")[:width]) for row in ROWS]
+    source.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1), **options))
+
+
+def absent(conversion: Conversion) -> list[dict[str, Any]]:
+    return [f for f in conversion.findings.as_dicts() if f["code"] == "column_absent"]
+
+
+def test_the_built_in_profile_reads_its_export_without_a_word_about_columns_it_never_had(tmp_path: Path) -> None:
+    conversion = run(tmp_path)  # no eligibility dates, no exit code: the sample's shape
+    assert conversion.status is Status.OK and conversion.profile == "synergy"
+    assert absent(conversion) == []
+
+
+def test_a_renamed_end_date_column_refuses_the_file_instead_of_reopening_every_exit(tmp_path: Path) -> None:
+    conversion = run(tmp_path, HEADER.replace("date_withdrawn", "withdrawn_on"), mapping=PROFILES["synergy"])
+    assert conversion.status is Status.REJECTED
+    assert not (tmp_path / "programs.txt").exists()
+    assert "no Program End Date column ('date_withdrawn')" in conversion.reason
+    assert "reopening any the SIS has exited" in conversion.reason
+    assert 'extends = "synergy"' in conversion.reason and 'program_end_date = ""' in conversion.reason
+
+
+def test_a_site_column_missing_refuses_the_file(tmp_path: Path) -> None:
+    conversion = run(tmp_path, HEADER.replace("school_code", "campus"), mapping=PROFILES["synergy"])
+    assert conversion.status is Status.REJECTED
+    assert "no Site ID column ('school_code')" in conversion.reason and 'site_id = ""' in conversion.reason
+
+
+def test_the_constant_the_refusal_names_accepts_a_feed_that_truly_has_no_end_dates(tmp_path: Path) -> None:
+    mapping = parse_mapping({"extends": "synergy", "constants": {"program_end_date": ""}}, profiles=PROFILES)
+    conversion = run(tmp_path, HEADER.replace(",date_withdrawn", ""), width=10, mapping=mapping)
+    assert conversion.status is Status.OK, conversion.reason
+    assert absent(conversion) == []
+
+
+def test_a_typo_in_the_districts_mapping_is_caught_for_the_end_date_and_warned_for_the_rest(tmp_path: Path) -> None:
+    typo_end = parse_mapping(
+        {"extends": "synergy", "columns": {"program_end_date": "date_withdrawal"}}, profiles=PROFILES
+    )
+    refused = run(tmp_path, mapping=typo_end)
+    assert refused.status is Status.REJECTED and "'date_withdrawal'" in refused.reason
+
+    typo_state = parse_mapping({"extends": "synergy", "columns": {"state_student_id": "ssid"}}, profiles=PROFILES)
+    warned = run(tmp_path, mapping=typo_state)
+    assert warned.status is Status.OK
+    [said] = absent(warned)
+    assert (said["line"], said["severity"]) == (1, "warning")
+    assert said["message"].startswith("the mapping names 'ssid' for State Student ID, and this file has no such")
+    assert 'state_student_id = ""' in said["message"]
+    # The profile's own optional columns the export never had are still not warned about.
+    assert "Eligibility" not in said["message"]
