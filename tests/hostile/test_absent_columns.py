@@ -82,3 +82,30 @@ def test_a_typo_in_the_districts_mapping_is_caught_for_the_end_date_and_warned_f
     assert 'state_student_id = ""' in said["message"]
     # The profile's own optional columns the export never had are still not warned about.
     assert "Eligibility" not in said["message"]
+
+
+# --- one column read twice ----------------------------------------------------------------------------
+
+
+def test_an_end_date_read_from_the_start_date_column_refuses_the_file(tmp_path: Path) -> None:
+    mapping = parse_mapping({"extends": "synergy", "columns": {"program_end_date": "date_enrolled"}}, profiles=PROFILES)
+    conversion = run(tmp_path, mapping=mapping)
+    assert conversion.status is Status.REJECTED
+    assert "Program End Date from the same column as Program Start Date ('date_enrolled')" in conversion.reason
+    assert "ended on the day it started" in conversion.reason
+
+
+def test_another_column_read_twice_is_a_warning_but_the_state_id_as_local_id_is_not(tmp_path: Path) -> None:
+    twice = parse_mapping({"extends": "synergy", "columns": {"middle_name": "first_name"}}, profiles=PROFILES)
+    conversion = run(tmp_path, mapping=twice)
+    assert conversion.status is Status.OK
+    [said] = [f for f in conversion.findings.as_dicts() if f["code"] == "column_reused"]
+    assert (said["line"], said["column"], said["severity"]) == (1, "first_name", "warning")
+    assert said["message"].startswith("the mapping reads both Student First Name and Student Middle Name from")
+
+    state_as_local = parse_mapping(
+        {"extends": "synergy", "columns": {"import_student_id": "state_student_id"}}, profiles=PROFILES
+    )
+    conversion = run(tmp_path, mapping=state_as_local)
+    assert conversion.status is Status.OK
+    assert not [f for f in conversion.findings.as_dicts() if f["code"] == "column_reused"]

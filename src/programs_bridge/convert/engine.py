@@ -46,7 +46,7 @@ from programs_bridge.convert.reader import (
     ReadLimits,
 )
 from programs_bridge.convert.rows import WRITTEN, Outcome, RecordKey, RowConverter
-from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, LEGACY, Field
+from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, COLUMNS, LEGACY, Field
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
@@ -260,6 +260,14 @@ def _choose_mapping(
     if vital:
         result.reject(_vital_absent(mapping, vital))
         return None
+    shared = _shared(match)
+    ending = [pair for pair in shared if pair[0] in _ENDS and pair[1] in _STARTS]
+    if ending:
+        result.reject(_ends_on_start(header, match, ending))
+        return None
+    for first, second in shared:
+        if {first, second} not in _SHARED_ON_PURPOSE:
+            result.findings.add(_reused(mapping, header, match, first, second))
     for target in absent:
         result.findings.add(
             warning(
@@ -310,6 +318,60 @@ def _absent(mapping: Mapping, match: ColumnMatch, options: ConvertOptions) -> li
         if target in _VITAL or written_here:
             absent.append(target)
     return absent
+
+
+_STARTS = frozenset({Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE})
+_ENDS = frozenset({Field.PROGRAM_END_DATE, Field.ELIGIBILITY_END_DATE})
+#: Fields a district may read from one column on purpose: the state ID used as the local one, and a program
+#: whose eligibility runs exactly as long as the enrolment.
+_SHARED_ON_PURPOSE = (
+    {Field.IMPORT_STUDENT_ID, Field.STATE_STUDENT_ID},
+    {Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE},
+    {Field.PROGRAM_END_DATE, Field.ELIGIBILITY_END_DATE},
+)
+
+
+def _shared(match: ColumnMatch) -> list[tuple[Field, Field]]:
+    """Pairs of fields the match reads from one column, each as (later field, earlier field) in programs.txt
+    order: a mapping that names a column twice, by a typo or a copied line."""
+    first_at: dict[int, Field] = {}
+    pairs = []
+    for column in COLUMNS:
+        at = match.positions.get(column.field)
+        if at is None:
+            continue
+        if at in first_at:
+            pairs.append((column.field, first_at[at]))
+        else:
+            first_at[at] = column.field
+    return pairs
+
+
+def _column_name(header: Sequence[str], match: ColumnMatch, target: Field) -> str:
+    return f"'{header[match.positions[target]]}'"
+
+
+def _ends_on_start(header: Sequence[str], match: ColumnMatch, pairs: list[tuple[Field, Field]]) -> str:
+    said = "; ".join(
+        f"{COLUMN_BY_FIELD[end].label} from the same column as {COLUMN_BY_FIELD[start].label} "
+        f"({_column_name(header, match, end)})"
+        for end, start in pairs
+    )
+    return (
+        f"the mapping reads {said}: every record would be sent as ended on the day it started. Correct the "
+        "mapping: the end date has a column of its own"
+    )
+
+
+def _reused(mapping: Mapping, header: Sequence[str], match: ColumnMatch, later: Field, earlier: Field) -> Finding:
+    return warning(
+        1 if mapping.header else None,
+        header[match.positions[later]],
+        "column_reused",
+        f"the mapping reads both {COLUMN_BY_FIELD[earlier].label} and {COLUMN_BY_FIELD[later].label} from "
+        f"{_column_name(header, match, later)}: every row sends the same value in both. Correct the mapping "
+        "if one of them has a column of its own",
+    )
 
 
 def _named(mapping: Mapping, target: Field) -> str:
