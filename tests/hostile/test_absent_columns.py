@@ -109,3 +109,23 @@ def test_another_column_read_twice_is_a_warning_but_the_state_id_as_local_id_is_
     conversion = run(tmp_path, mapping=state_as_local)
     assert conversion.status is Status.OK
     assert not [f for f in conversion.findings.as_dicts() if f["code"] == "column_reused"]
+
+
+# --- a student's row taken for the header -------------------------------------------------------------
+
+
+def test_a_positional_mapping_on_a_file_without_a_header_row_refuses_it_instead_of_losing_a_student(
+    tmp_path: Path,
+) -> None:
+    columns = {"import_student_id": 1, "last_name": 3, "first_name": 4, "birth_date": 6, "program_id": 9,
+               "program_start_date": 10, "program_end_date": 11, "site_id": 8}  # fmt: skip
+    source = tmp_path / "export.csv"
+    source.write_text("\n".join(ROWS) + "\n", encoding="utf-8")  # no header row; the mapping forgot to say so
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}))
+    conversion = convert_export(source, tmp_path / "programs.txt", options)
+    assert conversion.status is Status.REJECTED
+    assert "set header = false" in conversion.reason
+    assert "180201" not in conversion.reason and "Testperson" not in conversion.reason
+    # Said so, the file is read whole: both students.
+    fixed = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"header": False, "columns": columns}))
+    assert convert_export(source, tmp_path / "programs.txt", fixed).rows_written == 2

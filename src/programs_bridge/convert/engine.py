@@ -10,6 +10,7 @@ temporary files (``dedupe.py``).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -230,6 +231,13 @@ def _choose_mapping(
     header: list[str], mapping: Mapping | None, result: Conversion
 ) -> tuple[Mapping, ColumnMatch] | None:
     optional = PERSON_FIELDS if result.options.records_only else frozenset()
+    if mapping is not None and _data_as_header(mapping, header):
+        result.reject(
+            "the mapping reads columns by position and expects a header row, but the first line holds a date or "
+            "a long number, as a student's row does: the first student would be taken for the header and left "
+            "out. If the file has no header row, set header = false in the mapping"
+        )
+        return None
     if mapping is not None:
         match = match_columns(mapping, header, optional)
         result.profile = mapping.name
@@ -399,6 +407,17 @@ def _in_a_mapping(mapping: Mapping, fields: Sequence[Field]) -> str:
     if mapping.extends is None and PROFILES.get(mapping.name) != mapping:
         return f"in your mapping, under [constants]: {constants}"
     return f'in a mapping: extends = "{mapping.extends or mapping.name}" and, under [constants], {constants}'
+
+
+_DATA_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{5,}")
+
+
+def _data_as_header(mapping: Mapping, header: Sequence[str]) -> bool:
+    """Whether a mapping that reads by position takes a student's row for its header: a header names its
+    columns, and no column name is a date or a number of five digits or more.  A mapping by labels needs no
+    such test: a row of data matches none of its labels."""
+    positional = any(isinstance(source, int) for target in mapping.columns for source in mapping.sources(target))
+    return mapping.header and positional and any(_DATA_LIKE.fullmatch(cell.strip()) for cell in header)
 
 
 def _undetected(header: list[str], optional: frozenset[Field]) -> str:
