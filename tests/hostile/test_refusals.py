@@ -90,4 +90,9 @@ def test_limits_can_be_set_on_the_command_line_and_a_nonsensical_one_is_a_usage_
     code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"), "--max-columns", "3")
     assert code == 2 and "(limit max_columns)" in err
     code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"), "--max-line-bytes", "10")
-    assert code == 64 and "max_line_bytes must be a whole number of at least 1024" in err
+    assert code == 64 and "max_line_bytes must be a whole number from 1,024 to" in err
+    # Past what the csv module can hold: a usage error, not an OverflowError's traceback.
+    huge = "99999999999999999999"
+    code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"), "--max-field-bytes", huge)
+    assert code == 64 and "max_field_bytes must be a whole number from 1,024 to 1,099,511,627,776" in err
+    assert "Traceback" not in err

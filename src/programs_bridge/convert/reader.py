@@ -88,6 +88,7 @@ ENCODINGS: Final = ("utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1252")
 _KIB: Final = 1 << 10
 _MIB: Final = 1 << 20
 _GIB: Final = 1 << 30
+_TIB: Final = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ class ReadLimits:
     * ``max_columns`` (500): the header's columns.  Program exports have tens of columns; programs.txt
       needs 15.  (Data rows with more fields than the header are row errors already: ``field_count``.)
 
-    ``max_line_bytes`` and ``max_field_bytes`` must be at least 1 KiB.
+    ``max_line_bytes`` and ``max_field_bytes`` must be at least 1 KiB, and no limit may pass 1 TiB (a
+    million columns): beyond, a setting is a typo, and the ``csv`` module cannot take it.
     """
 
     max_bytes: int = 2 * _GIB
@@ -121,8 +123,9 @@ class ReadLimits:
         for setting in dataclasses.fields(self):
             value = getattr(self, setting.name)
             floor = least.get(setting.name, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < floor:
-                raise ValueError(f"{setting.name} must be a whole number of at least {floor}")
+            ceiling = 1_000_000 if setting.name == "max_columns" else _TIB
+            if isinstance(value, bool) or not isinstance(value, int) or not floor <= value <= ceiling:
+                raise ValueError(f"{setting.name} must be a whole number from {floor:,} to {ceiling:,}")
 
 
 DEFAULT_LIMITS: Final = ReadLimits()

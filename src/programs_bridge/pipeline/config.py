@@ -93,6 +93,19 @@ class FeedConfig(_Strict):
     """``[shrink_guard]``: whether a full export that leaves out far more open records than usual is held."""
     sftp: SftpSettings
 
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _whole_limits(cls, given: object) -> object:
+        """A limit is a whole number as written: pydantic's lax mode would read ``true`` as 1 and ``"5"`` as
+        5, and a feed whose every file is then refused for 11 columns is worse than a config error."""
+        if isinstance(given, dict):
+            for name, value in given.items():
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise PydanticCustomError(
+                        "limit_not_whole", "{name} must be a whole number, written without quotes", {"name": name}
+                    )
+        return given
+
     @field_validator("profile")
     @classmethod
     def _known_profile(cls, name: str | None) -> str | None:
