@@ -11,6 +11,8 @@ from conftest import PERSONAL_VALUES
 from programs_bridge.cli.main import main
 from programs_bridge.local.demo import _nested, _without_table
 
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
 PERSONAL_VALUES.update({"555001", "Fenwick", "Odile", "03/04/2012"})
 
 
@@ -83,3 +85,36 @@ def test_an_out_folder_that_is_a_file_is_a_usage_error_not_a_traceback(
     blocker.write_text("not a folder")
     assert main(["demo", "--out", str(blocker / "demo")]) == 64
     assert "cannot use" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--config", "--mapping"])
+def test_a_config_or_mapping_that_cannot_be_read_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    export = SAMPLES / "powerschool.csv"
+    utf16 = tmp_path / "utf16.toml"
+    utf16.write_text('profile = "powerschool"\n', encoding="utf-16")
+    for bad, said in ((tmp_path / "nope.toml", "cannot read the"), (tmp_path, "cannot read the"), (utf16, "not UTF-8")):
+        assert main(["demo", str(export), flag, str(bad), "--out", str(tmp_path / "out")]) == 64
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err
+
+
+def test_a_config_beside_a_profile_is_a_usage_error_since_the_config_names_its_own(
+    tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "district.toml"
+    config.write_text('profile = "synergy"\n')
+    args = ["demo", str(SAMPLES / "powerschool.csv"), "--config", str(config), "--profile", "powerschool"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 64
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_mapping_saved_with_a_byte_order_mark_runs_in_the_demo_as_it_does_in_validate(
+    tmp_path: Path, clean_env: None
+) -> None:
+    mapping = tmp_path / "synergy.toml"
+    mapping.write_text('extends = "synergy"\n[ids]\nimport_student_id_width = 6\n', encoding="utf-8-sig")
+    out = tmp_path / "out"
+    assert main(["demo", str(SAMPLES / "synergy.csv"), "--mapping", str(mapping), "--out", str(out)]) == 0
+    assert json.loads((out / "01-report.json").read_text())["status"] == "delivered"

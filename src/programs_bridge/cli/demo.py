@@ -17,11 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("items", nargs="*", metavar="ITEM",
                         help="in order: an export (the next night), illuminate:PATH (Illuminate's own records) or "
                         "resolutions:PATH (decisions about held rows, id,decision,note)")  # fmt: skip
+    # One source of the feed's shape: a config names its own profile or [mapping], which --profile or
+    # --mapping beside it would silently lose to.
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--profile", choices=sorted(PROFILES), help="built-in profile for your exports")
     source.add_argument("--mapping", type=Path, help="a TOML mapping for your exports")
-    parser.add_argument(
-        "--config", type=Path, help="your feed configuration (config/<feed>.toml); its [sftp] table is replaced"
+    source.add_argument(
+        "--config",
+        type=Path,
+        help="your feed configuration (config/<feed>.toml), profile or [mapping] included; its [sftp] table is "
+        "replaced",
     )
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="where to write NN-programs.txt etc.")
 

@@ -250,6 +250,19 @@ def _outcome(number: int, item: Item, s3: Any, sftp: LocalSftp, out: Path, faile
     return "\n".join(lines)
 
 
+def _read_toml(path: Path | None, what: str) -> str | None:
+    """A --mapping or --config file's text, as ``validate --mapping`` reads it (a byte-order mark from a
+    Windows editor dropped); ValueError with a sentence when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"the {what} file {path} is not UTF-8 text: save it as UTF-8") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out: Path = args.out
@@ -265,8 +278,11 @@ def run(args: argparse.Namespace) -> int:
             if not item.path.is_file():
                 print(f"programs-bridge demo: no such file: {item.path}", file=sys.stderr)
                 return 64
-        mapping = args.mapping.read_text(encoding="utf-8") if args.mapping else None
-        config = args.config.read_text(encoding="utf-8") if args.config else None
+        try:
+            mapping, config = _read_toml(args.mapping, "mapping"), _read_toml(args.config, "config")
+        except ValueError as exc:
+            print(f"programs-bridge demo: {exc}", file=sys.stderr)
+            return 64
         failures = play(items, out, config, args.profile, mapping, log)
     print(f"\n{len(items)} item(s) in {time.monotonic() - started:.1f}s; handler logs (JSON): {log_path}")
     return 1 if failures else 0

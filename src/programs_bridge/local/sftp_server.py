@@ -28,6 +28,7 @@ import base64
 import hmac
 import os
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -96,7 +97,11 @@ def local_sftp(
     On exit every client is disconnected, the listening socket is closed (the port is free again) and the
     server thread is joined.  Keys exist only in memory and in the returned :class:`LocalSftp`.
     """
-    import asyncssh
+    with warnings.catch_warnings():
+        # asyncssh's DSA module, loaded with the package, uses names cryptography deprecates: a screenful of
+        # warnings at every demo start about an algorithm this server never offers (KEY_TYPE is Ed25519).
+        warnings.filterwarnings("ignore", message="DSA is deprecated", module="asyncssh")
+        import asyncssh
 
     host_key = asyncssh.generate_private_key(KEY_TYPE)
     client_key = asyncssh.generate_private_key(KEY_TYPE)
