@@ -162,3 +162,20 @@ site_id = "School"
     messages = {f["code"]: f["message"] for f in json.loads(report.read_text())["issues"]}
     assert "9876502" not in messages["unmapped_program_id"] and "a 7-digit number" in messages["unmapped_program_id"]
     assert "'6009999'" in messages["unmapped_site_id"]  # a school code, named so the table can be completed
+
+
+def test_labels_in_any_script_are_matched_as_written_not_stripped_to_nothing() -> None:
+    from programs_bridge.convert.mapping import parse_mapping
+
+    header = ["学号", "姓", "名", "生日", "项目", "开始", "", "Notas"]
+    columns = {"import_student_id": "学号", "last_name": "姓", "first_name": "名", "birth_date": "生日",
+               "program_id": "项目", "program_start_date": "开始"}  # fmt: skip
+    match = match_columns(parse_mapping({"columns": columns}), header)
+    assert match.usable, match
+    assert match.positions[Field.LAST_NAME] == 1 and match.positions[Field.FIRST_NAME] == 2
+    # A label of letters the old ASCII-only rule erased no longer matches a blank header cell.
+    odd = parse_mapping({"columns": {**columns, "eligibility_code": "Ñ"}})
+    assert Field.ELIGIBILITY_CODE not in match_columns(odd, header).positions
+    # An accent is part of the label: date_withdrawn_é is not date_withdrawn.
+    accented = parse_mapping({"columns": {**columns, "program_end_date": "date_withdrawn_é"}})
+    assert Field.PROGRAM_END_DATE not in match_columns(accented, [*header, "date_withdrawn"]).positions

@@ -18,14 +18,16 @@ from programs_bridge.convert.mapping import Mapping
 from programs_bridge.programs_txt.layout import COLUMNS, Field
 
 _LABEL_NUMBER = re.compile(r"^\s*\d{1,2}\s+")
-_NOT_ALNUM_OR_DOT = re.compile(r"[^0-9a-z.]+")
+#: What a label is compared without: anything but letters, digits and dots, in any script (a ``[^0-9a-z.]``
+#: class made ``姓`` and ``名`` one label, the empty one, which also matched every blank header cell).
+_NOT_ALNUM_OR_DOT = re.compile(r"[^\w.]+|_+")
 
 
 def qualified(label: str) -> str:
     """Case- and punctuation-free form that keeps a table prefix: ``Students.Student_Number`` ->
     ``students.studentnumber``."""
     label = _LABEL_NUMBER.sub("", label.replace("\ufeff", "").strip().strip('"'))
-    return _NOT_ALNUM_OR_DOT.sub("", label.lower()).strip(".")
+    return _NOT_ALNUM_OR_DOT.sub("", label.casefold()).strip(".")
 
 
 def bare(label: str) -> str:
@@ -56,6 +58,8 @@ def _find(name: str | int, header: Sequence[str]) -> list[int]:
     if isinstance(name, int):
         return [name - 1] if name <= len(header) else []
     wanted = qualified(name)
+    if not wanted:  # a name of punctuation alone names no column, least of all a blank one
+        return []
     exact = [i for i, label in enumerate(header) if qualified(label) == wanted]
     if exact or "." in wanted:
         return exact
