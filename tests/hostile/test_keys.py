@@ -151,3 +151,11 @@ def test_control_characters_never_reach_programs_txt_even_in_an_all_ascii_row(tm
     messages = " ".join(f["message"] for f in findings(conversion, "invisible_character"))
     assert "U+001B (a control character)" in messages and "U+2028 LINE SEPARATOR a plain space" in messages
     assert "004522" not in messages and "Mary" not in messages
+
+
+def test_a_site_id_longer_than_illuminates_limit_is_refused_even_when_it_is_all_digits(tmp_path: Path) -> None:
+    conversion, written = run(tmp_path, [row("004521"), row("004522", site="1" * 31)])
+    assert [line[0] for line in written] == ["004521"]
+    [said] = findings(conversion, "too_long")
+    assert (said["line"], said["column"]) == (3, "SchoolID")
+    assert said["message"] == "Site ID is longer than Illuminate's limit of 30 characters"

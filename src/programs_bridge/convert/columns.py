@@ -338,7 +338,7 @@ class ColumnConverter:
                 return None
         if rc.check_site and site and (not site.isdigit() or not site.isascii() or (site[0] == "0" and len(site) > 1)):
             return None
-        return None if _breaks(site) else site
+        return None if _breaks(site) or len(site) > _MAX_IDS else site
 
     def _good_birth(self, result: DateResult) -> bool:
         rc = self.rows

@@ -257,7 +257,9 @@ class RowConverter:
                 site = ""
             elif self.sites_required:  # Site ID is part of the key: a row without it would open another record
                 found.append(error(line, names[F.SITE_ID], "required", _NO_SCHOOL))
-        if self.check_site and site:
+        if len(site) > 30:
+            found.append(_too_long(line, names[F.SITE_ID], "Site ID", 30))
+        elif self.check_site and site:
             if not site.isdigit() or not site.isascii():
                 found.append(self._site_not_integer(line, site))
             elif site[0] == "0" and len(site) > 1:
