@@ -13,8 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from programs_bridge.convert.engine import Conversion, ConvertOptions, Status, convert_export
-from programs_bridge.convert.mapping import parse_mapping
+from programs_bridge.convert.mapping import MappingError, parse_mapping
 from programs_bridge.convert.profiles import PROFILES
 
 HEADER = (
@@ -129,3 +131,29 @@ def test_a_positional_mapping_on_a_file_without_a_header_row_refuses_it_instead_
     # Said so, the file is read whole: both students.
     fixed = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"header": False, "columns": columns}))
     assert convert_export(source, tmp_path / "programs.txt", fixed).rows_written == 2
+
+
+# --- skip rules ---------------------------------------------------------------------------------------
+
+
+def test_a_skip_rule_of_the_districts_own_whose_column_is_absent_refuses_the_file(tmp_path: Path) -> None:
+    rule = {"column": "deleted_flag", "values": ["Y"]}
+    mapping = parse_mapping({"extends": "synergy", "skip": [rule]}, profiles=PROFILES)
+    conversion = run(tmp_path, mapping=mapping)
+    assert conversion.status is Status.REJECTED
+    assert "skip rule reads deleted_flag, which this file lacks" in conversion.reason
+
+
+def test_a_profiles_own_skip_rule_without_its_column_is_only_noted(tmp_path: Path) -> None:
+    header = "PGM.PID,STU.LN,STU.FN,STU.BD,PGM.CD,PGM.PSD,PGM.PED,PGM.SCL"  # Aeries, no DEL column
+    source = tmp_path / "aeries.csv"
+    source.write_text(header + "\n4521,Testperson,Ada,1/1/2012,144,8/15/2025,,101\n", encoding="utf-8")
+    conversion = convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1)))
+    assert conversion.status is Status.OK and conversion.profile == "aeries"
+    [said] = [f for f in conversion.findings.as_dicts() if f["code"] == "skip_column_absent"]
+    assert said["severity"] == "info"
+
+
+def test_a_skip_rule_with_no_values_is_a_mapping_error() -> None:
+    with pytest.raises(MappingError, match="skip"):
+        parse_mapping({"extends": "synergy", "skip": [{"column": "deleted", "values": []}]}, profiles=PROFILES)

@@ -287,6 +287,15 @@ def _choose_mapping(
                 f'has no such column, say so under [constants]: {target.value} = ""',
             )
         )
+    own_rules = _own_skip_columns(mapping)
+    typos = [column for column in match.unmatched_skip_columns if column in own_rules]
+    if typos:
+        result.reject(
+            f"the mapping's skip rule reads {' and '.join(map(_source, typos))}, which this file lacks: the rows it "
+            "should leave out (deleted or withdrawn records) would be sent. Correct the rule's column, or remove "
+            "the rule if the export no longer carries it"
+        )
+        return None
     for column in map(_source, match.unmatched_skip_columns):
         result.findings.add(
             info(
@@ -380,6 +389,16 @@ def _reused(mapping: Mapping, header: Sequence[str], match: ColumnMatch, later: 
         f"{_column_name(header, match, later)}: every row sends the same value in both. Correct the mapping "
         "if one of them has a column of its own",
     )
+
+
+def _own_skip_columns(mapping: Mapping) -> set[str | int]:
+    """The columns of the skip rules the district wrote itself, not those of the profile it extends: a
+    profile's rule (Aeries' DEL) meets many exports without its column, a district's own rule is a typo."""
+    base = PROFILES.get(mapping.extends) if mapping.extends else None
+    if base is None and PROFILES.get(mapping.name) == mapping:
+        return set()
+    inherited = set(base.skip) if base is not None else set()
+    return {rule.column for rule in mapping.skip if rule not in inherited}
 
 
 def _named(mapping: Mapping, target: Field) -> str:

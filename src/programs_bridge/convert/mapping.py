@@ -106,7 +106,7 @@ class AcademicYearSettings(_Strict):
 
 class SkipRule(_Strict):
     column: ColumnRef
-    values: tuple[str, ...]
+    values: Annotated[tuple[str, ...], Setting(min_length=1)]
     """Rows whose ``column`` holds one of these values (any case) are skipped and counted, e.g. Aeries DEL=Y."""
 
 
