@@ -72,6 +72,15 @@ def test_a_column_given_again_replaces_the_profiles_and_a_constant_replaces_a_co
     assert mapping.sources(Field.LAST_NAME) == PROFILES["powerschool"].sources(Field.LAST_NAME)
 
 
+@pytest.mark.parametrize("order", ["columns first", "constants first"])
+def test_a_field_the_file_itself_gives_both_ways_is_refused_as_without_extends(order: str) -> None:
+    tables = {"columns": {"site_id": "SchoolID"}, "constants": {"site_id": "12"}}
+    if order == "constants first":
+        tables = dict(reversed(tables.items()))
+    with pytest.raises(MappingError, match="site_id is given both as a column and as a constant; keep one"):
+        parse_mapping({"extends": "powerschool", **tables}, "m", PROFILES)
+
+
 def test_skip_rules_add_to_the_profiles_rules() -> None:
     extra = {"column": "PGM.XX", "values": ["Y"]}
     mapping = parse_mapping({"extends": "aeries", "skip": [extra]}, "m", PROFILES)

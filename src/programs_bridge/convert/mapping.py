@@ -248,10 +248,13 @@ def extended(base: Mapping, data: dict[str, Any]) -> dict[str, Any]:
     the other."""
     merged: dict[str, Any] = base.model_dump(mode="json", exclude_defaults=True, exclude={"name", "description"})
     merged["description"] = base.description
+    # A field the file itself gives both ways stays in both tables, for validation to name the conflict.
+    columns, constants = data.get("columns"), data.get("constants")
+    both = set(columns) & set(constants) if isinstance(columns, dict) and isinstance(constants, dict) else set()
     for key, value in data.items():
         if key in ("columns", "constants") and isinstance(value, dict):
             other = "constants" if key == "columns" else "columns"
-            merged[other] = {k: v for k, v in merged.get(other, {}).items() if k not in value}
+            merged[other] = {k: v for k, v in merged.get(other, {}).items() if k not in value or k in both}
             merged[key] = {**merged.get(key, {}), **value}
         elif key in _MERGED and isinstance(value, dict):
             merged[key] = {**merged.get(key, {}), **value}
