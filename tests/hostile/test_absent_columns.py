@@ -157,3 +157,16 @@ def test_a_profiles_own_skip_rule_without_its_column_is_only_noted(tmp_path: Pat
 def test_a_skip_rule_with_no_values_is_a_mapping_error() -> None:
     with pytest.raises(MappingError, match="skip"):
         parse_mapping({"extends": "synergy", "skip": [{"column": "deleted", "values": []}]}, profiles=PROFILES)
+
+
+def test_a_constant_that_replaces_a_column_the_file_has_is_said(tmp_path: Path) -> None:
+    mapping = parse_mapping({"extends": "synergy", "constants": {"site_id": "12"}}, profiles=PROFILES)
+    conversion = run(tmp_path, mapping=mapping)
+    assert conversion.status is Status.OK
+    [said] = [f for f in conversion.findings.as_dicts() if f["code"] == "constant_over_column"]
+    assert (said["line"], said["column"], said["severity"]) == (1, "school_code", "warning")
+    assert said["message"].startswith("the mapping gives Site ID as a constant, so this file's column for it")
+    # Without the column in the file, the constant is what the district meant: nothing to say.
+    conversion = run(tmp_path, HEADER.replace("school_code", "campus"), mapping=mapping)
+    assert conversion.status is Status.OK
+    assert not [f for f in conversion.findings.as_dicts() if f["code"] == "constant_over_column"]

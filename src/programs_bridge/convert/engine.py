@@ -287,6 +287,17 @@ def _choose_mapping(
                 f'has no such column, say so under [constants]: {target.value} = ""',
             )
         )
+    for target, at in _overridden_columns(mapping, header).items():
+        result.findings.add(
+            warning(
+                1,
+                header[at],
+                "constant_over_column",
+                f"the mapping gives {COLUMN_BY_FIELD[target].label} as a constant, so this file's column for it, "
+                f"which {mapping.extends} reads, is not read: every row is sent with the constant. Remove the "
+                "constant if the column should be read",
+            )
+        )
     own_rules = _own_skip_columns(mapping)
     typos = [column for column in match.unmatched_skip_columns if column in own_rules]
     if typos:
@@ -389,6 +400,17 @@ def _reused(mapping: Mapping, header: Sequence[str], match: ColumnMatch, later: 
         f"{_column_name(header, match, later)}: every row sends the same value in both. Correct the mapping "
         "if one of them has a column of its own",
     )
+
+
+def _overridden_columns(mapping: Mapping, header: Sequence[str]) -> dict[Field, int]:
+    """The fields a mapping that extends a profile gives as constants while the file has the column the
+    profile reads for them: a constant written for another export (``site_id = ""`` for a report without
+    sites) silently discarding a column this one has."""
+    base = PROFILES.get(mapping.extends) if mapping.extends else None
+    if base is None or not mapping.header or not mapping.constants:
+        return {}
+    found = match_columns(base, header).positions
+    return {target: found[target] for target in mapping.constants if target in found}
 
 
 def _own_skip_columns(mapping: Mapping) -> set[str | int]:
