@@ -159,3 +159,12 @@ def test_a_site_id_longer_than_illuminates_limit_is_refused_even_when_it_is_all_
     [said] = findings(conversion, "too_long")
     assert (said["line"], said["column"]) == (3, "SchoolID")
     assert said["message"] == "Site ID is longer than Illuminate's limit of 30 characters"
+
+
+def test_a_start_date_before_the_birth_date_is_refused_so_a_birth_date_never_enters_a_key(tmp_path: Path) -> None:
+    swapped = "004522,,Doe,Ann,,8/15/2025,144,1/1/2012,,,101"  # DOB and Enter_Date swapped by the export
+    conversion, written = run(tmp_path, [row("004521"), swapped])
+    assert [line[0] for line in written] == ["004521"]
+    [said] = findings(conversion, "start_before_birth")
+    assert (said["line"], said["column"], said["severity"]) == (3, "Enter_Date", "error")
+    assert "2012" not in said["message"] and "2025" not in said["message"]

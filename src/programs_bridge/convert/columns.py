@@ -254,6 +254,13 @@ class ColumnConverter:
         begins = ps_text if all(ps_text) else [p or e for p, e in zip(ps_text, es_text, strict=True)]
         if not all(begins):
             _mark(bad, map(not_, begins))  # neither start date: start_date_missing
+        born_on = self._births.days_of(births)
+        for start_text in (ps_text, es_text):  # start_before_birth, on the rows that have the start date
+            if any(start_text):
+                starts_on = self._starts.days_of(compress(start_text, start_text))
+                early = list(map(lt, starts_on, compress(born_on, start_text)))
+                if any(early):
+                    bad.update(compress(compress(count(), start_text), early))
         for end_text, start_text in ((pe_text, ps_text), (ee_text, es_text)):
             if any(end_text):  # end_before_start, on the rows that have an end
                 ends_on = self._ends.days_of(compress(end_text, end_text))

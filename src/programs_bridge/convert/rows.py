@@ -295,6 +295,8 @@ class RowConverter:
                     "(Program Start Date preferred) and uses it in the record key",
                 )
             )
+        if born_day is not None and ((ps_day and ps_day < born_day) or (es_day and es_day < born_day)):
+            found.extend(self._before_birth(line, born_day, ps_day, es_day))
         if pe_day and ps_day and pe_day < ps_day:
             found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program"))
         if ee_day and es_day and ee_day < es_day:
@@ -505,6 +507,24 @@ class RowConverter:
             self.years.clear()
         year = self.years[day] = academic_year_for(day, self.first_month)
         return year
+
+    def _before_birth(self, line: int, born: date, *starts: date | None) -> list[Finding]:
+        """A start date before the student was born: a birth date and a start date swapped between columns
+        (which would put the birth date into the record key), or a typo.  No date is quoted."""
+        out = []
+        for field, day in zip((Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE), starts, strict=True):
+            if day is not None and day < born:
+                label = COLUMN_BY_FIELD[field].label
+                out.append(
+                    error(
+                        line,
+                        self.names[field],
+                        "start_before_birth",
+                        f"{label} is before the student's Birth Date: one of the two is in the wrong column or "
+                        "mistyped, and the start date is part of the record key; correct it in the SIS",
+                    )
+                )
+        return out
 
     def _lengths(self, line: int, *values: str) -> list[Finding]:
         fields = (F := Field).IMPORT_STUDENT_ID, F.STATE_STUDENT_ID, F.LAST_NAME, F.FIRST_NAME, F.MIDDLE_NAME
