@@ -168,3 +168,16 @@ def test_a_start_date_before_the_birth_date_is_refused_so_a_birth_date_never_ent
     [said] = findings(conversion, "start_before_birth")
     assert (said["line"], said["column"], said["severity"]) == (3, "Enter_Date", "error")
     assert "2012" not in said["message"] and "2025" not in said["message"]
+
+
+def test_an_import_student_id_of_fullwidth_digits_or_look_alike_letters_is_refused(tmp_path: Path) -> None:
+    # 004522 in fullwidth digits; an ID with a Cyrillic VE that looks like a Latin B.
+    lines = [row("004521"), row("\uff10\uff10\uff14\uff15\uff12\uff12"), row("A\u0412123")]
+    conversion, written = run(tmp_path, lines)
+    assert [line[0] for line in written] == ["004521"]
+    said = findings(conversion, "id_not_ascii")
+    assert [(f["line"], f["column"], f["severity"]) for f in said] == [
+        (3, "Student_Number", "error"),
+        (4, "Student_Number", "error"),
+    ]
+    assert "\uff10" not in said[0]["message"]

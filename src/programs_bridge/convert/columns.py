@@ -295,6 +295,8 @@ class ColumnConverter:
         leading-zeros tally; their widths."""
         if not all(map(str.isdigit, sids)):
             _mark(bad, map(str.isdigit, sids), invert=True)
+        if not "".join(sids).isascii():  # str.isdigit also takes fullwidth digits: id_not_ascii
+            _mark(bad, map(str.isascii, sids), invert=True)
         rc, tallied = self.rows, self.rows.id_shape.by_width
         widths = list(map(len, sids))
         unsure = {

@@ -198,8 +198,9 @@ class RowConverter:
         F = Field
 
         # Import Student ID: the key Illuminate matches on, so damage here must stop the row.  The usual
-        # all-digit ID is tested first: it is neither empty nor in scientific notation.
-        if sid.isdigit():
+        # all-digit ID is tested first: it is neither empty nor in scientific notation.  (``isdigit`` also
+        # takes fullwidth and Arabic-Indic digits; ``isascii`` on the same value is a flag read, not a scan.)
+        if sid.isdigit() and sid.isascii():
             width = len(sid)
             if self.id_width and width < self.id_width:
                 sid = sid.zfill(self.id_width)
@@ -215,6 +216,17 @@ class RowConverter:
                     shape.examples[width].append(line)
         elif not sid:
             found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
+        elif not sid.isascii():
+            found.append(
+                error(
+                    line,
+                    names[F.IMPORT_STUDENT_ID],
+                    "id_not_ascii",
+                    "Import Student ID holds a character outside ASCII (a fullwidth digit, a letter of another "
+                    "script that looks like a Latin one): Illuminate would not match it to the student's record; "
+                    "re-type the ID in the SIS",
+                )
+            )
         elif "+" in sid and _SCIENTIFIC.match(sid):
             found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
         if ssid:
