@@ -179,3 +179,29 @@ def test_labels_in_any_script_are_matched_as_written_not_stripped_to_nothing() -
     # An accent is part of the label: date_withdrawn_é is not date_withdrawn.
     accented = parse_mapping({"columns": {**columns, "program_end_date": "date_withdrawn_é"}})
     assert Field.PROGRAM_END_DATE not in match_columns(accented, [*header, "date_withdrawn"]).positions
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"values": {"program_id": {"sped": "144", "SPED": "101"}}}, "'sped' and 'SPED' are one SIS value"),
+        ({"name": "district\n  rows: 0 read"}, "one line of printable text"),
+        ({"name": "x\x1b[2J"}, "one line of printable text"),
+    ],
+)
+def test_a_mapping_that_would_mislead_is_refused(settings: dict[str, object], problem: str) -> None:
+    from programs_bridge.convert.mapping import parse_mapping
+    from programs_bridge.convert.profiles import PROFILES
+
+    with pytest.raises(MappingError, match=problem):
+        parse_mapping({"extends": "synergy", **settings}, profiles=PROFILES)
+
+
+def test_one_sis_value_in_two_spellings_mapped_alike_is_accepted() -> None:
+    from programs_bridge.convert.mapping import parse_mapping
+    from programs_bridge.convert.profiles import PROFILES
+
+    mapping = parse_mapping(
+        {"extends": "synergy", "values": {"program_id": {"sped": "144", "SPED": "144"}}}, profiles=PROFILES
+    )
+    assert mapping.values

@@ -200,6 +200,17 @@ class Mapping(_Strict):
                 f"{', '.join(blank[:5])} map(s) a code to an empty value: give the district's code, or leave the "
                 "entry out"
             )
+        for table, entries in self.values.items():
+            folded: dict[str, str] = {}
+            for code, value in entries.items():
+                twin = folded.setdefault(code.casefold(), code)
+                if twin != code and entries[twin] != value:
+                    raise ValueError(
+                        f"values.{table}: '{twin}' and '{code}' are one SIS value (matched in any case) mapped to "
+                        "different codes; keep one"
+                    )
+        if not self.name.isprintable() or len(self.name) > 100:
+            raise ValueError("name is shown in summaries and reports: one line of printable text, at most 100 long")
         repeated = sorted({name for name in self.field_names if self.field_names.count(name) > 1})
         if repeated or any(not name.strip() for name in self.field_names):
             problem = f"{', '.join(repeated)} appear(s) more than once" if repeated else "one is blank"
