@@ -200,6 +200,14 @@ class Mapping(_Strict):
                 f"{', '.join(blank[:5])} map(s) a code to an empty value: give the district's code, or leave the "
                 "entry out"
             )
+        hidden = [f"constants.{f.value}" for f, value in self.constants.items() if not value.isprintable()]
+        hidden += [f"values.{table}.{code}" for table, entries in self.values.items()
+                   for code, value in entries.items() if not value.isprintable()]  # fmt: skip
+        if hidden:
+            raise ValueError(
+                f"{', '.join(hidden[:5])} hold(s) a control, invisible or special-space character, which would be "
+                "sent on every row as it is: type the value again"
+            )
         for table, entries in self.values.items():
             folded: dict[str, str] = {}
             for code, value in entries.items():
