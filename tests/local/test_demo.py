@@ -19,7 +19,9 @@ PERSONAL_VALUES.update({"555001", "Fenwick", "Odile", "03/04/2012"})
 def test_the_bundled_story_seeds_exits_holds_resolves_reconciles_and_rejects_a_roster(
     tmp_path: Path, clean_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "09-programs.txt").write_text("an earlier, longer story's\n")
     assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "09-programs.txt").exists()  # not taken for this story's ninth night
     reports = [json.loads((tmp_path / f"0{n}-report.json").read_text()) for n in range(1, 8)]
     statuses = [r["status"] for r in reports]
     assert statuses == [
@@ -47,6 +49,9 @@ def test_the_bundled_story_seeds_exits_holds_resolves_reconciles_and_rejects_a_r
     assert not (tmp_path / "07-programs.txt").exists()
     out = capsys.readouterr().out
     assert "RECONCILED" in out and f"ledger resolve --table <LedgerTable> --feed district {risk['id']}" in out
+    # The stack is gone when the demo ends: the held row's night says how to decide inside the demo.
+    assert "decide with an item, resolutions:FILE (id,decision,note)" in out
+    assert "under resolutions/district/ in the bucket" in out
 
 
 def test_a_users_mapping_is_nested_into_the_feed_config() -> None:

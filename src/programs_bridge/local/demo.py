@@ -246,8 +246,19 @@ def _outcome(number: int, item: Item, s3: Any, sftp: LocalSftp, out: Path, faile
     for fix in (k for k in new if k.endswith(".fix.programs.txt")):
         (out / f"{number:02d}-fix.txt").write_bytes(s3.get_object(Bucket=BUCKET, Key=fix)["Body"].read())
         lines.append(f"  -> rows that fix what a row can fix, for a person to review: {out / f'{number:02d}-fix.txt'}")
+    if any(
+        risk.get("action") == "held" for risk in json.loads(report_text).get("ledger", {}).get("duplicate_risks", [])
+    ):
+        lines.append(
+            "  -> in this demo the stack lives only while it runs: decide with an item, resolutions:FILE "
+            "(id,decision,note), before the next night's export"
+        )
     lines.append(f"  -> report: {out / f'{number:02d}-report.json'}")
     return "\n".join(lines)
+
+
+#: What a demo writes per item (``_outcome``): cleared when a demo starts, so none is left from a longer story.
+_OUTPUTS = ("[0-9][0-9]-report.json", "[0-9][0-9]-programs.txt", "[0-9][0-9]-fix.txt")
 
 
 def _read_toml(path: Path | None, what: str) -> str | None:
@@ -271,6 +282,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # a file in the way, a folder we may not write
         print(f"programs-bridge demo: cannot use {out} for the results: {exc.strerror or exc}", file=sys.stderr)
         return 64
+    for stale in (p for pattern in _OUTPUTS for p in out.glob(pattern)):  # an earlier story's, not this one's
+        stale.unlink(missing_ok=True)
     log_path = out / "handler.log"
     with log_path.open("w", encoding="utf-8") as log, tempfile.TemporaryDirectory() as generated:
         items = [Item.parse(text) for text in args.items] or story(Path(generated))

@@ -152,9 +152,10 @@ def markdown_summary(head: dict[str, Any], first_findings: list[dict[str, Any]])
             lines.append(f"| {risk.get('line')} | {risk.get('action')} | {differs} | `{risk.get('id', '')}` |")
         held = [risk["id"] for risk in risks[:20] if risk.get("action") == "held" and risk.get("id")]
         if held:
+            feed = str(head.get("feed", ""))
             lines += ["", "Decide about each held row (same: the open record; new: a second enrolment; never: do "
-                      "not send it), for example:", "", "```", *resolution_lines(str(head.get("feed", "")), held),
-                      "```"]  # fmt: skip
+                      "not send it), for example:", "", "```", *resolution_lines(feed, held), "```", "",
+                      bucket_route(feed)]  # fmt: skip
     if first_findings:
         lines += ["", "## First findings", "", "| line | column | severity | code | message |", "|---|---|---|---|---|"]
         for f in first_findings[:FIRST_FINDINGS]:
@@ -199,7 +200,15 @@ def held_lines(feed: str, total: int, held: list[dict[str, Any]]) -> list[str]:
         lines += resolution_lines(feed, [risk["id"]])
     if total > NOTICE_HELD_ROWS:
         lines.append(f"... and {total - NOTICE_HELD_ROWS} more in the report")
-    return lines
+    return [*lines, bucket_route(feed)]
+
+
+def bucket_route(feed: str) -> str:
+    """The other way to decide, for many rows or without the command line: the resolutions CSV drop."""
+    return (
+        f"Or, for many rows, put the decisions in a CSV with the header id,decision,note under "
+        f"resolutions/{feed}/ in the bucket."
+    )
 
 
 def _noticed(name: str, key: dict[str, str]) -> str:
