@@ -79,6 +79,19 @@ def test_a_report_of_a_feed_with_a_ledger_is_reconciled_and_an_exit_that_never_l
     assert stack.notices() == [f"programs-bridge {FEED}: Illuminate report reconciled"]
 
 
+def test_a_report_of_key_columns_alone_says_why_its_exits_that_never_landed_have_no_fix_row(stack: Stack) -> None:
+    hold_unseeded(stack)
+    stack.invoke(drop_report(stack, PROGRAMS_TXT))
+    stack.invoke(stack.drop(export(TONIGHT), name="tonight.csv"))
+    keys_only = "Local Student ID,Program Code,Start Date,End Date,School ID\n004521,144,2024-08-15,,101\n"
+    stack.invoke(drop_report(stack, keys_only, name="keys-only.csv"))
+    report = stack.report_of("keys-only.csv")
+    assert report["status"] == "reconciled" and report["reconcile"]["counts"]["exits_fixable"] == 1
+    assert report["fix"]["key"] is None and report["fix"]["skipped_no_name_or_birth_date"] == 1
+    assert not [k for k in stack.keys(f"reports/{FEED}/") if k.endswith(".fix.programs.txt")]  # no empty file
+    assert "1 left out because the report has no names or birth date for them" in report["reason"]
+
+
 def test_a_file_that_is_no_report_of_program_records_is_rejected(stack: Stack) -> None:
     stack.invoke(drop_report(stack, "Course,Section,Teacher\nMATH1,2,Smith\n", name="roster.csv"))
     report = stack.report_of("roster.csv")

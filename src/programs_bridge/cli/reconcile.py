@@ -187,14 +187,7 @@ def reconcile_summary(feed: str, result: Reconciliation, fix: FixCounts | None, 
         )
     fixed = ""
     if fix is not None and fix_path is not None:
-        fixed = f": {fix.rows:,} exit row(s) written to {fix_path}"
-        if fix.no_person_count:
-            fixed += (
-                f"; {fix.no_person_count:,} left out because the report has no names or birth date for them "
-                "(take the report with Last Name, First Name and Birth Date)"
-            )
-        if fix.no_end_date_count:
-            fixed += f"; {fix.no_end_date_count:,} left out: the ledger holds no end date for them"
+        fixed = f": {fix.rows:,} exit row(s) written to {fix_path}{fix.left_out()}"
     elif c["exits_fixable"]:
         fixed = f": {c['exits_fixable']:,} can be fixed by an exit row (--fix-file)"
     lines.append(

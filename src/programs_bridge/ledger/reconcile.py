@@ -390,6 +390,19 @@ class FixCounts:
     no_end_date: list[int] = field(default_factory=list)
     no_end_date_count: int = 0
 
+    def left_out(self) -> str:
+        """``; N left out because ...`` for each reason an exit that never landed has no row, or ``""``: said
+        wherever the fix file's row count is, so a file of 0 rows is never left unexplained."""
+        said = ""
+        if self.no_person_count:
+            said += (
+                f"; {self.no_person_count:,} left out because the report has no names or birth date for them "
+                "(take the report with Last Name, First Name and Birth Date)"
+            )
+        if self.no_end_date_count:
+            said += f"; {self.no_end_date_count:,} left out: the ledger holds no end date for them"
+        return said
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
