@@ -70,9 +70,15 @@ def test_the_same_file_again_plans_as_unchanged(table: str, tmp_path: Path) -> N
 def test_a_missing_table_is_exit_3_not_a_traceback(
     aws: MotoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["plan", str(export(tmp_path, "x.csv", MONDAY)), "--table", "no-such-table"]
+    args = ["plan", str(export(tmp_path, "x.csv", MONDAY)), "--table", "no-such-table", "--feed", "district"]
     assert main(args) == 3
     assert "cannot read the ledger table 'no-such-table'" in capsys.readouterr().err
+
+
+def test_the_feed_is_never_assumed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A default feed would plan a district's export against another feed's ledger, or none, in silence.
+    assert main(["plan", str(export(tmp_path, "x.csv", MONDAY)), "--table", "t"]) == 64
+    assert "--feed" in capsys.readouterr().err
 
 
 MANY = [f"{5000 + n:06d},Family{n},Given{n},3/4/2012,144,8/15/2025,,101" for n in range(200)]

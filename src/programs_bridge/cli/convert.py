@@ -36,7 +36,12 @@ DELIMITERS = {name: char for char, name in DELIMITER_NAMES.items()}
 
 def add_converter_options(parser: argparse.ArgumentParser) -> None:
     """The options that say how to read an export and what programs.txt to make of it."""
-    parser.add_argument("input", type=Path, help="the SIS export (CSV, TSV, pipe; .gz accepted)")
+    parser.add_argument(
+        "input",
+        type=Path,
+        help="the file to read: a SIS export, or for ledger seed and reconcile "
+        "Illuminate's report (CSV, TSV, pipe; .gz accepted)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--profile", choices=sorted(PROFILES), help="built-in export shape (default: detect)")
     source.add_argument("--mapping", type=Path, metavar="FILE", help="TOML mapping for any other export")

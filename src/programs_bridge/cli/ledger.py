@@ -24,14 +24,11 @@ LEDGER_COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def add_ledger_arguments(parser: Any, *, feed_default: str | None = None) -> None:
-    """``--table`` and ``--feed``, as every command that reads or writes a feed's ledger takes them."""
+def add_ledger_arguments(parser: Any) -> None:
+    """``--table`` and ``--feed``, as every command that reads or writes a feed's ledger takes them.  No feed
+    is assumed: a default would plan a district's export against another feed's (or no) ledger."""
     parser.add_argument("--table", required=True, help="the ledger's DynamoDB table")
-    feed_help = "the feed (district or data feed) name"
-    if feed_default is None:
-        parser.add_argument("--feed", required=True, help=feed_help)
-    else:
-        parser.add_argument("--feed", default=feed_default, help=feed_help)
+    parser.add_argument("--feed", required=True, help="the feed (district or data feed) name, as in incoming/<feed>/")
 
 
 def feed_name(text: str) -> str:

@@ -169,8 +169,10 @@ def add_command(subparsers: Any) -> None:
         "2 export rejected, 3 ledger unreadable, 64 usage.",
     )
     add_converter_options(plan)
-    add_ledger_arguments(plan, feed_default="district")
-    plan.add_argument("--export", choices=[k.value for k in ExportKind], default="full")
+    add_ledger_arguments(plan)
+    plan.add_argument("--export", choices=[k.value for k in ExportKind], default="full",
+                      help="full: the export lists every open record, so one left out is a missing record; "
+                      "delta: only changes (default %(default)s, as a feed's export setting)")  # fmt: skip
     plan.add_argument("--policy", choices=[p.value for p in Policy], default="hold",
                       help="what a duplicate-risk row would do: hold, send or repair")  # fmt: skip
     guard = plan.add_argument_group("shrink guard", "as a feed's [shrink_guard] table sets it (docs/ledger.md)")
