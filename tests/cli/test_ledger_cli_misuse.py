@@ -56,7 +56,7 @@ def test_no_region_and_an_endpoint_that_is_not_a_url_are_exit_3_in_one_line(
     for argv in (reconcile, resolve):
         assert run(*argv) == 3
         err = capsys.readouterr().err
-        assert "NoRegionError" in err
+        assert "no AWS region is set: set AWS_REGION" in err and "NoRegionError" in err
         no_traceback(err)
 
 

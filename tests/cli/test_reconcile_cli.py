@@ -140,7 +140,7 @@ def test_an_unreadable_ledger_exits_3(aws: MotoServer, tmp_path: Path, capsys: p
     report = write(tmp_path / "illuminate.csv", REPORT)
     assert main(reconcile("no-such-table", report)) == 3
     err = capsys.readouterr().err
-    assert "cannot read the ledger table 'no-such-table': ResourceNotFoundException" in err
+    assert "cannot read the ledger table 'no-such-table': no such table in this account and region" in err
     no_student_data(err)
 
 

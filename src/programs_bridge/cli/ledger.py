@@ -58,10 +58,21 @@ def reaching_ledger(table: str, doing: str) -> Iterator[None]:
         raise CommandFailed(f"cannot {doing} the ledger table {table!r}: {exc}", EXIT_LEDGER) from None
     except (ClientError, BotoCoreError, OSError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
-        detail = code or type(exc).__name__
-        if code == "ValidationException":  # what DynamoDB answers when the key names are not the table's
-            detail += " (is it a programs-bridge ledger table? Its key is two strings, pk and sk: template.yaml)"
+        name = code or type(exc).__name__
+        detail = f"{_MEANING[name]} ({name})" if name in _MEANING else name
         raise CommandFailed(f"cannot {doing} the ledger table {table!r}: {detail}", EXIT_LEDGER) from None
+
+
+#: What the AWS errors a person meets first mean, in their terms; the code stays beside it, to search for.
+_MEANING = {
+    "NoRegionError": "no AWS region is set: set AWS_REGION to the stack's region",
+    "NoCredentialsError": "no AWS credentials: sign in (aws sso login, or AWS_PROFILE) first",
+    "ResourceNotFoundException": "no such table in this account and region: the stack's LedgerTable output names it",
+    "AccessDeniedException": "these credentials may not use the table",
+    "EndpointConnectionError": "AWS could not be reached (network, or AWS_ENDPOINT_URL)",
+    # What DynamoDB answers when the key names are not the table's.
+    "ValidationException": "is it a programs-bridge ledger table? Its key is two strings, pk and sk: template.yaml",
+}
 
 
 @contextmanager
