@@ -36,8 +36,20 @@ def run(tmp_path: Path, header: str = HEADER, *, width: int = 11, **options: Any
     return convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1), **options))
 
 
+def said(conversion: Conversion, code: str) -> list[dict[str, Any]]:
+    return [f for f in conversion.findings.as_dicts() if f["code"] == code]
+
+
 def absent(conversion: Conversion) -> list[dict[str, Any]]:
-    return [f for f in conversion.findings.as_dicts() if f["code"] == "column_absent"]
+    return said(conversion, "column_absent")
+
+
+def the_warning(conversion: Conversion, code: str) -> tuple[Any, ...]:
+    """The one warning of ``code`` a converted file has: its line, column and message."""
+    assert conversion.status is Status.OK, conversion.reason
+    [finding] = said(conversion, code)
+    assert finding["severity"] == "warning"
+    return finding["line"], finding["column"], finding["message"]
 
 
 def test_the_built_in_profile_reads_its_export_without_a_word_about_columns_it_never_had(tmp_path: Path) -> None:
@@ -76,14 +88,12 @@ def test_a_typo_in_the_districts_mapping_is_caught_for_the_end_date_and_warned_f
     assert refused.status is Status.REJECTED and "'date_withdrawal'" in refused.reason
 
     typo_state = parse_mapping({"extends": "synergy", "columns": {"state_student_id": "ssid"}}, profiles=PROFILES)
-    warned = run(tmp_path, mapping=typo_state)
-    assert warned.status is Status.OK
-    [said] = absent(warned)
-    assert (said["line"], said["severity"]) == (1, "warning")
-    assert said["message"].startswith("the mapping names 'ssid' for State Student ID, and this file has no such")
-    assert 'state_student_id = ""' in said["message"]
+    line, _, message = the_warning(run(tmp_path, mapping=typo_state), "column_absent")
+    assert line == 1
+    assert message.startswith("the mapping names 'ssid' for State Student ID, and this file has no such")
+    assert 'state_student_id = ""' in message
     # The profile's own optional columns the export never had are still not warned about.
-    assert "Eligibility" not in said["message"]
+    assert "Eligibility" not in message
 
 
 # --- one column read twice ----------------------------------------------------------------------------
@@ -99,18 +109,16 @@ def test_an_end_date_read_from_the_start_date_column_refuses_the_file(tmp_path: 
 
 def test_another_column_read_twice_is_a_warning_but_the_state_id_as_local_id_is_not(tmp_path: Path) -> None:
     twice = parse_mapping({"extends": "synergy", "columns": {"middle_name": "first_name"}}, profiles=PROFILES)
-    conversion = run(tmp_path, mapping=twice)
-    assert conversion.status is Status.OK
-    [said] = [f for f in conversion.findings.as_dicts() if f["code"] == "column_reused"]
-    assert (said["line"], said["column"], said["severity"]) == (1, "first_name", "warning")
-    assert said["message"].startswith("the mapping reads both Student First Name and Student Middle Name from")
+    line, column, message = the_warning(run(tmp_path, mapping=twice), "column_reused")
+    assert (line, column) == (1, "first_name")
+    assert message.startswith("the mapping reads both Student First Name and Student Middle Name from")
 
     state_as_local = parse_mapping(
         {"extends": "synergy", "columns": {"import_student_id": "state_student_id"}}, profiles=PROFILES
     )
     conversion = run(tmp_path, mapping=state_as_local)
     assert conversion.status is Status.OK
-    assert not [f for f in conversion.findings.as_dicts() if f["code"] == "column_reused"]
+    assert not said(conversion, "column_reused")
 
 
 # --- a student's row taken for the header -------------------------------------------------------------
@@ -150,8 +158,8 @@ def test_a_profiles_own_skip_rule_without_its_column_is_only_noted(tmp_path: Pat
     source.write_text(header + "\n4521,Testperson,Ada,1/1/2012,144,8/15/2025,,101\n", encoding="utf-8")
     conversion = convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1)))
     assert conversion.status is Status.OK and conversion.profile == "aeries"
-    [said] = [f for f in conversion.findings.as_dicts() if f["code"] == "skip_column_absent"]
-    assert said["severity"] == "info"
+    [noted] = said(conversion, "skip_column_absent")
+    assert noted["severity"] == "info"
 
 
 def test_a_skip_rule_with_no_values_is_a_mapping_error() -> None:
@@ -161,12 +169,10 @@ def test_a_skip_rule_with_no_values_is_a_mapping_error() -> None:
 
 def test_a_constant_that_replaces_a_column_the_file_has_is_said(tmp_path: Path) -> None:
     mapping = parse_mapping({"extends": "synergy", "constants": {"site_id": "12"}}, profiles=PROFILES)
-    conversion = run(tmp_path, mapping=mapping)
-    assert conversion.status is Status.OK
-    [said] = [f for f in conversion.findings.as_dicts() if f["code"] == "constant_over_column"]
-    assert (said["line"], said["column"], said["severity"]) == (1, "school_code", "warning")
-    assert said["message"].startswith("the mapping gives Site ID as a constant, so this file's column for it")
+    line, column, message = the_warning(run(tmp_path, mapping=mapping), "constant_over_column")
+    assert (line, column) == (1, "school_code")
+    assert message.startswith("the mapping gives Site ID as a constant, so this file's column for it")
     # Without the column in the file, the constant is what the district meant: nothing to say.
     conversion = run(tmp_path, HEADER.replace("school_code", "campus"), mapping=mapping)
     assert conversion.status is Status.OK
-    assert not [f for f in conversion.findings.as_dicts() if f["code"] == "constant_over_column"]
+    assert not said(conversion, "constant_over_column")

@@ -118,8 +118,8 @@ def test_a_config_beside_a_profile_is_a_usage_error_since_the_config_names_its_o
 def test_a_mapping_saved_with_a_byte_order_mark_runs_in_the_demo_as_it_does_in_validate(
     tmp_path: Path, clean_env: None
 ) -> None:
-    mapping = tmp_path / "synergy.toml"
-    mapping.write_text('extends = "synergy"\n[ids]\nimport_student_id_width = 6\n', encoding="utf-8-sig")
-    out = tmp_path / "out"
-    assert main(["demo", str(SAMPLES / "synergy.csv"), "--mapping", str(mapping), "--out", str(out)]) == 0
+    (mapping := tmp_path / "synergy.toml").write_text('extends = "synergy"\n', encoding="utf-8-sig")
+    export, out = str(SAMPLES / "synergy.csv"), tmp_path / "out"
+    assert [main([command, export, "--mapping", str(mapping), *more]) for command, more in
+            (("validate", []), ("demo", ["--out", str(out)]))] == [0, 0]  # fmt: skip
     assert json.loads((out / "01-report.json").read_text())["status"] == "delivered"
