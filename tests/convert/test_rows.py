@@ -197,6 +197,13 @@ def test_ids_shorter_than_the_padded_width_are_flagged_as_stripped_zeros() -> No
     assert "lines 4" in finding.message
 
 
+def test_one_long_id_with_a_leading_zero_does_not_make_every_shorter_id_suspect() -> None:
+    convert = converter()
+    for line, sid in enumerate(["104521", "104522", "0123456789", "204524"], start=2):
+        assert convert.convert(line, row(Student_Number=sid)).outcome is Outcome.WRITTEN
+    assert convert.id_shape.finding("Student_Number") is None
+
+
 def test_unpadded_ids_of_mixed_widths_are_not_suspected() -> None:
     convert = converter()
     for line, sid in enumerate(["4521", "104522", "99"], start=2):

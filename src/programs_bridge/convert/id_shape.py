@@ -1,9 +1,9 @@
 """Noticing, across a whole file, that Excel stripped the leading zeros of student IDs.
 
 One short ID proves nothing on its own: a district may really have student 4521.  But when every ID that starts
-with a zero has the same width (say 6: ``004521``), the SIS pads its IDs to that width, and any shorter
-all-digit ID in the same file lost its zeros on the way.  Such a row would reach Illuminate under an ID that
-matches no student and no earlier record.
+with a zero has the same width (say 6: ``004521``), and IDs of that width outnumber the shorter ones, the SIS
+pads its IDs to that width, and any shorter all-digit ID in the same file lost its zeros on the way.  Such a
+row would reach Illuminate under an ID that matches no student and no earlier record.
 
 The tally is three fixed-size lists indexed by width (IDs are at most 30 characters; longer ones are
 rejected anyway), updated inline by the row converter's hot loop, so it costs a few list operations per row
@@ -43,6 +43,8 @@ class IdShape:
         if not short:
             return None
         count = sum(self.by_width[w] for w in short)
+        if self.by_width[width] < count:  # the padded width is the exception (one long ID with a zero), not the rule
+            return None
         lines = sorted(line for w in short for line in self.examples[w])[:EXAMPLE_LINES]
         return warning(
             lines[0],
