@@ -181,3 +181,27 @@ def test_an_import_student_id_of_fullwidth_digits_or_look_alike_letters_is_refus
         (4, "Student_Number", "error"),
     ]
     assert "\uff10" not in said[0]["message"]
+
+
+def test_a_date_outside_1900_to_2099_never_enters_a_key_and_9999_is_open_only_when_the_mapping_says(
+    tmp_path: Path,
+) -> None:
+    from programs_bridge.convert.mapping import parse_mapping
+    from programs_bridge.convert.profiles import PROFILES
+
+    lines = [
+        row("004521"),
+        row("004522", start="8/15/0025"),  # the year typed short: no school year 25-26 AD
+        row("004523", start="12/31/9999"),
+        "004524,,Doe,Sam,,1/1/2012,144,8/15/2025,9999-12-31,,101",  # "no end yet", spelled as a date
+    ]
+    conversion, written = run(tmp_path, lines)
+    assert [line[0] for line in written] == ["004521"]
+    said = findings(conversion, "date_out_of_range")
+    assert [(f["line"], f["column"]) for f in said] == [(3, "Enter_Date"), (4, "Enter_Date"), (5, "Exit_Date")]
+    assert "before 1900 or after 2099" in said[0]["message"] and "open_end_dates" in said[2]["message"]
+    assert all("0025" not in f["message"] and "9999-12-31" not in f["message"] for f in said)
+
+    open_end = parse_mapping({"extends": "powerschool", "dates": {"open_end_dates": ["12/31/9999"]}}, profiles=PROFILES)
+    conversion, written = run(tmp_path, lines[3:], mapping=open_end)
+    assert conversion.status is Status.OK and written[0][10] == ""  # open, in any spelling of the sentinel

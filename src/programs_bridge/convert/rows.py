@@ -638,6 +638,8 @@ def _birth_message(code: str) -> str:
         return "Birth Date is an Excel serial number, not a date: the file was re-saved by Excel; re-export it"
     if code == "impossible_date":
         return "Birth Date is not a real calendar date; correct it in the SIS"
+    if code == "date_out_of_range":
+        return "Birth Date is before 1900 or after 2099: a typo in the year, or a placeholder; correct it in the SIS"
     return "Birth Date is not a date in a form we read (e.g. MM/DD/YYYY or YYYY-MM-DD); correct it in the SIS"
 
 
