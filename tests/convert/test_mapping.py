@@ -207,3 +207,16 @@ def test_one_sis_value_in_two_spellings_mapped_alike_is_accepted() -> None:
         {"extends": "synergy", "values": {"program_id": {"sped": "144", "SPED": "144"}}}, profiles=PROFILES
     )
     assert mapping.values
+
+
+def test_a_header_that_does_not_fit_gets_advice_that_fits_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    assert main(["validate", str(samples / "synergy.csv"), "--profile", "powerschool"]) == 2
+    err = capsys.readouterr().err
+    assert "is it a powerschool export? Leave the profile out to have the shape detected" in err
+    assert "fix the mapping's column names" not in err  # a built-in profile is not the user's to fix
+    piped = write(tmp_path, 'extends = "powerschool"\ndelimiter = "|"\n')
+    assert main(["validate", str(samples / "powerschool.csv"), "--mapping", str(piped)]) == 2
+    assert "The header reads as one column: is the delimiter right?" in capsys.readouterr().err

@@ -242,7 +242,7 @@ def _choose_mapping(
         match = match_columns(mapping, header, optional)
         result.profile = mapping.name
         if not match.usable:
-            result.reject(_unusable_header(mapping, match))
+            result.reject(_unusable_header(mapping, match, len(header)))
             return None
     else:
         detection = detect_profile(header, optional)
@@ -543,7 +543,7 @@ def _labels(fields: tuple[Field, ...]) -> list[str]:
     return [COLUMN_BY_FIELD[f].label for f in fields]
 
 
-def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
+def _unusable_header(mapping: Mapping, match: ColumnMatch, width: int) -> str:
     parts = []
     if match.missing_required:
         wanted = "; ".join(
@@ -555,10 +555,21 @@ def _unusable_header(mapping: Mapping, match: ColumnMatch) -> str:
         parts.append(f"no single column {_source(mapping.records.column)} says each record's kind")
     for target, names in match.ambiguous.items():
         parts.append(f"{target.value} matches several columns ({', '.join(names)}); name one exactly")
+    if width == 1 and mapping.header:
+        advice = (
+            "the header reads as one column: is the delimiter right? A mapping's delimiter setting, or the "
+            "file's own, must be the one between its columns"
+        )
+    elif mapping.extends is None and PROFILES.get(mapping.name) == mapping:
+        advice = (
+            f"Is this the right file, and is it a {mapping.name} export? Leave the profile out to have the shape "
+            f'detected, or, if only the labels differ, describe them in a mapping (extends = "{mapping.name}" '
+            "and [columns])"
+        )
+    else:
+        advice = "Is this the right file? If it is, fix the mapping's column names"
     return (
-        f"mapping '{mapping.name}' does not fit this file: "
-        + "; ".join(parts)
-        + ". Is this the right file? If it is, fix the mapping's column names"
+        f"mapping '{mapping.name}' does not fit this file: " + "; ".join(parts) + f". {advice[0].upper()}{advice[1:]}"
     )
 
 
