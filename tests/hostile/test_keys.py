@@ -205,3 +205,17 @@ def test_a_date_outside_1900_to_2099_never_enters_a_key_and_9999_is_open_only_wh
     open_end = parse_mapping({"extends": "powerschool", "dates": {"open_end_dates": ["12/31/9999"]}}, profiles=PROFILES)
     conversion, written = run(tmp_path, lines[3:], mapping=open_end)
     assert conversion.status is Status.OK and written[0][10] == ""  # open, in any spelling of the sentinel
+
+
+def test_a_site_the_mapping_itself_gives_wrongly_is_to_be_corrected_in_the_mapping_not_the_sis(tmp_path: Path) -> None:
+    from programs_bridge.convert.mapping import parse_mapping
+    from programs_bridge.convert.profiles import PROFILES
+
+    mapping = parse_mapping({"extends": "powerschool", "values": {"site_id": {"101": "LHS"}}}, profiles=PROFILES)
+    conversion, _ = run(tmp_path, [row()], mapping=mapping)
+    [said] = findings(conversion, "site_id_not_integer")
+    assert said["message"].startswith("Site ID 'LHS' is not a whole number")
+    assert said["message"].endswith("correct that value in the mapping")
+    conversion, _ = run(tmp_path, [row(site="12A")])
+    [said] = findings(conversion, "site_id_not_integer")
+    assert "add a values.site_id entry to the mapping or fix the export" in said["message"]

@@ -468,7 +468,10 @@ class RowConverter:
         )
 
     def _site_not_integer(self, line: int, site: str) -> Finding:
-        if site in self.configured_sites or quotable(site):
+        fix = "add a values.site_id entry to the mapping or fix the export"
+        if site in self.configured_sites:  # the mapping's own constant or values.site_id entry gave it
+            what, fix = f"Site ID '{site}' is not a whole number", "correct that value in the mapping"
+        elif quotable(site):
             what = f"Site ID '{site}' is not a whole number"
         else:
             what = f"Site ID is {describe(site)}, not a whole number"
@@ -476,8 +479,7 @@ class RowConverter:
             line,
             self.names[Field.SITE_ID],
             "site_id_not_integer",
-            f"{what}: Illuminate needs the numeric site key from sites.txt; add a values.site_id entry to the "
-            "mapping or fix the export",
+            f"{what}: Illuminate needs the numeric site key from sites.txt; {fix}",
         )
 
     def _canonical_site(self, line: int, site: str, found: list[Finding]) -> str:
