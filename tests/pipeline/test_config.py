@@ -70,6 +70,8 @@ def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> 
         ('duplicate_policy = "ignore"\n' + SFTP, "duplicate_policy: Input should be 'hold', 'send' or 'repair'"),
         ('profile = "sims"\n' + SFTP, "profile: unknown profile 'sims'; use one of: illuminate, powerschool"),
         ("max_reject_share = 5\n" + SFTP, "max_reject_share: Input should be less than or equal to 1"),
+        ("max_reject_share = nan\n" + SFTP, "max_reject_share: Input should be a finite number"),
+        ("[mapping.columns]\nsite_id = 5\nlastname = 'x'\n" + SFTP, "mapping.columns.lastname: not a programs.txt"),
         ('columns = ["import_student_id"]\n' + SFTP, "leaves out required column(s)"),
         (
             SFTP.replace('known_hosts = ["sftp.illuminate.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"]', ""),

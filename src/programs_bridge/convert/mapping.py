@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic import Field as Setting
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from programs_bridge.convert.dates import DateOrder
 from programs_bridge.programs_txt.layout import COLUMNS, Field
@@ -290,21 +290,25 @@ def extended(base: Mapping, data: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def problem_line(problem: ErrorDetails, whole: str = "") -> str:
+    """One validation problem as a clerk reads it: where (the settings' path, without pydantic's union tags),
+    and the rule's own sentence without pydantic's "Value error, " before it; ``whole`` names a problem of
+    the settings as a whole.  A mapping file and a feed configuration say their problems alike."""
+    where = ".".join(str(part) for part in problem["loc"] if part not in ("[key]", *_TAGS)) or whole
+    if problem["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        message = "unknown setting (check the spelling; see the README's reference)"
+    elif problem["type"] == "enum" and "[key]" in problem["loc"]:
+        known = ", ".join(f.value for f in Field)
+        message = f"not a programs.txt column; use one of: {known}"
+    elif problem["type"] == "value_error" and "error" in problem.get("ctx", {}):
+        message = str(problem["ctx"]["error"])
+    else:
+        message = problem["msg"]
+    return f"{where}: {message}" if where else message
+
+
 def _describe(error: ValidationError) -> str:
-    lines = []
-    for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"] if part not in ("[key]", *_TAGS))
-        if problem["type"] == "extra_forbidden":
-            message = "unknown setting (check the spelling; see the README's mapping reference)"
-        elif problem["type"] == "enum" and "[key]" in problem["loc"]:
-            known = ", ".join(f.value for f in Field)
-            message = f"not a programs.txt column; use one of: {known}"
-        elif problem["type"] == "value_error":
-            message = str(problem["ctx"]["error"])  # the rule's own sentence, without pydantic's "Value error, "
-        else:
-            message = problem["msg"]
-        lines.append(f"{where}: {message}" if where else message)
-    return "\n".join(lines)
+    return "\n".join(problem_line(problem) for problem in error.errors(include_input=False, include_url=False))
 
 
 def parse_mapping(

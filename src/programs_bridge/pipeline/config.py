@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic import Field as Setting
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.engine import DEFAULT_MAX_REJECT_SHARE, ConvertOptions
-from programs_bridge.convert.mapping import Mapping
+from programs_bridge.convert.mapping import Mapping, problem_line
 from programs_bridge.convert.profiles import PROFILES
 from programs_bridge.convert.reader import ReadLimits
 from programs_bridge.delivery.retry import RetryPolicy
@@ -49,7 +49,7 @@ class SftpSettings(_Strict):
     """Pinned host key(s), as known_hosts lines: an unknown key aborts before any credential is sent."""
     attempts: Annotated[int, Setting(ge=1, le=10)] = 5
     """Connection attempts for transient failures (refused, reset, timeout), with capped backoff."""
-    retry_base_seconds: Annotated[float, Setting(ge=0, le=60)] = 1.0
+    retry_base_seconds: Annotated[float, Setting(ge=0, le=60, allow_inf_nan=False)] = 1.0
     timeouts: Timeouts = Setting(default_factory=Timeouts)
     """``[sftp.timeouts]``: seconds for each phase of one attempt (docs/delivery.md).  Under the Lambda's
     time budget every one is cut further to the time left, so none can outlast the function."""
@@ -60,7 +60,7 @@ class ShrinkGuardSettings(_Strict):
     (``ledger/shrink.py``; docs/ledger.md, "The shrink guard")."""
 
     enabled: bool = True
-    max_missing_share: Annotated[float, Setting(gt=0, le=1)] = DEFAULT_MAX_MISSING_SHARE
+    max_missing_share: Annotated[float, Setting(gt=0, le=1, allow_inf_nan=False)] = DEFAULT_MAX_MISSING_SHARE
     """Hold above this share (strictly) of the open records the last delivered export listed ..."""
     min_missing: Annotated[int, Setting(ge=0)] = DEFAULT_MIN_MISSING
     """... and only when more records than this are left out (strictly): a small feed is never held."""
@@ -82,7 +82,7 @@ class FeedConfig(_Strict):
     """What the first export of a feed whose ledger was never seeded nor committed to does: ``hold`` (the
     default: Illuminate may already hold years of records the ledger cannot check against; seed first) or
     ``send`` (Illuminate holds nothing for this feed yet: a new district)."""
-    max_reject_share: Annotated[float, Setting(ge=0, le=1)] = DEFAULT_MAX_REJECT_SHARE
+    max_reject_share: Annotated[float, Setting(ge=0, le=1, allow_inf_nan=False)] = DEFAULT_MAX_REJECT_SHARE
     layout: Literal["standard", "legacy"] = "standard"
     columns: tuple[str, ...] | None = None
     line_ending: Literal["lf", "crlf"] = "lf"
@@ -167,16 +167,6 @@ def parse_feed_config(text: str, source: str) -> FeedConfig:
         return FeedConfig.model_validate(data, context={"profiles": PROFILES})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != '[key]') or 'config'}: {_problem(e)}"
-            for e in exc.errors(include_input=False, include_url=False)
+            problem_line(e, whole="config") for e in exc.errors(include_input=False, include_url=False)
         )
         raise ConfigError(f"{source} is not a valid feed configuration: {problems}") from None
-
-
-def _problem(error: ErrorDetails) -> str:
-    """One problem in a clerk's words: a rule's own sentence without pydantic's "Value error, " before it."""
-    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-        return "unknown setting"
-    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
-        return str(error["ctx"]["error"])
-    return error["msg"]
