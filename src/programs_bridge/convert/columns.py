@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import date
 from itertools import compress, count, repeat
-from operator import is_, itemgetter, lt, not_
+from operator import and_, is_, itemgetter, lt, not_
 from typing import NamedTuple, TypeVar
 
 from programs_bridge.convert.academic_year import academic_year_mismatch, normalise_academic_year
@@ -254,13 +254,12 @@ class ColumnConverter:
         begins = ps_text if all(ps_text) else [p or e for p, e in zip(ps_text, es_text, strict=True)]
         if not all(begins):
             _mark(bad, map(not_, begins))  # neither start date: start_date_missing
-        born_on = self._births.days_of(births)
-        for start_text in (ps_text, es_text):  # start_before_birth, on the rows that have the start date
-            if any(start_text):
-                starts_on = self._starts.days_of(compress(start_text, start_text))
-                early = list(map(lt, starts_on, compress(born_on, start_text)))
-                if any(early):
-                    bad.update(compress(compress(count(), start_text), early))
+        born_on, start_on = self._births.days.__getitem__, self._starts.days.__getitem__
+        for start_text in (ps_text, es_text):  # start_before_birth, on the rows that have the start date:
+            # one pass of chained C iterators; the rows are found only in a batch that has one.
+            if any(start_text) and any(compress(map(lt, map(start_on, start_text), map(born_on, births)), start_text)):
+                early = map(lt, map(start_on, start_text), map(born_on, births))
+                bad.update(compress(count(), map(and_, early, map(bool, start_text))))
         for end_text, start_text in ((pe_text, ps_text), (ee_text, es_text)):
             if any(end_text):  # end_before_start, on the rows that have an end
                 ends_on = self._ends.days_of(compress(end_text, end_text))
