@@ -176,6 +176,9 @@ def test_labels_in_any_script_are_matched_as_written_not_stripped_to_nothing() -
     # A label of letters the old ASCII-only rule erased no longer matches a blank header cell.
     odd = parse_mapping({"columns": {**columns, "eligibility_code": "Ñ"}})
     assert Field.ELIGIBILITY_CODE not in match_columns(odd, header).positions
+    # A label of punctuation alone is matched as written.
+    hashed = parse_mapping({"columns": {**columns, "import_student_id": "#"}})
+    assert match_columns(hashed, ["#", *header[1:]]).positions[Field.IMPORT_STUDENT_ID] == 0
     # An accent is part of the label: date_withdrawn_é is not date_withdrawn.
     accented = parse_mapping({"columns": {**columns, "program_end_date": "date_withdrawn_é"}})
     assert Field.PROGRAM_END_DATE not in match_columns(accented, [*header, "date_withdrawn"]).positions

@@ -139,6 +139,19 @@ def test_a_positional_mapping_on_a_file_without_a_header_row_refuses_it_instead_
     # Said so, the file is read whole: both students.
     fixed = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"header": False, "columns": columns}))
     assert convert_export(source, tmp_path / "programs.txt", fixed).rows_written == 2
+    # Letters before the ID, a time after the date: still a student's row.
+    source.write_text("S1801,,Testperson,Ada,,2008-12-12T00:00:00,,128,302,2025-08-15T00:00:00,\n" + ROWS[1] + "\n")
+    assert convert_export(source, tmp_path / "programs.txt", options).status is Status.REJECTED
+
+
+def test_a_header_with_a_date_for_a_label_beside_the_mapped_columns_is_still_a_header(tmp_path: Path) -> None:
+    columns = {"import_student_id": 1, "last_name": 3, "first_name": 4, "birth_date": 6, "program_id": 9,
+               "program_start_date": 10, "program_end_date": 11, "site_id": 8}  # fmt: skip
+    source = tmp_path / "export.csv"
+    census = HEADER.replace("school_year", "10/01/2025")  # a census-date column, not read by the mapping
+    source.write_text("\n".join([census, *ROWS]) + "\n", encoding="utf-8")
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}))
+    assert convert_export(source, tmp_path / "programs.txt", options).rows_written == 2
 
 
 # --- skip rules ---------------------------------------------------------------------------------------
@@ -176,3 +189,38 @@ def test_a_constant_that_replaces_a_column_the_file_has_is_said(tmp_path: Path) 
     conversion = run(tmp_path, HEADER.replace("school_code", "campus"), mapping=mapping)
     assert conversion.status is Status.OK
     assert not said(conversion, "constant_over_column")
+
+
+# --- shapes that legitimately lack an end-date or site column ----------------------------------------
+
+
+def test_an_export_dated_by_eligibility_alone_is_read_with_its_eligibility_end_dates(tmp_path: Path) -> None:
+    header = "PGM.PID,STU.LN,STU.FN,STU.BD,PGM.CD,PGM.ESD,PGM.EED,PGM.SCL"  # Aeries without PSD and PED
+    source = tmp_path / "aeries.csv"
+    source.write_text(header + "\n4521,Testperson,Ada,1/1/2012,144,8/15/2025,1/30/2026,101\n", encoding="utf-8")
+    conversion = convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1)))
+    assert conversion.status is Status.OK, conversion.reason
+    assert absent(conversion) == []
+
+
+def test_a_report_of_illuminates_key_columns_alone_seeds_and_says_its_records_are_learnt_open(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "report.csv"
+    source.write_text("Local Student ID,Program Code,Start Date,School ID\n004521,144,2024-08-15,101\n")
+    options = ConvertOptions(today=date(2026, 9, 1), records_only=True)
+    conversion = convert_export(source, tmp_path / "programs.txt", options)
+    assert conversion.status is Status.OK, conversion.reason
+    [said] = absent(conversion)
+    assert "every record is learnt as open" in said["message"]
+
+
+def test_a_past_programs_txt_of_some_of_the_12_legacy_columns_needs_no_site(tmp_path: Path) -> None:
+    from programs_bridge.programs_txt.layout import LEGACY
+
+    labels = [label for label in LEGACY.header if "Middle" not in label]
+    source = tmp_path / "past.txt"
+    row = ["004521", "", "Testperson", "Ada", "03/04/2012", "144", "", "", "08/15/2024", "", "2024-2025"]
+    source.write_text("\t".join(labels) + "\n" + "\t".join(row) + "\n", encoding="utf-8")
+    conversion = convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1)))
+    assert conversion.status is Status.OK, conversion.reason

@@ -25,6 +25,7 @@ from typing import IO, BinaryIO
 
 from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.columns import ColumnConverter, Converted
+from programs_bridge.convert.dates import parse_date
 from programs_bridge.convert.dedupe import DuplicateFinder, RowSet
 from programs_bridge.convert.finding_log import FindingLog
 from programs_bridge.convert.findings import Finding, info, warning
@@ -264,7 +265,8 @@ def _choose_mapping(
         result.reject(_lacking_tables(mapping, untabled))
         return None
     absent = _absent(mapping, match, result.options)
-    vital = [f for f in absent if f in _VITAL]
+    # A report of Illuminate's records may hold the key columns alone (README); its sites are _no_site's.
+    vital = [f for f in absent if f in _VITAL and not result.options.records_only]
     if vital:
         result.reject(_vital_absent(mapping, vital))
         return None
@@ -277,16 +279,7 @@ def _choose_mapping(
         if {first, second} not in _SHARED_ON_PURPOSE:
             result.findings.add(_reused(mapping, header, match, first, second))
     for target in absent:
-        result.findings.add(
-            warning(
-                1 if mapping.header else None,
-                None,
-                "column_absent",
-                f"the mapping names {_named(mapping, target)} for {COLUMN_BY_FIELD[target].label}, and this file "
-                f"has no such column: every row is sent without one. Correct the mapping, or, if the export "
-                f'has no such column, say so under [constants]: {target.value} = ""',
-            )
-        )
+        result.findings.add(_column_absent(mapping, target, records_only=result.options.records_only))
     for target, at in _overridden_columns(mapping, header).items():
         result.findings.add(
             warning(
@@ -330,15 +323,19 @@ def _absent(mapping: Mapping, match: ColumnMatch, options: ConvertOptions) -> li
     of the rest those the district's own mapping names (a built-in profile lists columns many exports leave
     out, and saying so every night would teach the clerk to skip warnings).  A field given as a constant, or
     whose column is there more than once (said as ambiguous), is not absent; a derived Academic Year neither;
-    nor the last three columns of a past programs.txt in the 12-column layout, which never had them."""
+    nor the last three columns of a past programs.txt in the 12-column layout, which never had them; nor the
+    program dates of an export dated by eligibility alone (no Program Start Date column either: Aeries' ESD
+    and EED without PSD and PED), whose exits are its eligibility end dates."""
     base = PROFILES.get(mapping.extends) if mapping.extends else None
     own = PROFILES.get(mapping.name) != mapping
-    past_legacy = mapping.name in ILLUMINATE_PROFILES and set(LEGACY.fields) <= set(match.positions)
+    found = set(match.positions) | set(mapping.constants)
+    past_legacy = mapping.name in ILLUMINATE_PROFILES and not found - set(LEGACY.fields)
+    by_eligibility = Field.PROGRAM_START_DATE not in found and Field.ELIGIBILITY_START_DATE in found
     absent = []
     for target in options.output.layout.fields:
         if not mapping.sources(target) or target in match.positions or target in match.ambiguous:
             continue
-        if past_legacy and target not in LEGACY.fields:
+        if (past_legacy and target not in LEGACY.fields) or (by_eligibility and target is Field.PROGRAM_END_DATE):
             continue
         if target in mapping.constants or (target is Field.ACADEMIC_YEAR and mapping.academic_year.derive):
             continue
@@ -423,6 +420,21 @@ def _own_skip_columns(mapping: Mapping) -> set[str | int]:
     return {rule.column for rule in mapping.skip if rule not in inherited}
 
 
+def _column_absent(mapping: Mapping, target: Field, *, records_only: bool) -> Finding:
+    if records_only and target is Field.PROGRAM_END_DATE:
+        harm = "every record is learnt as open, and a reconcile would take the closed ones for reopened"
+    else:
+        harm = "every row is sent without one"
+    return warning(
+        1 if mapping.header else None,
+        None,
+        "column_absent",
+        f"the mapping names {_named(mapping, target)} for {COLUMN_BY_FIELD[target].label}, and this file has no "
+        f"such column: {harm}. Correct the mapping, or, if the file has no such column, say so under "
+        f'[constants]: {target.value} = ""',
+    )
+
+
 def _named(mapping: Mapping, target: Field) -> str:
     return " or ".join(f"'{n}'" if isinstance(n, str) else f"field {n}" for n in mapping.sources(target))
 
@@ -450,15 +462,27 @@ def _in_a_mapping(mapping: Mapping, fields: Sequence[Field]) -> str:
     return f'in a mapping: extends = "{mapping.extends or mapping.name}" and, under [constants], {constants}'
 
 
-_DATA_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{5,}")
+_ID_LIKE = re.compile(r"\d{4}")
+_DATED = (Field.BIRTH_DATE, Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE, Field.PROGRAM_END_DATE)
 
 
 def _data_as_header(mapping: Mapping, header: Sequence[str]) -> bool:
-    """Whether a mapping that reads by position takes a student's row for its header: a header names its
-    columns, and no column name is a date or a number of five digits or more.  A mapping by labels needs no
-    such test: a row of data matches none of its labels."""
-    positional = any(isinstance(source, int) for target in mapping.columns for source in mapping.sources(target))
-    return mapping.header and positional and any(_DATA_LIKE.fullmatch(cell.strip()) for cell in header)
+    """Whether a mapping that reads by position takes a student's row for its header: the cell it reads a
+    date from is a date (in any form the converter reads), or the one it reads the student ID from holds four
+    digits in a row.  A header's labels are neither; any other cell may be (a census-date column).  A mapping
+    by labels needs no such test: a row of data matches none of its labels."""
+    if not mapping.header:
+        return False
+
+    def cell(target: Field) -> str | None:
+        at = next((s for s in mapping.sources(target) if isinstance(s, int)), None)
+        return header[at - 1].strip() if at is not None and at <= len(header) else None
+
+    dates = (cell(target) for target in _DATED)
+    if any(text and parse_date(text, mapping.dates.order).day is not None for text in dates):
+        return True
+    student = cell(Field.IMPORT_STUDENT_ID)
+    return bool(student and _ID_LIKE.search(student))
 
 
 def _undetected(header: list[str], optional: frozenset[Field]) -> str:

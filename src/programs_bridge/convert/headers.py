@@ -58,8 +58,9 @@ def _find(name: str | int, header: Sequence[str]) -> list[int]:
     if isinstance(name, int):
         return [name - 1] if name <= len(header) else []
     wanted = qualified(name)
-    if not wanted:  # a name of punctuation alone names no column, least of all a blank one
-        return []
+    if not wanted:  # a label of punctuation alone (#, №) is matched as written, and never to a blank cell
+        written = name.strip().casefold()
+        return [i for i, label in enumerate(header) if written and label.strip().casefold() == written]
     exact = [i for i, label in enumerate(header) if qualified(label) == wanted]
     if exact or "." in wanted:
         return exact
