@@ -123,8 +123,8 @@ def test_a_deleted_flag_with_an_invisible_character_still_skips_the_row(tmp_path
 
 def test_control_characters_never_reach_programs_txt_even_in_an_all_ascii_row(tmp_path: Path) -> None:
     # An escape sequence pasted into a name, a DEL and a vertical tab from an old terminal, a C1 NEXT LINE
-    # and a LINE SEPARATOR inside a name: none is part of anyone's spelling, and the last two break a line
-    # for any reader that honours Unicode line boundaries.
+    # and a LINE SEPARATOR inside a name: none is part of anyone's spelling; the last two break a line for
+    # any reader that honours Unicode line boundaries, so inside a name they become a space.
     lines = [
         row("004521", last="Do\x1b[1me", first="Sam\x7f"),
         row("0045\x0122", site="1\x0b01"),
@@ -135,7 +135,7 @@ def test_control_characters_never_reach_programs_txt_even_in_an_all_ascii_row(tm
     assert [(line[0], line[2], line[3], line[14]) for line in written] == [
         ("004521", "Do[1me", "Sam", "101"),
         ("004522", "Doe", "Sam", "101"),
-        ("004523", "MaryAnn", "Jo Ann", "101"),
+        ("004523", "Mary Ann", "Jo Ann", "101"),
     ]
     text = (tmp_path / "programs.txt").read_text(encoding="utf-8")
     assert not any(c in text for c in "\x1b\x7f\x01\x0b\x85\u2028")
@@ -150,6 +150,7 @@ def test_control_characters_never_reach_programs_txt_even_in_an_all_ascii_row(tm
     ]
     messages = " ".join(f["message"] for f in findings(conversion, "invisible_character"))
     assert "U+001B (a control character)" in messages and "U+2028 LINE SEPARATOR a plain space" in messages
+    assert "made U+0085 (a control character) a plain space" in messages  # NEXT LINE parted two words
     assert "004522" not in messages and "Mary" not in messages
 
 

@@ -147,9 +147,10 @@ def shown(value: str, *, checked: bool = False) -> str:
 #: control codes a wrong decoding leaves.  Tab, line feed and carriage return are left to the renderer,
 #: which makes them a space with their own warning.
 CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u0080-\u009f"
-#: The Unicode line and paragraph separators: they end a line for any reader that honours Unicode line
-#: boundaries, so even inside a name they become a plain space.
-LINE_SEPARATORS = "\u2028\u2029"
+#: What ends a line for a reader that honours Unicode line boundaries, beyond tab, LF and CR: the vertical tab
+#: (FileMaker's line break inside a field), form feed, the file/group/record separators, NEXT LINE and the
+#: line and paragraph separators.  Inside a name it parted two words, so it becomes a plain space.
+LINE_SEPARATORS = "\x0b\x0c\x1c-\x1e\x85\u2028\u2029"
 #: Characters that show as nothing, yet make a value differ from the same value typed without them: the
 #: control codes above, the byte-order mark a concatenated export carries into its first field, zero-width
 #: spaces and joiners from copy and paste, direction marks and isolates, soft hyphens, word joiners and tag

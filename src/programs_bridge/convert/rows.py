@@ -377,11 +377,12 @@ class RowConverter:
                 trail = _TRAILING.search(value)
                 start, end = (lead.end() if lead else 0), (trail.start() if trail else len(value))
                 inner = value[start:end] if start < end else ""
-                controls, spaced = "".join(_CONTROL.findall(inner)), "".join(_LINE_SEPARATOR.findall(inner))
+                spaced, unbroken = "".join(_LINE_SEPARATOR.findall(inner)), _LINE_SEPARATOR.sub(" ", inner)
+                controls = "".join(_CONTROL.findall(unbroken))
                 removed = "".join(_INVISIBLE.findall(value[:start] + value[max(start, end) :])) + controls
                 if not removed and not spaced:
                     continue
-                cleaned[at] = _LINE_SEPARATOR.sub(" ", _CONTROL.sub("", inner))
+                cleaned[at] = _CONTROL.sub("", unbroken)
                 where = "in this value" if controls or spaced else "at the start or end of this value"
                 harm = "Illuminate would store them as part of the name"
             else:
