@@ -44,6 +44,11 @@ def test_read_limits_are_set_per_feed_and_reach_the_converter() -> None:
     config = parse_feed_config("[limits]\nmax_columns = 40\n" + SFTP, "config/district.toml")
     limits = config.convert_options(None, date(2026, 9, 1)).read_limits
     assert (limits.max_columns, limits.max_line_bytes) == (40, 1 << 20)
+    # A whole number in TOML's float form is that number; a fraction is not.
+    config = parse_feed_config("[limits]\nmax_bytes = 4e9\n" + SFTP, "config/district.toml")
+    assert config.limits.max_bytes == 4_000_000_000 and isinstance(config.limits.max_bytes, int)
+    with pytest.raises(ConfigError, match="max_bytes must be a whole number, not text, true/false or a fraction"):
+        parse_feed_config("[limits]\nmax_bytes = 1.5\n" + SFTP, "config/district.toml")
 
 
 def test_the_shrink_guard_is_on_by_default_and_a_feed_may_set_or_turn_it_off() -> None:
@@ -82,8 +87,8 @@ def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> 
         (SFTP + "[sftp.timeouts]\nread = 5\n", "sftp.timeouts.read: unknown setting"),
         ("[limits]\nmax_rows = 5\n" + SFTP, "limits.max_rows: unknown setting"),
         ("[limits]\nmax_field_bytes = 10\n" + SFTP, "max_field_bytes must be a whole number from 1,024 to"),
-        ("[limits]\nmax_columns = true\n" + SFTP, "limits: max_columns must be a whole number, written without"),
-        ('[limits]\nmax_columns = "5"\n' + SFTP, "limits: max_columns must be a whole number, written without"),
+        ("[limits]\nmax_columns = true\n" + SFTP, "limits: max_columns must be a whole number, not text"),
+        ('[limits]\nmax_columns = "5"\n' + SFTP, "limits: max_columns must be a whole number, not text"),
         ("[limits]\nmax_field_bytes = 99999999999999999\n" + SFTP, "max_field_bytes must be a whole number from"),
         ("[shrink_guard]\nmax_missing_share = 20\n" + SFTP, "shrink_guard.max_missing_share: Input should be less"),
         ("[shrink_guard]\nmin_missing = -1\n" + SFTP, "shrink_guard.min_missing: Input should be greater"),

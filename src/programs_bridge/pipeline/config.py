@@ -96,15 +96,21 @@ class FeedConfig(_Strict):
     @field_validator("limits", mode="before")
     @classmethod
     def _whole_limits(cls, given: object) -> object:
-        """A limit is a whole number as written: pydantic's lax mode would read ``true`` as 1 and ``"5"`` as
-        5, and a feed whose every file is then refused for 11 columns is worse than a config error."""
-        if isinstance(given, dict):
-            for name, value in given.items():
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise PydanticCustomError(
-                        "limit_not_whole", "{name} must be a whole number, written without quotes", {"name": name}
-                    )
-        return given
+        """A limit is a number as written: pydantic's lax mode would read ``true`` as 1 and ``"5"`` as 5, and a
+        feed whose every file is then refused for 11 columns is worse than a config error.  A whole number in
+        TOML's float form (``4e9``) is that number."""
+        if not isinstance(given, dict):
+            return given
+        limits = dict(given)
+        for name, value in given.items():
+            if isinstance(value, float) and value.is_integer():
+                limits[name] = int(value)
+            elif isinstance(value, bool) or not isinstance(value, int):
+                raise PydanticCustomError(
+                    "limit_not_whole", "{name} must be a whole number, not text, true/false or a fraction",
+                    {"name": name},
+                )  # fmt: skip
+        return limits
 
     @field_validator("profile")
     @classmethod
