@@ -182,8 +182,11 @@ def test_a_skip_rule_with_no_values_is_a_mapping_error() -> None:
 
 def test_a_constant_that_replaces_a_column_the_file_has_is_said(tmp_path: Path) -> None:
     mapping = parse_mapping({"extends": "synergy", "constants": {"site_id": "12"}}, profiles=PROFILES)
-    line, column, message = the_warning(run(tmp_path, mapping=mapping), "constant_over_column")
-    assert (line, column) == (1, "school_code")
+    conversion = run(tmp_path, mapping=mapping)
+    assert conversion.status is Status.OK
+    [noted] = said(conversion, "constant_over_column")
+    line, column, message, severity = noted["line"], noted["column"], noted["message"], noted["severity"]
+    assert (line, column, severity) == (1, "school_code", "info")  # said, without a nightly warning
     assert message.startswith("the mapping gives Site ID as a constant, so this file's column for it")
     # Without the column in the file, the constant is what the district meant: nothing to say.
     conversion = run(tmp_path, HEADER.replace("school_code", "campus"), mapping=mapping)
@@ -224,3 +227,16 @@ def test_a_past_programs_txt_of_some_of_the_12_legacy_columns_needs_no_site(tmp_
     source.write_text("\t".join(labels) + "\n" + "\t".join(row) + "\n", encoding="utf-8")
     conversion = convert_export(source, tmp_path / "programs.txt", ConvertOptions(today=date(2026, 9, 1)))
     assert conversion.status is Status.OK, conversion.reason
+
+
+def test_a_constant_over_a_column_of_a_headerless_record_layout_is_named_by_its_field(tmp_path: Path) -> None:
+    import tomllib
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    settings = tomllib.loads((samples / "calpads-sprg-codes.toml").read_text(encoding="utf-8"))
+    settings.setdefault("constants", {})["academic_year"] = "2025-2026"
+    mapping = parse_mapping(settings, profiles=PROFILES)
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=mapping, max_reject_share=1.0)
+    conversion = convert_export(samples / "calpads-sprg.txt", tmp_path / "programs.txt", options)
+    [noted] = said(conversion, "constant_over_column")
+    assert (noted["line"], noted["column"]) == (None, "AcademicYearID")

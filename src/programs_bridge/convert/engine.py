@@ -281,9 +281,9 @@ def _choose_mapping(
     for target in absent:
         result.findings.add(_column_absent(mapping, target, records_only=result.options.records_only))
     for target, at in _overridden_columns(mapping, header).items():
-        result.findings.add(
-            warning(
-                1,
+        result.findings.add(  # info: a district may mean it every night, and has no way to say so
+            info(
+                1 if mapping.header else None,
                 header[at],
                 "constant_over_column",
                 f"the mapping gives {COLUMN_BY_FIELD[target].label} as a constant, so this file's column for it, "
@@ -402,9 +402,10 @@ def _reused(mapping: Mapping, header: Sequence[str], match: ColumnMatch, later: 
 def _overridden_columns(mapping: Mapping, header: Sequence[str]) -> dict[Field, int]:
     """The fields a mapping that extends a profile gives as constants while the file has the column the
     profile reads for them: a constant written for another export (``site_id = ""`` for a report without
-    sites) silently discarding a column this one has."""
+    sites) silently discarding a column this one has.  A headerless file's "header" is its record layout's
+    names (``field_names``), never a row of data, so its columns are named too."""
     base = PROFILES.get(mapping.extends) if mapping.extends else None
-    if base is None or not mapping.header or not mapping.constants:
+    if base is None or not mapping.constants:
         return {}
     found = match_columns(base, header).positions
     return {target: found[target] for target in mapping.constants if target in found}
