@@ -182,6 +182,14 @@ def test_an_import_student_id_of_fullwidth_digits_or_look_alike_letters_is_refus
         (4, "Student_Number", "error"),
     ]
     assert "\uff10" not in said[0]["message"]
+    # A Program ID is a key too: fullwidth 101, and a Cyrillic DZE before 504.
+    conversion, written = run(tmp_path, [row("004521"), row("004522", program="\uff11\uff10\uff11"),
+                                         row("004523", program="\u0405504")])  # fmt: skip
+    assert [line[0] for line in written] == ["004521"]
+    assert [(f["line"], f["column"]) for f in findings(conversion, "id_not_ascii")] == [
+        (3, "ProgramID"),
+        (4, "ProgramID"),
+    ]
 
 
 def test_a_date_outside_1900_to_2099_never_enters_a_key_and_9999_is_open_only_when_the_mapping_says(

@@ -217,16 +217,7 @@ class RowConverter:
         elif not sid:
             found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
         elif not sid.isascii():
-            found.append(
-                error(
-                    line,
-                    names[F.IMPORT_STUDENT_ID],
-                    "id_not_ascii",
-                    "Import Student ID holds a character outside ASCII (a fullwidth digit, a letter of another "
-                    "script that looks like a Latin one): Illuminate would not match it to the student's record; "
-                    "re-type the ID in the SIS",
-                )
-            )
+            found.append(_not_ascii(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", "the student's record"))
         elif "+" in sid and _SCIENTIFIC.match(sid):
             found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
         if ssid:
@@ -257,6 +248,8 @@ class RowConverter:
             found.append(error(line, names[F.PROGRAM_ID], "program_name", _PROGRAM_NAME))
         elif len(program) > 30:
             found.append(_too_long(line, names[F.PROGRAM_ID], "Program ID", 30))
+        elif not program.isascii():
+            found.append(_not_ascii(line, names[F.PROGRAM_ID], "Program ID", "the code table's code key"))
         elif self.code_table is not None:
             found.extend(self._check_code(line, program, source_program))
 
@@ -616,6 +609,18 @@ _NO_SCHOOL = "the school code is empty: the mapping needs every row's school for
 
 def _required(line: int, column: str, label: str) -> Finding:
     return error(line, column, "required", f"{label} is empty: Illuminate requires it; fill it in the SIS")
+
+
+def _not_ascii(line: int, column: str, label: str, matched: str) -> Finding:
+    """A key that looks right and matches nothing: fullwidth digits from an East Asian input method, a
+    Cyrillic letter that looks Latin.  The value is not quoted."""
+    return error(
+        line,
+        column,
+        "id_not_ascii",
+        f"{label} holds a character outside ASCII (a fullwidth digit, a letter of another script that looks "
+        f"like a Latin one): Illuminate would not match it to {matched}; re-type it in the SIS",
+    )
 
 
 def _too_long(line: int, column: str, label: str, limit: int) -> Finding:
