@@ -240,3 +240,45 @@ def test_a_constant_over_a_column_of_a_headerless_record_layout_is_named_by_its_
     conversion = convert_export(samples / "calpads-sprg.txt", tmp_path / "programs.txt", options)
     [noted] = said(conversion, "constant_over_column")
     assert (noted["line"], noted["column"]) == (None, "AcademicYearID")
+
+
+def test_a_positional_mappings_findings_name_columns_by_position_never_by_the_first_lines_cells(
+    tmp_path: Path,
+) -> None:
+    # A first line that passes for a header (a short ID, no dates) may still be a student: never quoted.
+    columns = {"import_student_id": 1, "last_name": 2, "first_name": 2, "birth_date": 4, "program_id": 5,
+               "program_start_date": 6, "program_end_date": 7, "site_id": 8}  # fmt: skip
+    source = tmp_path / "export.csv"
+    source.write_text("AB-12,Garcia,Maria,,144,,,12\nS-043,,Bo,1/2/2010,144,1/5/2024,,12\n", encoding="utf-8")
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}), max_reject_share=1)
+    conversion = convert_export(source, tmp_path / "programs.txt", options)
+    text = json_text(conversion)
+    assert "Garcia" not in text and "Maria" not in text
+    assert said(conversion, "column_reused")[0]["column"] == "field 2"
+
+
+def test_a_real_header_whose_id_label_holds_a_year_is_a_header(tmp_path: Path) -> None:
+    columns = {"import_student_id": 1, "last_name": 2, "first_name": 3, "birth_date": 4, "program_id": 5,
+               "program_start_date": 6, "program_end_date": 7, "site_id": 8}  # fmt: skip
+    source = tmp_path / "export.csv"
+    source.write_text("Student ID 2024-25,Last,First,DOB,Program,Start,End,School\n"
+                      "180201,Testperson,Ada,1/2/2010,144,1/5/2024,,12\n", encoding="utf-8")  # fmt: skip
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}))
+    assert convert_export(source, tmp_path / "programs.txt", options).rows_written == 1
+
+
+def test_a_legacy_programs_txt_read_by_a_mapping_that_extends_illuminate_needs_no_site(tmp_path: Path) -> None:
+    from programs_bridge.programs_txt.layout import LEGACY
+
+    source = tmp_path / "past.txt"
+    row = ["004521", "", "Testperson", "Ada", "", "03/04/2012", "144", "", "", "08/15/2024", "", "2024-2025"]
+    source.write_text("\t".join(LEGACY.header) + "\n" + "\t".join(row) + "\n", encoding="utf-8")
+    mapping = parse_mapping({"extends": "illuminate", "values": {"program_id": {"SPED": "144"}}}, profiles=PROFILES)
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=mapping)
+    assert convert_export(source, tmp_path / "programs.txt", options).status is Status.OK
+
+
+def json_text(conversion: Conversion) -> str:
+    import json
+
+    return json.dumps(conversion.findings.as_dicts())

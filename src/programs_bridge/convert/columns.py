@@ -327,7 +327,7 @@ class ColumnConverter:
                 return None
         if not program or (rc.program_may_be_named and " " in program) or len(program) > _MAX_IDS:
             return None
-        if not program.isascii():  # id_not_ascii
+        if not program.isascii() and rc.code_table is None:  # id_not_ascii's warning
             return None
         if rc.code_table is not None and program not in rc.checked_504:  # checked: in the table, said once
             return None

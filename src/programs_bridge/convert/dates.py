@@ -65,9 +65,9 @@ BAD_DATE = "bad_date"
 IMPOSSIBLE_DATE = "impossible_date"
 EXCEL_SERIAL_DATE = "excel_serial_date"
 DATE_OUT_OF_RANGE = "date_out_of_range"
-#: The years a student's dates can fall in: before, a placeholder or a typo (0025 for 2025); after, the same,
-#: or the year 9999 some systems write for "no end yet" (an end date the mapping names as open never gets
-#: here).  Outside them the date would enter a record key, and a derived Academic Year would read 9999-10000.
+#: The years a birth or start date can fall in: before, a placeholder or a typo (0025 for 2025); after, the
+#: same.  Outside them the date would enter a record key, and a derived Academic Year would read 9999-10000.
+#: End dates take any year (``DateParser.parse_end``).
 PLAUSIBLE_YEARS = range(1900, 2100)
 
 EMPTY = DateResult("", None, None, None)
@@ -216,16 +216,10 @@ def _plausible(result: DateResult) -> DateResult:
     quoted: it may be a birth date)."""
     if result.day is None or result.code is not None or result.day.year in PLAUSIBLE_YEARS:
         return result
-    if result.day.year == 9999:
-        message = (
-            'The value is a date in the year 9999, which some systems write for "no end yet": if it means the '
-            "program is still open, add it to open_end_dates under [dates] in the mapping"
-        )
-    else:
-        message = (
-            f"The value is a date before {PLAUSIBLE_YEARS.start} or after {PLAUSIBLE_YEARS.stop - 1}, which no "
-            "student record has: a typo in the year, or a placeholder; correct it in the SIS"
-        )
+    message = (
+        f"The value is a date before {PLAUSIBLE_YEARS.start} or after {PLAUSIBLE_YEARS.stop - 1}, which no "
+        "birth or start date is: a typo in the year, or a placeholder; correct it in the SIS"
+    )
     return DateResult("", None, DATE_OUT_OF_RANGE, message)
 
 
@@ -283,12 +277,13 @@ class DateParser:
         return result
 
     def parse_end(self, raw: str) -> DateResult:
-        """Like :meth:`parse`, but an "open" sentinel gives the empty result, as an empty end date would (a
-        sentinel may lie outside the plausible years: ``12/31/9999``)."""
+        """Like :meth:`parse`, but an "open" sentinel gives the empty result, as an empty end date would, and
+        any year is taken: an end date is no part of a record key, and ``12/31/9999`` is how many systems,
+        and past uploads, write "no end yet"."""
         result = self._end_cache.get(raw)
         if result is None:
-            is_open = self._is_open(raw, parse_date(raw, self.order))
-            result = self._remember(self._end_cache, raw, EMPTY if is_open else self.parse(raw))
+            result = parse_date(raw, self.order)
+            result = self._remember(self._end_cache, raw, EMPTY if self._is_open(raw, result) else result)
         return result
 
     def _is_open(self, raw: str, result: DateResult) -> bool:

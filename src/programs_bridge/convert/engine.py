@@ -10,7 +10,6 @@ temporary files (``dedupe.py``).
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -170,8 +169,9 @@ def convert_export(
             if chosen is None:
                 return result
             mapping, match = chosen
+            named = _positional_names(mapping, header)
             converter = RowConverter(
-                mapping, match, header, options.output.layout, today=options.today, code_table=options.code_table,
+                mapping, match, named, options.output.layout, today=options.today, code_table=options.code_table,
                 person_required=not options.records_only,
             )  # fmt: skip
             wrong = converter.wrong_file(first)
@@ -217,6 +217,16 @@ def _names_the_layout(mapping: Mapping | None, first: list[str]) -> bool:
     width = min(len(first), len(mapping.field_names))
     said = [value.strip().casefold() for value in first[:width]]
     return width >= 3 and said == [name.casefold() for name in mapping.field_names[:width]]
+
+
+def _positional_names(mapping: Mapping, header: list[str]) -> list[str]:
+    """The names findings give the columns: the header's labels, or ``field 1`` ... when the mapping reads
+    every column by position and so never checked that the first line is a header: were it a student's row
+    (``_data_as_header`` cannot tell from every row), its labels would be that student's values."""
+    sources = [source for target in mapping.columns for source in mapping.sources(target)]
+    if mapping.header and sources and all(isinstance(source, int) for source in sources):
+        return [f"field {n}" for n in range(1, len(header) + 1)]
+    return header
 
 
 def _headerless_names(mapping: Mapping | None, first: list[str]) -> list[str]:
@@ -273,18 +283,19 @@ def _choose_mapping(
     shared = _shared(match)
     ending = [pair for pair in shared if pair[0] in _ENDS and pair[1] in _STARTS]
     if ending:
-        result.reject(_ends_on_start(header, match, ending))
+        result.reject(_ends_on_start(_positional_names(mapping, header), match, ending))
         return None
     for first, second in shared:
         if {first, second} not in _SHARED_ON_PURPOSE:
-            result.findings.add(_reused(mapping, header, match, first, second))
+            result.findings.add(_reused(mapping, _positional_names(mapping, header), match, first, second))
     for target in absent:
         result.findings.add(_column_absent(mapping, target, records_only=result.options.records_only))
+    shown = _positional_names(mapping, header)
     for target, at in _overridden_columns(mapping, header).items():
         result.findings.add(  # info: a district may mean it every night, and has no way to say so
             info(
                 1 if mapping.header else None,
-                header[at],
+                shown[at],
                 "constant_over_column",
                 f"the mapping gives {COLUMN_BY_FIELD[target].label} as a constant, so this file's column for it, "
                 f"which {mapping.extends} reads, is not read: every row is sent with the constant. Remove the "
@@ -329,7 +340,7 @@ def _absent(mapping: Mapping, match: ColumnMatch, options: ConvertOptions) -> li
     base = PROFILES.get(mapping.extends) if mapping.extends else None
     own = PROFILES.get(mapping.name) != mapping
     found = set(match.positions) | set(mapping.constants)
-    past_legacy = mapping.name in ILLUMINATE_PROFILES and not found - set(LEGACY.fields)
+    past_legacy = (mapping.extends or mapping.name) in ILLUMINATE_PROFILES and not found - set(LEGACY.fields)
     by_eligibility = Field.PROGRAM_START_DATE not in found and Field.ELIGIBILITY_START_DATE in found
     absent = []
     for target in options.output.layout.fields:
@@ -463,14 +474,13 @@ def _in_a_mapping(mapping: Mapping, fields: Sequence[Field]) -> str:
     return f'in a mapping: extends = "{mapping.extends or mapping.name}" and, under [constants], {constants}'
 
 
-_ID_LIKE = re.compile(r"\d{4}")
 _DATED = (Field.BIRTH_DATE, Field.PROGRAM_START_DATE, Field.ELIGIBILITY_START_DATE, Field.PROGRAM_END_DATE)
 
 
 def _data_as_header(mapping: Mapping, header: Sequence[str]) -> bool:
     """Whether a mapping that reads by position takes a student's row for its header: the cell it reads a
-    date from is a date (in any form the converter reads), or the one it reads the student ID from holds four
-    digits in a row.  A header's labels are neither; any other cell may be (a census-date column).  A mapping
+    date from is a date (in any form the converter reads), or the one it reads the student ID from holds more
+    digits than letters.  A header's labels are neither; any other cell may be (a census-date column).  A mapping
     by labels needs no such test: a row of data matches none of its labels."""
     if not mapping.header:
         return False
@@ -482,8 +492,8 @@ def _data_as_header(mapping: Mapping, header: Sequence[str]) -> bool:
     dates = (cell(target) for target in _DATED)
     if any(text and parse_date(text, mapping.dates.order).day is not None for text in dates):
         return True
-    student = cell(Field.IMPORT_STUDENT_ID)
-    return bool(student and _ID_LIKE.search(student))
+    student = cell(Field.IMPORT_STUDENT_ID) or ""  # an ID is mostly digits (S-042), a label mostly letters
+    return sum(map(str.isdigit, student)) > sum(map(str.isalpha, student))
 
 
 def _undetected(header: list[str], optional: frozenset[Field]) -> str:

@@ -56,6 +56,9 @@ _INVISIBLE = re.compile(f"[{INVISIBLE}]")
 _SPACE_LIKE = re.compile(f"[{SPACE_LIKE}]")
 _CONTROL = re.compile(f"[{CONTROL}]")
 _LINE_SEPARATOR = re.compile(f"[{LINE_SEPARATORS}]")
+#: A line break or control code, which a key part must not hold inside it (``_broken_key``).
+_BROKEN = re.compile(f"[\t\n\r{CONTROL}{LINE_SEPARATORS}]")
+_KEY_TEXT = (Field.IMPORT_STUDENT_ID, Field.PROGRAM_ID, Field.SITE_ID)
 _LEADING = re.compile(rf"[\s{INVISIBLE}]+")
 _TRAILING = re.compile(rf"[\s{INVISIBLE}]+\Z")
 _NAMES = frozenset({Field.LAST_NAME, Field.FIRST_NAME, Field.MIDDLE_NAME})
@@ -153,6 +156,8 @@ class RowConverter:
         keys = {at for field, at in match.positions.items() if field not in _NAMES} | {at for at, _ in match.skip}
         keys |= {match.records[0]} if match.records else set()
         self.read_at = tuple(sorted(keys | set(match.positions.values())))
+        #: Where the record key's text parts are read: a line break or control code inside one is refused.
+        self.key_sources = {at: field for field, at in match.positions.items() if field in _KEY_TEXT}
         self.trim_only = frozenset(set(match.positions.values()) - keys)
         self.header = list(header)
         self.id_width = mapping.ids.import_student_id_width
@@ -248,10 +253,10 @@ class RowConverter:
             found.append(error(line, names[F.PROGRAM_ID], "program_name", _PROGRAM_NAME))
         elif len(program) > 30:
             found.append(_too_long(line, names[F.PROGRAM_ID], "Program ID", 30))
-        elif not program.isascii():
-            found.append(_not_ascii(line, names[F.PROGRAM_ID], "Program ID", "the code table's code key"))
-        elif self.code_table is not None:
+        elif self.code_table is not None:  # a code key outside ASCII is found there, or is unknown_program
             found.extend(self._check_code(line, program, source_program))
+        elif not program.isascii():
+            found.append(_program_not_ascii(line, names[F.PROGRAM_ID]))
 
         if self.site_values:
             mapped = self.site_values.get(site.casefold())
@@ -300,8 +305,10 @@ class RowConverter:
                     "(Program Start Date preferred) and uses it in the record key",
                 )
             )
-        if born_day is not None and ((ps_day and ps_day < born_day) or (es_day and es_day < born_day)):
-            found.extend(self._before_birth(line, born_day, ps_day, es_day))
+        # A birth date said to be wrong already (in the future, an Excel serial) is not compared again.
+        born = born_day if born_day is not None and not born_code and born_day <= self.today else None
+        if born is not None and ((ps_day and ps_day < born) or (es_day and es_day < born)):
+            found.extend(self._before_birth(line, born, ps_day, es_day))
         if pe_day and ps_day and pe_day < ps_day:
             found.append(_end_before_start(line, names[F.PROGRAM_END_DATE], "Program"))
         if ee_day and es_day and ee_day < es_day:
@@ -363,6 +370,9 @@ class RowConverter:
         found: list[Finding] = []
         for at in self.read_at:
             value = fields[at]
+            if at in self.key_sources and _BROKEN.search(value.strip()):
+                found.append(self._broken_key(line, at))
+                continue
             if not may_hide(value) or _HIDDEN.search(value) is None:
                 continue
             if at in self.trim_only:
@@ -397,6 +407,19 @@ class RowConverter:
                 )
             )
         return cleaned, found
+
+    def _broken_key(self, line: int, at: int) -> Finding:
+        """A key part with a line break or control code inside: two values in one cell (a return typed in a
+        spreadsheet cell, FileMaker's vertical tab).  Removing it, or making it a space, would send another
+        student or program, so the row is refused; the value is not quoted."""
+        label = COLUMN_BY_FIELD[self.key_sources[at]].label
+        return error(
+            line,
+            self.header[at],
+            "key_broken",
+            f"{label} holds a line break or control code inside it, as if two values shared the cell; it is part "
+            "of the record key, so the row is left out rather than sent under another key. Fix the cell in the SIS",
+        )
 
     def wrong_file(self, fields: list[str]) -> str | None:
         """Why the whole file is the wrong one, judged on its first row: a record kind this mapping does not
@@ -611,6 +634,11 @@ def _required(line: int, column: str, label: str) -> Finding:
     return error(line, column, "required", f"{label} is empty: Illuminate requires it; fill it in the SIS")
 
 
+_NOT_ASCII = (
+    "holds a character outside ASCII (a fullwidth digit, a letter of another script that looks like a Latin one)"
+)
+
+
 def _not_ascii(line: int, column: str, label: str, matched: str) -> Finding:
     """A key that looks right and matches nothing: fullwidth digits from an East Asian input method, a
     Cyrillic letter that looks Latin.  The value is not quoted."""
@@ -618,8 +646,20 @@ def _not_ascii(line: int, column: str, label: str, matched: str) -> Finding:
         line,
         column,
         "id_not_ascii",
-        f"{label} holds a character outside ASCII (a fullwidth digit, a letter of another script that looks "
-        f"like a Latin one): Illuminate would not match it to {matched}; re-type it in the SIS",
+        f"{label} {_NOT_ASCII}: Illuminate would not match it to {matched}; re-type it in the SIS",
+    )
+
+
+def _program_not_ascii(line: int, column: str) -> Finding:
+    """Without a code table a Program ID outside ASCII may still be the district's own code key (Bilingüe):
+    sent, with a warning that a look-alike would match nothing."""
+    return warning(
+        line,
+        column,
+        "id_not_ascii",
+        f"Program ID {_NOT_ASCII}: sent, but unless it is exactly a code key of the district's Student Programs "
+        "code table Illuminate will not match it; give the code table (--code-table, or the feed's code_table) "
+        "to have it checked",
     )
 
 
