@@ -76,6 +76,8 @@ def test_sftp_timeouts_are_set_per_feed_and_the_others_keep_their_defaults() -> 
         ('profile = "sims"\n' + SFTP, "profile: unknown profile 'sims'; use one of: illuminate, powerschool"),
         ("max_reject_share = 5\n" + SFTP, "max_reject_share: Input should be less than or equal to 1"),
         ("max_reject_share = nan\n" + SFTP, "max_reject_share: Input should be a finite number"),
+        ('layout = "legacy"\ncolumns = ["import_student_id"]\n' + SFTP, "give either layout or columns"),
+        ("[columns]\nlast_name = 'Surname'\n" + SFTP, "go under [mapping.columns]"),
         ("[mapping.columns]\nsite_id = 5\nlastname = 'x'\n" + SFTP, "mapping.columns.lastname: not a programs.txt"),
         ('columns = ["import_student_id"]\n' + SFTP, "leaves out required column(s)"),
         (

@@ -128,8 +128,22 @@ class FeedConfig(_Strict):
         if self.profile and self.mapping:
             raise ValueError("give either profile or mapping, not both")
         if self.columns is not None:
+            if "layout" in self.model_fields_set:  # the CLI refuses --layout with --columns alike
+                raise ValueError("give either layout or columns (a layout of your own), not both")
             custom_layout(self.columns)  # raises ValueError naming the bad column
         return self
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _a_list(cls, given: object) -> object:
+        """``[columns]`` as a table is a mapping's, mistaken for the output layout's list."""
+        if isinstance(given, dict):
+            raise PydanticCustomError(
+                "columns_table",
+                'columns here is programs.txt\'s own column order, a list (columns = ["import_student_id", ...]); '
+                "the export's columns, as in a mapping file, go under [mapping.columns]",
+            )
+        return given
 
     @property
     def output_layout(self) -> Layout:
