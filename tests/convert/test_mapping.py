@@ -190,6 +190,7 @@ def test_labels_in_any_script_are_matched_as_written_not_stripped_to_nothing() -
         ({"values": {"program_id": {"sped": "144", "SPED": "101"}}}, "'sped' and 'SPED' are one SIS value"),
         ({"name": "district\n  rows: 0 read"}, "one line of printable text"),
         ({"name": "x\x1b[2J"}, "one line of printable text"),
+        ({"extends": "calpads-sprg", "header": True}, "calpads-sprg reads a file without a header row"),
         ({"constants": {"eligibility_code": "A\x00"}}, "constants.eligibility_code hold"),
         ({"values": {"program_id": {"SPED": "14\u200b4"}}}, "values.program_id.SPED hold"),
     ],

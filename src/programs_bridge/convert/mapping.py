@@ -225,6 +225,11 @@ class Mapping(_Strict):
             raise ValueError(f"field_names name each field once, in order: {problem}")
         if not self.header:
             self._check_positional()
+        elif (self.field_names or self.field_counts) and self.extends:
+            raise ValueError(
+                f"{self.extends} reads a file without a header row (its record layout names the fields), so header "
+                f"= true does not fit it: leave header out, or describe a file with a header without extends"
+            )
         elif self.field_names or self.field_counts:
             raise ValueError("field_names and field_counts describe a file without a header row: add header = false")
         return self
