@@ -123,35 +123,37 @@ def test_another_column_read_twice_is_a_warning_but_the_state_id_as_local_id_is_
 
 # --- a student's row taken for the header -------------------------------------------------------------
 
+#: A mapping by position over ROWS' shape.
+BY_POSITION = {"import_student_id": 1, "last_name": 3, "first_name": 4, "birth_date": 6, "program_id": 9,
+               "program_start_date": 10, "program_end_date": 11, "site_id": 8}  # fmt: skip
+
+
+def by_position(tmp_path: Path, text: str, columns: dict[str, Any] = BY_POSITION, **settings: Any) -> Conversion:
+    source = tmp_path / "export.csv"
+    source.write_text(text, encoding="utf-8")
+    mapping = parse_mapping({"columns": columns, **settings})
+    options = ConvertOptions(today=date(2026, 9, 1), mapping=mapping, max_reject_share=1.0)
+    return convert_export(source, tmp_path / "programs.txt", options)
+
 
 def test_a_positional_mapping_on_a_file_without_a_header_row_refuses_it_instead_of_losing_a_student(
     tmp_path: Path,
 ) -> None:
-    columns = {"import_student_id": 1, "last_name": 3, "first_name": 4, "birth_date": 6, "program_id": 9,
-               "program_start_date": 10, "program_end_date": 11, "site_id": 8}  # fmt: skip
-    source = tmp_path / "export.csv"
-    source.write_text("\n".join(ROWS) + "\n", encoding="utf-8")  # no header row; the mapping forgot to say so
-    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}))
-    conversion = convert_export(source, tmp_path / "programs.txt", options)
+    no_header = "\n".join(ROWS) + "\n"  # no header row; the mapping forgot to say so
+    conversion = by_position(tmp_path, no_header)
     assert conversion.status is Status.REJECTED
     assert "set header = false" in conversion.reason
     assert "180201" not in conversion.reason and "Testperson" not in conversion.reason
     # Said so, the file is read whole: both students.
-    fixed = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"header": False, "columns": columns}))
-    assert convert_export(source, tmp_path / "programs.txt", fixed).rows_written == 2
+    assert by_position(tmp_path, no_header, header=False).rows_written == 2
     # Letters before the ID, a time after the date: still a student's row.
-    source.write_text("S1801,,Testperson,Ada,,2008-12-12T00:00:00,,128,302,2025-08-15T00:00:00,\n" + ROWS[1] + "\n")
-    assert convert_export(source, tmp_path / "programs.txt", options).status is Status.REJECTED
+    stamped = "S1801,,Testperson,Ada,,2008-12-12T00:00:00,,128,302,2025-08-15T00:00:00,\n" + ROWS[1] + "\n"
+    assert by_position(tmp_path, stamped).status is Status.REJECTED
 
 
 def test_a_header_with_a_date_for_a_label_beside_the_mapped_columns_is_still_a_header(tmp_path: Path) -> None:
-    columns = {"import_student_id": 1, "last_name": 3, "first_name": 4, "birth_date": 6, "program_id": 9,
-               "program_start_date": 10, "program_end_date": 11, "site_id": 8}  # fmt: skip
-    source = tmp_path / "export.csv"
     census = HEADER.replace("school_year", "10/01/2025")  # a census-date column, not read by the mapping
-    source.write_text("\n".join([census, *ROWS]) + "\n", encoding="utf-8")
-    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}))
-    assert convert_export(source, tmp_path / "programs.txt", options).rows_written == 2
+    assert by_position(tmp_path, "\n".join([census, *ROWS]) + "\n").rows_written == 2
 
 
 # --- skip rules ---------------------------------------------------------------------------------------
@@ -248,10 +250,7 @@ def test_a_positional_mappings_findings_name_columns_by_position_never_by_the_fi
     # A first line that passes for a header (a short ID, no dates) may still be a student: never quoted.
     columns = {"import_student_id": 1, "last_name": 2, "first_name": 2, "birth_date": 4, "program_id": 5,
                "program_start_date": 6, "program_end_date": 7, "site_id": 8}  # fmt: skip
-    source = tmp_path / "export.csv"
-    source.write_text("AB-12,Garcia,Maria,,144,,,12\nS-043,,Bo,1/2/2010,144,1/5/2024,,12\n", encoding="utf-8")
-    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}), max_reject_share=1)
-    conversion = convert_export(source, tmp_path / "programs.txt", options)
+    conversion = by_position(tmp_path, "AB-12,Garcia,Maria,,144,,,12\nS-043,,Bo,1/2/2010,144,1/5/2024,,12\n", columns)
     text = json_text(conversion)
     assert "Garcia" not in text and "Maria" not in text
     assert said(conversion, "column_reused")[0]["column"] == "field 2"
@@ -260,11 +259,10 @@ def test_a_positional_mappings_findings_name_columns_by_position_never_by_the_fi
 def test_a_real_header_whose_id_label_holds_a_year_is_a_header(tmp_path: Path) -> None:
     columns = {"import_student_id": 1, "last_name": 2, "first_name": 3, "birth_date": 4, "program_id": 5,
                "program_start_date": 6, "program_end_date": 7, "site_id": 8}  # fmt: skip
-    source = tmp_path / "export.csv"
-    source.write_text("Student ID 2024-25,Last,First,DOB,Program,Start,End,School\n"
-                      "180201,Testperson,Ada,1/2/2010,144,1/5/2024,,12\n", encoding="utf-8")  # fmt: skip
-    options = ConvertOptions(today=date(2026, 9, 1), mapping=parse_mapping({"columns": columns}))
-    assert convert_export(source, tmp_path / "programs.txt", options).rows_written == 1
+    text = (
+        "Student ID 2024-25,Last,First,DOB,Program,Start,End,School\n180201,Testperson,Ada,1/2/2010,144,1/5/2024,,12\n"
+    )
+    assert by_position(tmp_path, text, columns).rows_written == 1
 
 
 def test_a_legacy_programs_txt_read_by_a_mapping_that_extends_illuminate_needs_no_site(tmp_path: Path) -> None:

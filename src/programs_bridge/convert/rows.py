@@ -222,7 +222,7 @@ class RowConverter:
         elif not sid:
             found.append(_required(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
         elif not sid.isascii():
-            found.append(_not_ascii(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", "the student's record"))
+            found.append(_not_ascii(line, names[F.IMPORT_STUDENT_ID], "Import Student ID"))
         elif "+" in sid and _SCIENTIFIC.match(sid):
             found.append(_scientific(line, names[F.IMPORT_STUDENT_ID], "Import Student ID", fatal=True))
         if ssid:
@@ -256,7 +256,7 @@ class RowConverter:
         elif self.code_table is not None:  # a code key outside ASCII is found there, or is unknown_program
             found.extend(self._check_code(line, program, source_program))
         elif not program.isascii():
-            found.append(_program_not_ascii(line, names[F.PROGRAM_ID]))
+            found.append(_not_ascii(line, names[F.PROGRAM_ID], "Program ID", sent=True))
 
         if self.site_values:
             mapped = self.site_values.get(site.casefold())
@@ -634,32 +634,28 @@ def _required(line: int, column: str, label: str) -> Finding:
     return error(line, column, "required", f"{label} is empty: Illuminate requires it; fill it in the SIS")
 
 
-_NOT_ASCII = (
-    "holds a character outside ASCII (a fullwidth digit, a letter of another script that looks like a Latin one)"
-)
-
-
-def _not_ascii(line: int, column: str, label: str, matched: str) -> Finding:
+def _not_ascii(line: int, column: str, label: str, *, sent: bool = False) -> Finding:
     """A key that looks right and matches nothing: fullwidth digits from an East Asian input method, a
-    Cyrillic letter that looks Latin.  The value is not quoted."""
+    Cyrillic letter that looks Latin; the value is not quoted.  ``sent``: a Program ID with no code table to
+    check it against, which may still be the district's own code key (Bilingüe), is sent with a warning."""
+    what = (
+        f"{label} holds a character outside ASCII (a fullwidth digit, a letter of another script that looks like "
+        "a Latin one)"
+    )
+    if sent:
+        return warning(
+            line,
+            column,
+            "id_not_ascii",
+            f"{what}: sent, but unless it is exactly a code key of the district's Student Programs code table "
+            "Illuminate will not match it; give the code table (--code-table, or the feed's code_table) to have "
+            "it checked",
+        )
     return error(
         line,
         column,
         "id_not_ascii",
-        f"{label} {_NOT_ASCII}: Illuminate would not match it to {matched}; re-type it in the SIS",
-    )
-
-
-def _program_not_ascii(line: int, column: str) -> Finding:
-    """Without a code table a Program ID outside ASCII may still be the district's own code key (Bilingüe):
-    sent, with a warning that a look-alike would match nothing."""
-    return warning(
-        line,
-        column,
-        "id_not_ascii",
-        f"Program ID {_NOT_ASCII}: sent, but unless it is exactly a code key of the district's Student Programs "
-        "code table Illuminate will not match it; give the code table (--code-table, or the feed's code_table) "
-        "to have it checked",
+        f"{what}: Illuminate would not match it to the student's record; re-type it in the SIS",
     )
 
 
