@@ -34,8 +34,10 @@ from programs_bridge.convert.profiles import (
     CALPADS_SPRG,
     ILLUMINATE_PROFILES,
     PROFILES,
+    base_profile,
     closest_profile,
     detect_profile,
+    is_built_in,
 )
 from programs_bridge.convert.reader import (
     DEFAULT_LIMITS,
@@ -244,9 +246,9 @@ def _choose_mapping(
     optional = PERSON_FIELDS if result.options.records_only else frozenset()
     if mapping is not None and _data_as_header(mapping, header):
         result.reject(
-            "the mapping reads columns by position and expects a header row, but the first line holds a date or "
-            "a long number, as a student's row does: the first student would be taken for the header and left "
-            "out. If the file has no header row, set header = false in the mapping"
+            "the mapping reads columns by position and expects a header row, but the first line holds a date, or "
+            "an ID of digits, where the mapping reads them, as a student's row does: the first student would be "
+            "taken for the header and left out. If the file has no header row, set header = false in the mapping"
         )
         return None
     if mapping is not None:
@@ -274,23 +276,30 @@ def _choose_mapping(
     if untabled:
         result.reject(_lacking_tables(mapping, untabled))
         return None
+    return (mapping, match) if _fits_the_file(header, mapping, match, result) else None
+
+
+def _fits_the_file(header: list[str], mapping: Mapping, match: ColumnMatch, result: Conversion) -> bool:
+    """Whether the chosen mapping can be trusted with this file: the columns it names and the file lacks, a
+    column it reads twice, a constant over a column the file has, a skip rule with nothing to read.  A
+    refusal goes into ``result`` (False); the rest are findings."""
     absent = _absent(mapping, match, result.options)
     # A report of Illuminate's records may hold the key columns alone (README); its sites are _no_site's.
     vital = [f for f in absent if f in _VITAL and not result.options.records_only]
     if vital:
         result.reject(_vital_absent(mapping, vital))
-        return None
+        return False
+    shown = _positional_names(mapping, header)  # what messages call the columns
     shared = _shared(match)
     ending = [pair for pair in shared if pair[0] in _ENDS and pair[1] in _STARTS]
     if ending:
-        result.reject(_ends_on_start(_positional_names(mapping, header), match, ending))
-        return None
+        result.reject(_ends_on_start(shown, match, ending))
+        return False
     for first, second in shared:
         if {first, second} not in _SHARED_ON_PURPOSE:
-            result.findings.add(_reused(mapping, _positional_names(mapping, header), match, first, second))
+            result.findings.add(_reused(mapping, shown, match, first, second))
     for target in absent:
         result.findings.add(_column_absent(mapping, target, records_only=result.options.records_only))
-    shown = _positional_names(mapping, header)
     for target, at in _overridden_columns(mapping, header).items():
         result.findings.add(  # info: a district may mean it every night, and has no way to say so
             info(
@@ -310,7 +319,7 @@ def _choose_mapping(
             "should leave out (deleted or withdrawn records) would be sent. Correct the rule's column, or remove "
             "the rule if the export no longer carries it"
         )
-        return None
+        return False
     for column in map(_source, match.unmatched_skip_columns):
         result.findings.add(
             info(
@@ -320,7 +329,7 @@ def _choose_mapping(
                 f"no column '{column}' in this file: its skip rule does nothing",
             )
         )
-    return mapping, match
+    return True
 
 
 #: Fields whose column, named but absent, would change records rather than leave a column empty: without
@@ -337,8 +346,7 @@ def _absent(mapping: Mapping, match: ColumnMatch, options: ConvertOptions) -> li
     nor the last three columns of a past programs.txt in the 12-column layout, which never had them; nor the
     program dates of an export dated by eligibility alone (no Program Start Date column either: Aeries' ESD
     and EED without PSD and PED), whose exits are its eligibility end dates."""
-    base = PROFILES.get(mapping.extends) if mapping.extends else None
-    own = PROFILES.get(mapping.name) != mapping
+    base, own = base_profile(mapping), not is_built_in(mapping)
     found = set(match.positions) | set(mapping.constants)
     past_legacy = (mapping.extends or mapping.name) in ILLUMINATE_PROFILES and not found - set(LEGACY.fields)
     by_eligibility = Field.PROGRAM_START_DATE not in found and Field.ELIGIBILITY_START_DATE in found
@@ -415,7 +423,7 @@ def _overridden_columns(mapping: Mapping, header: Sequence[str]) -> dict[Field, 
     profile reads for them: a constant written for another export (``site_id = ""`` for a report without
     sites) silently discarding a column this one has.  A headerless file's "header" is its record layout's
     names (``field_names``), never a row of data, so its columns are named too."""
-    base = PROFILES.get(mapping.extends) if mapping.extends else None
+    base = base_profile(mapping)
     if base is None or not mapping.constants:
         return {}
     found = match_columns(base, header).positions
@@ -425,9 +433,9 @@ def _overridden_columns(mapping: Mapping, header: Sequence[str]) -> dict[Field, 
 def _own_skip_columns(mapping: Mapping) -> set[str | int]:
     """The columns of the skip rules the district wrote itself, not those of the profile it extends: a
     profile's rule (Aeries' DEL) meets many exports without its column, a district's own rule is a typo."""
-    base = PROFILES.get(mapping.extends) if mapping.extends else None
-    if base is None and PROFILES.get(mapping.name) == mapping:
+    if is_built_in(mapping):
         return set()
+    base = base_profile(mapping)
     inherited = set(base.skip) if base is not None else set()
     return {rule.column for rule in mapping.skip if rule not in inherited}
 
@@ -469,7 +477,7 @@ def _in_a_mapping(mapping: Mapping, fields: Sequence[Field]) -> str:
     """Where to say that a feed has no such column: in the district's own mapping, or in one that extends
     the built-in profile that was used."""
     constants = ", ".join(f'{f.value} = ""' for f in fields)
-    if mapping.extends is None and PROFILES.get(mapping.name) != mapping:
+    if mapping.extends is None and not is_built_in(mapping):
         return f"in your mapping, under [constants]: {constants}"
     return f'in a mapping: extends = "{mapping.extends or mapping.name}" and, under [constants], {constants}'
 
@@ -559,7 +567,7 @@ def _not_illuminate(profile: str) -> str:
 def _lacking_tables(mapping: Mapping, tables: Sequence[str]) -> str:
     named = " and ".join(f"[values.{t}]" for t in tables)
     where = f"add {named} to it"
-    if not mapping.extends and mapping.name in PROFILES:
+    if is_built_in(mapping):
         where = (
             f"give a mapping (a --mapping file, or a feed's [mapping] table) with "
             f'extends = "{mapping.name}" and {named}'
@@ -592,10 +600,10 @@ def _unusable_header(mapping: Mapping, match: ColumnMatch, width: int) -> str:
         parts.append(f"{target.value} matches several columns ({', '.join(names)}); name one exactly")
     if width == 1 and mapping.header:
         advice = (
-            "the header reads as one column: is the delimiter right? A mapping's delimiter setting, or the "
+            "The header reads as one column: is the delimiter right? A mapping's delimiter setting, or the "
             "file's own, must be the one between its columns"
         )
-    elif mapping.extends is None and PROFILES.get(mapping.name) == mapping:
+    elif is_built_in(mapping):
         advice = (
             f"Is this the right file, and is it a {mapping.name} export? Leave the profile out to have the shape "
             f'detected, or, if only the labels differ, describe them in a mapping (extends = "{mapping.name}" '
@@ -603,9 +611,7 @@ def _unusable_header(mapping: Mapping, match: ColumnMatch, width: int) -> str:
         )
     else:
         advice = "Is this the right file? If it is, fix the mapping's column names"
-    return (
-        f"mapping '{mapping.name}' does not fit this file: " + "; ".join(parts) + f". {advice[0].upper()}{advice[1:]}"
-    )
+    return f"mapping '{mapping.name}' does not fit this file: " + "; ".join(parts) + f". {advice}"
 
 
 def _first_pass(

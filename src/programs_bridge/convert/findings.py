@@ -155,7 +155,7 @@ LINE_SEPARATORS = "\x0b\x0c\x1c-\x1e\x85\u2028\u2029"
 #: control codes above, the byte-order mark a concatenated export carries into its first field, zero-width
 #: spaces and joiners from copy and paste, direction marks and isolates, soft hyphens, word joiners and tag
 #: characters.  All are Unicode "format" (Cf) or control (Cc) characters, which ``str.isprintable``
-#: rejects: the row converter uses that C-level test to skip the search on almost every row.  Left out: the
+#: rejects: the converters test that in C (``may_hide``) to skip the search on almost every row.  Left out: the
 #: Cf characters that draw something in their script (Arabic number signs, Syriac and Egyptian format
 #: marks), and the few invisible characters Unicode counts as printable (variation selectors, Hangul
 #: fillers, the braille blank), which no SIS or spreadsheet is known to put in an export and which would

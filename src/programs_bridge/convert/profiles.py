@@ -203,6 +203,17 @@ PROFILES: dict[str, Mapping] = {
 _DETECTABLE = tuple(p for p in PROFILES.values() if p.header)
 
 
+def is_built_in(mapping: Mapping) -> bool:
+    """Whether ``mapping`` is a built-in profile as shipped (detected, or named by ``--profile``), not a
+    district's own: what it names is a shape many exports vary on, not a promise about this file."""
+    return PROFILES.get(mapping.name) == mapping
+
+
+def base_profile(mapping: Mapping) -> Mapping | None:
+    """The built-in profile a district's mapping extends, if any: what the district did not write itself."""
+    return PROFILES.get(mapping.extends) if mapping.extends else None
+
+
 @dataclass(frozen=True)
 class Detection:
     mapping: Mapping

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from programs_bridge.convert.academic_year import academic_year_for, academic_year_mismatch, normalise_academic_year
 from programs_bridge.convert.codetable import CodeTable
-from programs_bridge.convert.dates import DateParser
+from programs_bridge.convert.dates import DATE_OUT_OF_RANGE, PLAUSIBLE_YEARS, DateParser
 from programs_bridge.convert.findings import (
     CONTROL,
     INVISIBLE,
@@ -180,8 +180,8 @@ class RowConverter:
             if len(fields) not in self.widths:
                 return RowResult(Outcome.REJECTED, findings=(self._miscounted(line, fields),))
             fields = fields[: self.width] + [""] * (self.width - len(fields))
-        # One C-level test on the joined row: a row whose every character is printable holds no invisible
-        # character (each one is a Unicode format, control or separator character).
+        # One C-level test on the joined row (``may_hide``): a row of printable characters alone holds no
+        # invisible character, control code or line break.
         joined = "".join(fields)
         revealed: list[Finding] | None = None
         if may_hide(joined):
@@ -361,19 +361,22 @@ class RowConverter:
         """The row without its invisible characters, and a warning for each value that held some.
 
         Keys and codes lose them wherever they are, and a special space inside one (a no-break space
-        between a date and its time) becomes a plain space; names lose them at their ends only (a joiner
-        inside is part of a spelling), but a control code anywhere, and a line separator inside becomes a
-        space.  Spaces at the ends are left to the usual stripping, which has always trimmed them, and are
-        not warned about.
+        between a date and its time) becomes a plain space, but a line break or control code inside a key
+        part (student, program, site) refuses the row (``_broken_key``).  Names lose invisible characters at
+        their ends only (a joiner inside is part of a spelling), control codes anywhere, and a line break
+        inside becomes a space.  Spaces at the ends are left to the usual stripping, which has always
+        trimmed them, and are not warned about.
         """
         cleaned = fields.copy()
         found: list[Finding] = []
         for at in self.read_at:
             value = fields[at]
+            if not may_hide(value):
+                continue
             if at in self.key_sources and _BROKEN.search(value.strip()):
                 found.append(self._broken_key(line, at))
                 continue
-            if not may_hide(value) or _HIDDEN.search(value) is None:
+            if _HIDDEN.search(value) is None:
                 continue
             if at in self.trim_only:
                 lead = _LEADING.match(value)
@@ -682,8 +685,11 @@ def _birth_message(code: str) -> str:
         return "Birth Date is an Excel serial number, not a date: the file was re-saved by Excel; re-export it"
     if code == "impossible_date":
         return "Birth Date is not a real calendar date; correct it in the SIS"
-    if code == "date_out_of_range":
-        return "Birth Date is before 1900 or after 2099: a typo in the year, or a placeholder; correct it in the SIS"
+    if code == DATE_OUT_OF_RANGE:
+        first, last = PLAUSIBLE_YEARS.start, PLAUSIBLE_YEARS.stop - 1
+        return (
+            f"Birth Date is before {first} or after {last}: a typo in the year, or a placeholder; correct it in the SIS"
+        )
     return "Birth Date is not a date in a form we read (e.g. MM/DD/YYYY or YYYY-MM-DD); correct it in the SIS"
 
 

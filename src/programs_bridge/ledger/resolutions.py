@@ -129,3 +129,11 @@ def resolution_lines(feed: str, ids: list[str]) -> list[str]:
     return [
         f"programs-bridge ledger resolve --table <LedgerTable> --feed {feed} {rid} --as same|new|never" for rid in ids
     ]
+
+
+def bucket_route(feed: str) -> str:
+    """The other way to decide, for many rows or without the command line: the resolutions CSV drop."""
+    return (
+        f"Or, for many rows, put the decisions in a CSV with the header id,decision,note under "
+        f"resolutions/{feed}/ in the bucket."
+    )

@@ -240,15 +240,14 @@ def _outcome(number: int, item: Item, s3: Any, sftp: LocalSftp, out: Path, faile
         summary = s3.get_object(Bucket=BUCKET, Key=summary_key)["Body"].read().decode()
         lines += ["  " + line for line in summary.splitlines() if line and not line.startswith("The JSON")]
     delivered = sftp.root / "programs.txt"
-    if item.kind is Kind.EXPORT and json.loads(report_text)["status"] == "delivered" and delivered.exists():
+    report = json.loads(report_text)
+    if item.kind is Kind.EXPORT and report["status"] == "delivered" and delivered.exists():
         (out / f"{number:02d}-programs.txt").write_bytes(delivered.read_bytes())
         lines.append(f"  -> what reached the SFTP server: {out / f'{number:02d}-programs.txt'}")
     for fix in (k for k in new if k.endswith(".fix.programs.txt")):
         (out / f"{number:02d}-fix.txt").write_bytes(s3.get_object(Bucket=BUCKET, Key=fix)["Body"].read())
         lines.append(f"  -> rows that fix what a row can fix, for a person to review: {out / f'{number:02d}-fix.txt'}")
-    if any(
-        risk.get("action") == "held" for risk in json.loads(report_text).get("ledger", {}).get("duplicate_risks", [])
-    ):
+    if any(risk.get("action") == "held" for risk in report.get("ledger", {}).get("duplicate_risks", [])):
         lines.append(
             "  -> in this demo the stack lives only while it runs: decide with an item, resolutions:FILE "
             "(id,decision,note), before the next night's export"

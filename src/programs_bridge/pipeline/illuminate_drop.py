@@ -141,13 +141,12 @@ def _reconcile(run: Run, conversion: Conversion, options: ConvertOptions) -> End
             _write_programs(run.workdir / "fix.txt", options.output, rows)
             if fixed.rows:  # a file of a header alone would only send a clerk looking for nothing
                 services.storage.put_file(fix_key, run.workdir / "fix.txt", "text/plain; charset=utf-8")
-        if fixed.rows:
-            run.report["fix"] = {"key": fix_key, **fixed.to_json()}
-            reason += f"; {fixed.rows:,} exit row(s) that never landed are in {fix_key}, to check and upload by hand"
-        else:
-            run.report["fix"] = {"key": None, **fixed.to_json()}
-            reason += "; no exit row could be written for the exits that never landed"
-        reason += fixed.left_out()
+        run.report["fix"] = {"key": fix_key if fixed.rows else None, **fixed.to_json()}
+        reason += (
+            f"; {fixed.rows:,} exit row(s) that never landed are in {fix_key}, to check and upload by hand"
+            if fixed.rows
+            else "; no exit row could be written for the exits that never landed"
+        ) + fixed.left_out()
     if result.matched_none:
         reason += (
             "; not one of the report's records is in the ledger: is this the feed's report, in the feed's layout "
@@ -180,14 +179,8 @@ def _summary(head: dict[str, Any]) -> list[str]:
         c = reconciled.get("counts", {})
         lines.append("- reconcile: " + ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in c.items()))
     fix = head.get("fix")
-    if isinstance(fix, dict) and fix.get("key"):
+    if isinstance(fix, dict) and fix.get("key"):  # none written: the reason, shown above, says why
         lines.append(f"- fix file (never sent): `{fix.get('key', '')}`, {fix.get('rows', 0):,} exit row(s)")
-    elif isinstance(fix, dict) and fix.get("skipped_no_name_or_birth_date"):
-        lines.append(
-            f"- no fix file: the report has no names or birth date for the "
-            f"{fix['skipped_no_name_or_birth_date']:,} exit(s) that never landed (take the report with Last Name, "
-            "First Name and Birth Date)"
-        )
     return lines
 
 

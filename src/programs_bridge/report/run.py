@@ -14,7 +14,7 @@ from typing import Any
 from programs_bridge.convert.engine import Conversion
 from programs_bridge.convert.findings import summary_id
 from programs_bridge.ledger.plan import Plan
-from programs_bridge.ledger.resolutions import resolution_lines
+from programs_bridge.ledger.resolutions import bucket_route, resolution_lines
 from programs_bridge.report.conversion import report_head, report_text
 
 #: Findings the Markdown summary shows; the JSON report has them all.
@@ -201,14 +201,6 @@ def held_lines(feed: str, total: int, held: list[dict[str, Any]]) -> list[str]:
     if total > NOTICE_HELD_ROWS:
         lines.append(f"... and {total - NOTICE_HELD_ROWS} more in the report")
     return [*lines, bucket_route(feed)]
-
-
-def bucket_route(feed: str) -> str:
-    """The other way to decide, for many rows or without the command line: the resolutions CSV drop."""
-    return (
-        f"Or, for many rows, put the decisions in a CSV with the header id,decision,note under "
-        f"resolutions/{feed}/ in the bucket."
-    )
 
 
 def _noticed(name: str, key: dict[str, str]) -> str:
