@@ -116,10 +116,23 @@ class DuplicateVerdict:
     rejected: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class PassOne:
+    """What pass 1 learnt, all pass 2 needs beside the spool: handed over by ``staging_process``, whose
+    process ran pass 1 (its hashes are its own, and they are only ever compared with each other)."""
+
+    rows: int
+    repeats: int
+    suspects: array[int]
+    """The suspect hashes, while they are few; empty when ``suspect_bits`` holds them."""
+    suspect_bits: bytes | None
+
+
 class DuplicateFinder:
-    def __init__(self) -> None:
+    def __init__(self, spool: IO[bytes] | None = None) -> None:
+        """``spool``: the file for the (hash, export line) pairs, a temporary file of its own if None."""
         self._bits = bytearray(_BITS >> 3)
-        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self._spool: IO[bytes] = spool or tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._suspects: set[int] = set()
         self._suspect_bits: bytearray | None = None  # instead of the set, once it holds too many
         self.rows = 0
@@ -153,6 +166,22 @@ class DuplicateFinder:
         pairs[1::2] = array("q", source_lines)
         pairs.tofile(self._spool)
         self.rows += len(digests)
+
+    def pass_one(self) -> PassOne:
+        """What pass 1 learnt, for ``adopt`` in another process (the spool is flushed, for it to read)."""
+        self._spool.flush()
+        bits = None if self._suspect_bits is None else bytes(self._suspect_bits)
+        return PassOne(self.rows, self.repeats, array("q", sorted(self._suspects)), bits)
+
+    @classmethod
+    def adopt(cls, spool: IO[bytes], learnt: PassOne) -> DuplicateFinder:
+        """A finder ready for pass 2 whose pass 1 ran elsewhere, over ``spool``: no pass 1 bitset of its own."""
+        finder = cls.__new__(cls)
+        finder._bits, finder._spool = bytearray(), spool
+        finder._suspects = set(learnt.suspects)
+        finder._suspect_bits = None if learnt.suspect_bits is None else bytearray(learnt.suspect_bits)
+        finder.rows, finder.repeats = learnt.rows, learnt.repeats
+        return finder
 
     def _suspect(self, digests: list[int]) -> None:
         self.repeats += len(digests)
@@ -255,6 +284,22 @@ def _temporary_files(stack: ExitStack, count: int) -> list[IO[bytes]]:
     """``count`` temporary files closed with ``stack``, their buffers together at most about 2 MiB."""
     buffering = max(_MIN_BUFFER, min(_MAX_BUFFER, _BUFFERS // count))
     return [stack.enter_context(tempfile.TemporaryFile(buffering=buffering)) for _ in range(count)]
+
+
+def keys_of_lines(lines: Sequence[str], positions: tuple[int, int, int, int, int]) -> list[Key]:
+    """``layout.record_key`` of rendered rows (without their line ends), column by column in C: how
+    ``staging_process`` learns the keys of the rows it is sent as text."""
+    student_at, program_at, start_at, eligibility_at, site_at = positions
+    rows = list(map(str.split, lines, repeat("\t")))
+    empty = repeat("")
+
+    def column(at: int) -> Iterable[str]:
+        return map(itemgetter(at), rows) if at >= 0 else empty
+
+    starts: Iterable[str] = list(column(start_at)) if start_at >= 0 else [""] * len(rows)
+    if not all(starts):
+        starts = [start or other for start, other in zip(starts, column(eligibility_at), strict=False)]
+    return list(zip(column(student_at), column(program_at), starts, column(site_at), strict=False))
 
 
 def _folded(keys: Sequence[Key]) -> Sequence[Key]:

@@ -22,6 +22,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from programs_bridge.convert import staging_process
 from programs_bridge.convert.codetable import CodeTable
 from programs_bridge.convert.columns import ColumnConverter, Converted
 from programs_bridge.convert.dates import parse_date
@@ -49,7 +50,7 @@ from programs_bridge.convert.reader import (
     ReadLimits,
 )
 from programs_bridge.convert.rows import WRITTEN, Outcome, RecordKey, RowConverter
-from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, COLUMNS, LEGACY, Field
+from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, COLUMNS, LEGACY, Field, key_positions
 from programs_bridge.programs_txt.render import OutputFormat, render_header
 
 DEFAULT_MAX_REJECT_SHARE = 0.05
@@ -86,6 +87,10 @@ class ConvertOptions:
     column_path: bool = True
     """Convert clean rows column by column (``columns.py``); False sends every row through the per-row
     reference, which gives the same output, findings and report (tests and benchmarks compare the two)."""
+    staging_process: bool | None = None
+    """Stage the written rows and run the duplicate finder's pass 1 in a second process
+    (``staging_process.py``); None: when the file is large enough and there is a second CPU.  The same
+    output, findings and report either way."""
     records_only: bool = False
     """The rows feed the ledger alone (``ledger seed``), never a delivery: a report of Illuminate's records
     may then lack names and birth date (``headers.PERSON_FIELDS``), which stay empty."""
@@ -180,8 +185,12 @@ def convert_export(
             if wrong is not None:
                 return result.reject(wrong)
             staging_dir = destination.parent if destination is not None else None
-            with _Staging(staging_dir, options.output) as staged:
+            helper = options.staging_process
+            if helper is None:
+                helper = options.column_path and staging_process.wanted(_size_on_disk(source))
+            with _Staging(staging_dir, options.output, helper=helper) as staged:
                 _first_pass(chain((batch,), batches), converter, staged, result, progress, held, failed)
+                staged.end_first_pass()
                 _count_lines(reader.counts, result)
                 _second_pass(staged, result)
                 _apply_reject_policy(result)
@@ -196,6 +205,12 @@ def convert_export(
         result.reason_code = exc.code
         return result.reject(str(exc))
     return result
+
+
+def _size_on_disk(source: Path) -> int:
+    with suppress(OSError):
+        return source.stat().st_size
+    return 0
 
 
 def _count_lines(counts: ReadCounts, result: Conversion) -> None:
@@ -788,14 +803,21 @@ def _apply_reject_policy(result: Conversion) -> None:
 
 
 class _Staging:
-    """programs.txt rows written to a temporary file beside the destination, published by an atomic rename."""
+    """programs.txt rows written to a temporary file beside the destination, published by an atomic rename.
 
-    def __init__(self, directory: Path | None, output: OutputFormat) -> None:
+    ``helper``: the rows are written, and the duplicate finder's pass 1 runs, in a second process
+    (``staging_process.py``) until ``end_first_pass``."""
+
+    def __init__(self, directory: Path | None, output: OutputFormat, *, helper: bool = False) -> None:
         self.newline = output.newline
         self._header = render_header(output) if output.header else ""
         self._dir = directory
         self._file: IO[str] | None = None
-        self.duplicates = DuplicateFinder()
+        self._positions = key_positions(output.layout)
+        self._helper: staging_process.StagingProcess | None = None
+        self._spool: IO[bytes] | None = None
+        self._wants_helper = helper
+        self._duplicates = None if helper else DuplicateFinder()
         self.dropped = RowSet(0)
         self.sited = False
         """Whether a row staged so far has a Site ID (the key's last part)."""
@@ -805,21 +827,49 @@ class _Staging:
         self.path = Path(name)
         self._file = os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20)
         self._file.write(self._header)
+        if self._wants_helper:
+            self._spool = tempfile.TemporaryFile()
+            try:
+                self._helper = staging_process.StagingProcess(self._file, self._spool, self._positions, self.newline)
+            except OSError:  # no process can be started here (a sandbox, a limit): the same work, at home
+                self._spool.close()
+                self._spool, self._duplicates = None, DuplicateFinder()
         return self
 
     def add(self, block: str, keys: list[RecordKey], source_lines: list[int], folded: bool = False) -> None:
         """Stage a batch of written rows: their programs.txt lines (``block``, each with its newline), record
         keys and export lines.  One write a batch: the rows were joined for the column path's checks."""
         assert self._file is not None
-        self._file.write(block)
-        self.duplicates.add(keys, source_lines, folded=folded)
+        if self._helper is not None:
+            self._helper.send(block, source_lines, folded=folded)
+        else:
+            self._file.write(block)
+            self.duplicates.add(keys, source_lines, folded=folded)
         if not self.sited:  # a C-level test of the batch, until the first site
             self.sited = any(map(_SITE_OF, keys))
 
+    def end_first_pass(self) -> None:
+        """Every row is staged: with a second process, wait for it and take over what pass 1 learnt."""
+        if self._helper is None or self._spool is None:
+            return
+        learnt = self._helper.finish()
+        self._duplicates, self._spool = DuplicateFinder.adopt(self._spool, learnt), None
+
+    @property
+    def duplicates(self) -> DuplicateFinder:
+        """The duplicate finder, once pass 1 is over when a second process runs it."""
+        assert self._duplicates is not None, "pass 1 runs in the staging process until end_first_pass"
+        return self._duplicates
+
     def __exit__(self, *_: object) -> None:
+        if self._helper is not None:
+            self._helper.close()
+        if self._spool is not None:
+            self._spool.close()
         if self._file is not None:
             self._file.close()
-        self.duplicates.close()
+        if self._duplicates is not None:
+            self._duplicates.close()
         self.path.unlink(missing_ok=True)
 
     def rows(self) -> BinaryIO:

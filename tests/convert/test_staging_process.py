@@ -1,0 +1,111 @@
+"""Staging in a second process (``convert/staging_process.py``) changes nothing a district sees.
+
+Every case of the column path's property test is converted with the second process and without it: the
+programs.txt bytes, the report (findings in order, duplicates merged and rejected) and the source lines must be
+identical, in every output format, including the legacy layout that has no Site ID.  And a second process
+that dies is an error that says so, never a programs.txt with rows missing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from programs_bridge.convert import engine, staging_process
+from programs_bridge.convert.engine import ConvertOptions
+from programs_bridge.convert.staging_process import StagingProcess, StagingProcessError
+from programs_bridge.programs_txt.layout import LEGACY, STANDARD, key_positions
+from programs_bridge.programs_txt.render import OutputFormat
+
+from .test_columns import CASES, TODAY, _convert, _export
+
+FORMATS = {
+    "standard": OutputFormat(),
+    "legacy, CRLF, no header": OutputFormat(layout=LEGACY, header=False, newline="\r\n"),
+}
+
+
+def _options(profile_options: dict[str, object], output: OutputFormat, *, helper: bool) -> ConvertOptions:
+    return ConvertOptions(
+        today=TODAY, max_reject_share=1.0, keep_source_lines=True, output=output, staging_process=helper,
+        **profile_options,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("output", sorted(FORMATS))
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_second_process_gives_the_same_output_report_and_source_lines(
+    case: str, output: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile, options = CASES[case]
+    monkeypatch.setattr(engine, "_BATCH", 37)  # many batches, and damage at every place in one
+    for seed, share in ((0, 0.1), (1, 0.3)):  # share 0.3: many rows merged and rejected as duplicates
+        source = tmp_path / f"{profile}-{seed}.txt"
+        _export(source, profile, 400, seed, share=share)
+        alone = _convert(source, tmp_path / "programs.txt", _options(options(), FORMATS[output], helper=False))
+        helped = _convert(source, tmp_path / "programs.txt", _options(options(), FORMATS[output], helper=True))
+        assert helped[0] == alone[0], f"{case}, seed {seed}: programs.txt differs"
+        assert helped[1] == alone[1], f"{case}, seed {seed}: the report differs"
+        assert helped[2] == alone[2], f"{case}, seed {seed}: the source lines differ"
+        if share == 0.3 and helped[0]:  # the duplicate finder had work to do (unless the file was refused)
+            assert "duplicate_" in helped[1], case
+
+
+def test_a_second_process_that_dies_is_an_error_not_a_short_file(tmp_path: Path) -> None:
+    """Bytes that are no batch make the second process fail: the converter is told, by exit code, and the
+    second process says only the type of what went wrong, nothing from the rows."""
+    with (tmp_path / "staged").open("w") as staged, (tmp_path / "spool").open("w+b") as spool:
+        helper = StagingProcess(staged, spool, key_positions(STANDARD), "\n")
+        helper._pipe.write(staging_process._FRAME.pack(4, 1, True) + b"\xff\xfe\x00\x00" + bytes(8))
+        with pytest.raises(StagingProcessError, match=r"exit code 70\) before every row was staged"):
+            helper.finish()
+        helper.close()
+
+
+def test_the_second_process_names_no_value_when_it_fails(tmp_path: Path) -> None:
+    row = "Garc\u00eda\t1\n".encode("latin-1")  # not UTF-8: the second process cannot read it
+    frame = staging_process._FRAME.pack(len(row), 1, True) + row + bytes(8)
+    with (tmp_path / "staged").open("wb") as staged, (tmp_path / "spool").open("wb") as spool:
+        fds = (staged.fileno(), spool.fileno())
+        run = subprocess.run(
+            [sys.executable, "-m", staging_process.__name__, *map(str, fds), "lf", "0", "5", "9", "7", "14"],
+            input=frame, capture_output=True, check=False, pass_fds=fds,
+        )  # fmt: skip
+    assert run.returncode == 70
+    assert run.stderr.decode() == "staging process: UnicodeDecodeError\n"
+
+
+def test_only_a_large_file_on_a_machine_with_a_second_cpu_gets_a_second_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(staging_process, "_cpus", lambda: 2.0)
+    assert staging_process.wanted(staging_process.WORTH_FROM_BYTES)
+    assert not staging_process.wanted(staging_process.WORTH_FROM_BYTES - 1)
+    monkeypatch.setattr(staging_process, "_cpus", lambda: 1.0)
+    assert not staging_process.wanted(1 << 40)
+
+
+@pytest.mark.parametrize(("memory_mb", "second_process"), [("1024", False), ("1769", False), ("2048", True)])
+def test_on_lambda_the_memory_size_says_how_much_cpu_there_is(
+    memory_mb: str, second_process: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Lambda shows two CPUs whatever its memory, and gives one CPU's worth of time per 1,769 MB."""
+    monkeypatch.setattr(staging_process.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    monkeypatch.setattr(staging_process, "_CGROUP_CPU_MAX", tmp_path / "no cgroup here")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb)
+    assert staging_process.wanted(1 << 30) is second_process
+
+
+@pytest.mark.parametrize(("cpu_max", "second_process"), [("max 100000", True), ("100000 100000", False)])
+def test_a_cgroup_quota_says_how_much_cpu_there_is(
+    cpu_max: str, second_process: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A container limited to one CPU on a larger machine (``docker run --cpus 1``) gets no second process."""
+    monkeypatch.setattr(staging_process.os, "sched_getaffinity", lambda _: {0, 1, 2, 3}, raising=False)
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    monkeypatch.setattr(staging_process, "_CGROUP_CPU_MAX", tmp_path / "cpu.max")
+    assert staging_process.wanted(1 << 30) is second_process
