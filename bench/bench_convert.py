@@ -19,6 +19,10 @@ Every measured command runs in its own child process, reaped with ``os.wait4`` s
 child's own peak RSS (``RUSAGE_CHILDREN`` would be the maximum over every child so far).  Each command runs
 ``REPEATS`` times; the fastest wall time counts (the least disturbed by whatever else the machine does) and
 the highest RSS.  A convert run only counts when its report says it read every row.
+
+A large file is converted in two processes (``convert/staging_process.py``); the peak RSS is then the two
+together, and CPU time is shown beside wall time.  The smaller size of each series runs in the arrangement
+the largest file of the series gets (``PB_STAGING_PROCESS``), so flat means flat, not one process against two.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import bench_rows
+from programs_bridge.convert import staging_process
 from programs_bridge.local.synthetic import generate
 
 HERE = Path(__file__).resolve().parent
@@ -73,18 +78,51 @@ CONVERTED = (0, 1)
 #: space's high-water mark): spawned straight from this runner, which may have generated a million rows
 #: or imported boto3 for another benchmark, every figure would be at least the runner's own.  This way
 #: the floor is the measurer's ~9 MB, below what any Python program needs for itself.
+#:
+#: A converter may run a second process beside itself (``convert/staging_process.py``), and ``ru_maxrss``
+#: is the peak of the largest process, not of the two together: so the measurer also samples, every
+#: 10 ms, the resident memory of the child and all its descendants summed (``/proc``), and the peak is the
+#: larger of the two figures.  A sum of RSS counts pages the processes share twice: it errs high.
 MEASURE = """
 import json, os, sys, time
 log, argv = sys.argv[1], sys.argv[2:]
 flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 actions = [(os.POSIX_SPAWN_OPEN, fd, log, flags, 0o644) for fd in (1, 2)]
+
+def tree(pid):
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                for child in children.read().split():
+                    yield from tree(int(child))
+        yield pid
+    except OSError:
+        return
+
+def resident_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
 started = time.perf_counter()
 pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-_, status, usage = os.wait4(pid, 0)
+tree_kib = 0
+while True:
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if done:
+        break
+    tree_kib = max(tree_kib, sum(map(resident_kib, tree(pid))))
+    time.sleep(0.01)
 seconds = time.perf_counter() - started
 code = os.waitstatus_to_exitcode(status)
 cpu = usage.ru_utime + usage.ru_stime
-print(json.dumps({"exit_code": code, "seconds": seconds, "maxrss_kib": usage.ru_maxrss, "cpu_seconds": cpu}))
+peak = max(usage.ru_maxrss, tree_kib)
+print(json.dumps({"exit_code": code, "seconds": seconds, "maxrss_kib": peak, "cpu_seconds": cpu}))
 """
 
 
@@ -148,10 +186,13 @@ def shape_dataset(shape: str, rows: int) -> Path:
     return path
 
 
-def spawn(argv: Sequence[str], log: Path) -> Measure:
-    """Run ``argv`` as one child (stdout and stderr to ``log``) and measure that child alone."""
+def spawn(argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Measure:
+    """Run ``argv`` as one child (stdout and stderr to ``log``; ``env`` added to the environment) and
+    measure that child alone (with the processes it starts)."""
     measurer = [sys.executable, "-I", "-S", "-c", MEASURE, str(log), *argv]
-    figures = json.loads(subprocess.run(measurer, check=True, capture_output=True, text=True).stdout)
+    environment = {**os.environ, **(env or {})}
+    run = subprocess.run(measurer, check=True, capture_output=True, text=True, env=environment)
+    figures = json.loads(run.stdout)
     # Linux reports ru_maxrss in KiB; the targets are in MB.
     mb = figures["maxrss_kib"] * 1024 / 1e6
     return Measure(figures["exit_code"], figures["seconds"], mb, figures["cpu_seconds"])
@@ -226,12 +267,22 @@ def table(convert: dict[int, Measure], baseline: dict[int, Measure]) -> list[str
     return lines
 
 
+def like_the_largest(largest: Path) -> dict[str, str]:
+    """The setting that runs a smaller file as the converter runs ``largest``: in two processes or one
+    (``convert/staging_process.py`` chooses by size).  Peak RSS is judged flat between sizes, so the sizes
+    are compared in the same arrangement; the step between one process and two is not growth."""
+    return {staging_process.SETTING: "on" if staging_process.wanted(largest.stat().st_size) else "off"}
+
+
 def measure_all(script: Path | None, work: Path) -> tuple[dict[int, Measure], dict[int, Measure], str]:
     """Baseline and convert for every size, alternating run by run; the third value says why convert could
-    not run, if so."""
+    not run, if so.  The smallest size runs like the largest (``like_the_largest``)."""
     baseline: dict[int, Measure] = {}
     convert: dict[int, Measure] = {}
     problem = "" if script else "the programs-bridge console script is not installed (run `make install`)"
+    setting = like_the_largest(dataset(SIZES[-1]))
+    print(f"the {SIZES[0]:,}-row convert runs with {staging_process.SETTING}={setting[staging_process.SETTING]}, "
+          "as the largest file does by its size", flush=True)  # fmt: skip
     for rows in SIZES:
         source = dataset(rows)
         out, log = work / "out.txt", work / "child.log"
@@ -241,7 +292,8 @@ def measure_all(script: Path | None, work: Path) -> tuple[dict[int, Measure], di
             rounds.append(spawn(argv, log))
             if problem or script is None:
                 continue
-            measured, problem = measure_convert(script, source, rows, work, 1)
+            env = setting if rows == SIZES[0] else None
+            measured, problem = measure_convert(script, source, rows, work, 1, env)
             if measured is not None:
                 runs.append(measured)
         baseline[rows] = best(rounds)
@@ -250,7 +302,9 @@ def measure_all(script: Path | None, work: Path) -> tuple[dict[int, Measure], di
     return convert, baseline, problem
 
 
-def measure_convert(script: Path, source: Path, rows: int, work: Path, repeats: int) -> tuple[Measure | None, str]:
+def measure_convert(
+    script: Path, source: Path, rows: int, work: Path, repeats: int, env: dict[str, str] | None = None
+) -> tuple[Measure | None, str]:
     """``programs-bridge convert`` of ``source`` (``rows`` data rows), best of ``repeats``; or why not."""
     out, log, report = work / "out.txt", work / "child.log", work / "report.json"
     argv = [
@@ -260,7 +314,7 @@ def measure_convert(script: Path, source: Path, rows: int, work: Path, repeats: 
     runs = []
     for _ in range(repeats):
         report.unlink(missing_ok=True)  # a stale report must not vouch for this run
-        runs.append(spawn(argv, log))
+        runs.append(spawn(argv, log, env))
         problem = failure(runs[-1], rows, report, log)
         if problem:
             return None, problem
@@ -275,9 +329,12 @@ def measure_shapes(script: Path | None, work: Path) -> tuple[Shapes, str]:
     if script is None:
         return {}, "the programs-bridge console script is not installed (run `make install`)"
     figures: Shapes = {}
+    small, large = SHAPE_SIZES
+    settings = {shape: like_the_largest(shape_dataset(shape, large)) for shape in SHAPES}
     for rows in SHAPE_SIZES:
         for shape in SHAPES:
-            measured, problem = measure_convert(script, shape_dataset(shape, rows), rows, work, SHAPE_REPEATS)
+            env = settings[shape] if rows == small else None
+            measured, problem = measure_convert(script, shape_dataset(shape, rows), rows, work, SHAPE_REPEATS, env)
             if measured is None:
                 return figures, f"{shape}, {rows:,} rows: {problem}"
             figures[shape, rows] = measured

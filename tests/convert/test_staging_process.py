@@ -8,6 +8,7 @@ that dies is an error that says so, never a programs.txt with rows missing.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,18 @@ def test_a_second_process_that_dies_is_an_error_not_a_short_file(tmp_path: Path)
         helper.close()
 
 
+def test_a_full_disk_in_the_second_process_is_the_same_error_as_at_home(tmp_path: Path) -> None:
+    """The command line and the pipeline say "No space left on device" for a full disk: so must the
+    second process's failure, with the errno, not a bare exit code."""
+    with Path("/dev/full").open("w") as staged, (tmp_path / "spool").open("w+b") as spool:
+        helper = StagingProcess(staged, spool, key_positions(STANDARD), "\n")
+        helper.send("918273645\t\tQuillfeather\n", [2], folded=True)
+        with pytest.raises(OSError, match="No space left on device") as raised:
+            helper.finish()
+        helper.close()
+    assert raised.value.errno == errno.ENOSPC
+
+
 def test_the_second_process_names_no_value_when_it_fails(tmp_path: Path) -> None:
     row = "Garc\u00eda\t1\n".encode("latin-1")  # not UTF-8: the second process cannot read it
     frame = staging_process._FRAME.pack(len(row), 1, True) + row + bytes(8)
@@ -81,6 +94,7 @@ def test_the_second_process_names_no_value_when_it_fails(tmp_path: Path) -> None
 def test_only_a_large_file_on_a_machine_with_a_second_cpu_gets_a_second_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv(staging_process.SETTING, raising=False)
     monkeypatch.setattr(staging_process, "_cpus", lambda: 2.0)
     assert staging_process.wanted(staging_process.WORTH_FROM_BYTES)
     assert not staging_process.wanted(staging_process.WORTH_FROM_BYTES - 1)
@@ -96,6 +110,7 @@ def test_on_lambda_the_memory_size_says_how_much_cpu_there_is(
     monkeypatch.setattr(staging_process.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
     monkeypatch.setattr(staging_process, "_CGROUP_CPU_MAX", tmp_path / "no cgroup here")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory_mb)
+    monkeypatch.delenv(staging_process.SETTING, raising=False)
     assert staging_process.wanted(1 << 30) is second_process
 
 
@@ -106,6 +121,16 @@ def test_a_cgroup_quota_says_how_much_cpu_there_is(
     """A container limited to one CPU on a larger machine (``docker run --cpus 1``) gets no second process."""
     monkeypatch.setattr(staging_process.os, "sched_getaffinity", lambda _: {0, 1, 2, 3}, raising=False)
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
+    monkeypatch.delenv(staging_process.SETTING, raising=False)
     (tmp_path / "cpu.max").write_text(cpu_max + "\n")
     monkeypatch.setattr(staging_process, "_CGROUP_CPU_MAX", tmp_path / "cpu.max")
     assert staging_process.wanted(1 << 30) is second_process
+
+
+@pytest.mark.parametrize(("setting", "second_process"), [("on", True), ("OFF", False), ("", False)])
+def test_the_setting_overrides_the_choice(setting: str, second_process: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``PB_STAGING_PROCESS=on`` on a small file, ``off`` on a large one; anything else leaves it to size."""
+    monkeypatch.setattr(staging_process, "_cpus", lambda: 2.0)
+    monkeypatch.setenv(staging_process.SETTING, setting)
+    size = 1 << 20 if setting.lower() != "off" else 1 << 30
+    assert staging_process.wanted(size) is second_process

@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from conftest import PERSONAL_VALUES
+from programs_bridge.convert import staging_process
 from programs_bridge.pipeline import run as run_module
 from programs_bridge.pipeline.journal import Journal, Stage
 from support.log_leaks import leaked
@@ -50,6 +51,30 @@ def test_a_drop_is_converted_delivered_committed_filed_and_reported(stack: Stack
     assert report["delivery"]["remote_path"].endswith("programs.txt")
     assert ledger_records() == 3
     assert any(k.endswith(".md") for k in stack.keys(f"reports/{FEED}/"))
+
+
+def test_an_export_converted_in_two_processes_is_delivered_and_committed_the_same(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a large export gets on a Lambda with a second CPU (``convert/staging_process.py``), forced on a
+    small one: the rows, a repeated row merged, the ledger and the report as in one process."""
+    monkeypatch.setenv(staging_process.SETTING, "on")
+    started = staging_process.StagingProcess.__init__
+    helpers: list[object] = []
+
+    def counted(self: staging_process.StagingProcess, *args: Any) -> None:
+        helpers.append(self)
+        started(self, *args)
+
+    monkeypatch.setattr(staging_process.StagingProcess, "__init__", counted)
+    stack.invoke(stack.drop(export([*ENROLLED, ENROLLED[1]])))
+    assert len(helpers) == 1
+    delivered = (stack.delivered() or "").splitlines()
+    assert len(delivered) == 4 and delivered[1].startswith("918273645\t\tQuillfeather\tYsolde\t\t03/04/2012\t144")
+    [report] = stack.reports()
+    assert report["status"] == "delivered"
+    assert report["counts"]["rows_read"] == 4 and report["counts"]["rows_merged"] == 1
+    assert report["counts"]["new"] == 3 and ledger_records() == 3
 
 
 def test_the_same_event_twice_delivers_and_commits_once(stack: Stack) -> None:

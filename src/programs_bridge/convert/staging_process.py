@@ -42,12 +42,23 @@ _PIPE_BYTES = 1 << 20  # the pipe's buffer (Linux): fewer switches between the p
 _NEWLINES = {"lf": "\n", "crlf": "\r\n"}
 
 
-class StagingProcessError(RuntimeError):
-    """The second process ended before it had staged every row: the conversion cannot be trusted."""
+class StagingProcessError(OSError):
+    """The second process ended before it had staged every row: the conversion cannot be trusted.  An
+    ``OSError``, as a failed write of the staged file in process would be; when that is what happened in the
+    second process (a full disk), the converter raises the ``OSError`` itself, with its errno."""
+
+
+#: ``on`` or ``off`` overrides ``wanted``: to compare the two on one file (``make bench``), or to keep a
+#: deployment in one process.
+SETTING = "PB_STAGING_PROCESS"
 
 
 def wanted(source_bytes: int) -> bool:
-    """Whether a file of ``source_bytes`` on disk is worth a second process on this machine."""
+    """Whether a file of ``source_bytes`` on disk is worth a second process on this machine (or ``SETTING``
+    says)."""
+    setting = os.environ.get(SETTING, "").strip().lower()
+    if setting in ("on", "off"):
+        return setting == "on"
     return source_bytes >= WORTH_FROM_BYTES and _cpus() >= WORTH_FROM_CPUS
 
 
@@ -104,19 +115,18 @@ class StagingProcess:
             self._pipe.write(data)
             self._pipe.write(array("q", source_lines))
         except BrokenPipeError:
-            raise StagingProcessError(self._ended()) from None
+            raise self._failure() from None
 
     def finish(self) -> PassOne:
         """Wait for every row to be staged; what pass 1 learnt."""
         try:
             self._pipe.close()
         except BrokenPipeError:
-            raise StagingProcessError(self._ended()) from None
-        assert self._process.stdout is not None
-        answer = self._process.stdout.read()
+            raise self._failure() from None
         if self._process.wait() != 0:
-            raise StagingProcessError(self._ended())
-        head, _, rest = answer.partition(b"\n")
+            raise self._failure()
+        assert self._process.stdout is not None
+        head, _, rest = self._process.stdout.read().partition(b"\n")
         counts = json.loads(head)
         suspects = array("q")
         suspects.frombytes(rest[: 8 * counts["suspects"]])
@@ -133,9 +143,14 @@ class StagingProcess:
         if self._process.stdout is not None:
             self._process.stdout.close()
 
-    def _ended(self) -> str:
+    def _failure(self) -> OSError:
+        """What went wrong in the second process, once it has ended: the ``OSError`` it met, or that it ended."""
         code = self._process.wait()
-        return f"the staging process ended (exit code {code}) before every row was staged"
+        assert self._process.stdout is not None
+        with suppress(ValueError, KeyError, TypeError):  # no answer, or not one of ours
+            number = json.loads(self._process.stdout.read())["errno"]
+            return OSError(number, os.strerror(number))
+        return StagingProcessError(f"the staging process ended (exit code {code}) before every row was staged")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -168,6 +183,9 @@ def main(argv: Sequence[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except Exception as exc:  # said by its type alone: its text may quote a row
-        print(f"staging process: {type(exc).__name__}", file=sys.stderr)
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno:  # a full disk, most likely: the converter raises it
+            sys.stdout.buffer.write(json.dumps({"errno": exc.errno}).encode() + b"\n")
+            sys.exit(74)
+        print(f"staging process: {type(exc).__name__}", file=sys.stderr)  # its type alone: its text may quote a row
         sys.exit(70)
