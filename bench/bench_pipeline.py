@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bench_rows
-from bench.bench_convert import spawn
+from bench.bench_convert import like_the_largest, spawn
 from bench.stack import aws_stack
 
 ROOT = Path(__file__).resolve().parent
@@ -151,7 +151,7 @@ def _imports() -> dict[str, Any]:
     }
 
 
-def _run_child(command: list[str]) -> tuple[str, float, float]:
+def _run_child(command: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
     """Run ``command``; return its output (stdout and stderr), wall seconds and peak RSS in MB.
 
     Through ``bench_convert.spawn``, from a minimal interpreter: a child spawned straight from this runner
@@ -159,7 +159,7 @@ def _run_child(command: list[str]) -> tuple[str, float, float]:
     benchmark that seeded a ledger in-process every figure here read the runner's 333 MB."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as work:
         log = Path(work) / "child.log"
-        measured = spawn(command, log)
+        measured = spawn(command, log, env)
         output = log.read_text(encoding="utf-8", errors="replace")
     if measured.exit_code:
         tail = " | ".join(output.strip().splitlines()[-5:])
@@ -169,11 +169,12 @@ def _run_child(command: list[str]) -> tuple[str, float, float]:
 
 @dataclass(frozen=True)
 class BenchFeed:
-    """One feed on a running local stack: ``night(export)`` drops ``export`` as the feed's next night, runs
-    the handler on it in a child of its own and returns that night's figures (``night_figures``)."""
+    """One feed on a running local stack: ``night(export, env)`` drops ``export`` as the feed's next night,
+    runs the handler on it in a child of its own (``env`` added to its environment) and returns that night's
+    figures (``night_figures``)."""
 
     dynamodb: str
-    night: Callable[[Path], dict[str, Any]]
+    night: Callable[..., dict[str, Any]]
 
 
 @contextmanager
@@ -191,10 +192,10 @@ def bench_feed(*, reject_share: float = 1.0) -> Iterator[BenchFeed]:
         ]  # fmt: skip
         _run_child(stack)
 
-        def night(export: Path) -> dict[str, Any]:
+        def night(export: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
             made, _, _ = _run_child([sys.executable, "-c", _DROP, str(export)])
             dropped = next(text for text in made.splitlines() if text.startswith("BENCH-SETUP ")).split(" ", 1)[1]
-            output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped])
+            output, wall, rss_mb = _run_child([sys.executable, "-c", _CHILD, dropped], env)
             line = next(text for text in output.splitlines() if text.startswith("BENCH-RESULT "))
             return night_figures(export, json.loads(line.removeprefix("BENCH-RESULT ")), wall, rss_mb)
 
@@ -222,20 +223,28 @@ def night_figures(export: Path, result: dict[str, Any], wall: float, rss_mb: flo
     }
 
 
-def _end_to_end(rows: int, *, damage: float = 0.002, reject_share: float = 1.0) -> dict[str, Any]:
-    """One export through the handler in a child; ``damage`` is the share of damaged rows, and a
-    ``reject_share`` below it makes the run rejected."""
+def _end_to_end(
+    rows: int, *, damage: float = 0.002, reject_share: float = 1.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One export through the handler in a child (``env`` added to its environment); ``damage`` is the share
+    of damaged rows, and a ``reject_share`` below it makes the run rejected."""
+    export = _export(rows, damage)
+    with bench_feed(reject_share=reject_share) as feed:
+        return {**feed.night(export, env), "rows": rows, "dynamodb": feed.dynamodb}
+
+
+def _export(rows: int, damage: float) -> Path:
+    """The PowerSchool export of ``rows`` rows with a ``damage`` share damaged, generated on first use."""
     from programs_bridge.local.synthetic import generate
 
     DATA.mkdir(parents=True, exist_ok=True)
     export = DATA / f"pipeline-powerschool-{rows}{'' if damage == 0.002 else f'-damage{damage}'}.csv"
     if not export.exists():
         generate(export, "powerschool", rows, seed=11, damage=damage)
-    with bench_feed(reject_share=reject_share) as feed:
-        return {**feed.night(export), "rows": rows, "dynamodb": feed.dynamodb}
+    return export
 
 
-def _converter_100k_rss_mb() -> float:
+def _converter_100k_rss_mb(env: dict[str, str]) -> float:
     """The converter's own figure, measured in this run: ``programs-bridge convert`` on the same 100k-row
     all-damaged export, peak RSS of that child alone."""
     export = DATA / "pipeline-powerschool-100000-damage1.0.csv"
@@ -244,7 +253,7 @@ def _converter_100k_rss_mb() -> float:
             str(Path(sys.executable).with_name("programs-bridge")), "convert", str(export), "--profile", "powerschool",
             "-o", f"{out}/programs.txt", "--report", f"{out}/report.json", "--max-reject-share", "0",
         ]  # fmt: skip
-        measured = spawn(command, Path(out) / "convert.log")  # its own peak, not this runner's (_run_child)
+        measured = spawn(command, Path(out) / "convert.log", env)  # its own peak, not this runner's
     return round(measured.peak_rss_mb, 1)
 
 
@@ -252,9 +261,10 @@ def _rejected_reports() -> dict[str, Any]:
     """Peak RSS of rejected all-damaged exports: 100k rows (the baseline) and a big one, and the converter's
     own 100k figure from this run for comparison."""
     big = 2 * bench_rows()
-    small = _end_to_end(100_000, damage=1.0, reject_share=0.0)
+    setting = like_the_largest(_export(big, 1.0))  # flat means flat: one process against two is no growth
+    small = _end_to_end(100_000, damage=1.0, reject_share=0.0, env=setting)
     large = _end_to_end(big, damage=1.0, reject_share=0.0)
-    converter = _converter_100k_rss_mb()
+    converter = _converter_100k_rss_mb(setting)
     growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
     return {
         "baseline_100k": small, "large": large, "growth": round(growth, 3), "converter_100k_rss_mb": converter,
