@@ -8,6 +8,7 @@ that dies is an error that says so, never a programs.txt with rows missing.
 
 from __future__ import annotations
 
+import csv
 import errno
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from programs_bridge.convert import engine, staging_process
 from programs_bridge.convert.engine import ConvertOptions
 from programs_bridge.convert.staging_process import StagingProcess, StagingProcessError
+from programs_bridge.local.synthetic import PROFILES, records
 from programs_bridge.programs_txt.layout import LEGACY, STANDARD, key_positions
 from programs_bridge.programs_txt.render import OutputFormat
 
@@ -53,6 +55,40 @@ def test_a_second_process_gives_the_same_output_report_and_source_lines(
         assert helped[2] == alone[2], f"{case}, seed {seed}: the source lines differ"
         if share == 0.3 and helped[0]:  # the duplicate finder had work to do (unless the file was refused)
             assert "duplicate_" in helped[1], case
+
+
+@pytest.mark.parametrize("repeated", [9_000, 40_000])
+def test_many_repeated_keys_give_the_same_output_in_two_processes(repeated: int, tmp_path: Path) -> None:
+    """An export appended to itself: every key a suspect.  9,000 suspects are more than the answer pipe
+    holds at once (the converter once waited for the second process while that one waited to be read:
+    the conversion hung); 40,000 are past the exact set, so pass 1 hands over its bitset."""
+    source = tmp_path / "appended.csv"
+    shape = PROFILES["powerschool"]
+    rows = [record.fields for record in records("powerschool", repeated, seed=3)]
+    with source.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerows([shape.header, *rows, *rows])
+    output = OutputFormat()
+    alone = _convert(source, tmp_path / "programs.txt", _options({}, output, helper=False))
+    helped = _convert(source, tmp_path / "programs.txt", _options({}, output, helper=True))
+    assert helped == alone
+    assert f'"rows_merged": {repeated}' in helped[1]
+
+
+def test_a_module_in_the_current_folder_does_not_run_in_the_second_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m`` puts the current folder first on the path; a json.py dropped where a clerk runs the
+    converter must not be imported by the second process."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "json.py").write_text("raise SystemExit('a json.py from the current folder ran')\n")
+    source = tmp_path / "export.csv"
+    _export(source, "powerschool", 200, 0, share=0.1)
+    monkeypatch.chdir(folder)
+    output = OutputFormat()
+    helped = _convert(source, tmp_path / "programs.txt", _options({}, output, helper=True))
+    assert helped == _convert(source, tmp_path / "programs.txt", _options({}, output, helper=False))
 
 
 def test_a_second_process_that_dies_is_an_error_not_a_short_file(tmp_path: Path) -> None:
@@ -127,10 +163,13 @@ def test_a_cgroup_quota_says_how_much_cpu_there_is(
     assert staging_process.wanted(1 << 30) is second_process
 
 
-@pytest.mark.parametrize(("setting", "second_process"), [("on", True), ("OFF", False), ("", False)])
+@pytest.mark.parametrize(
+    ("setting", "second_process"),
+    [("on", True), ("true", True), ("1", True), ("OFF", False), ("false", False), ("no", False), ("", False)],
+)
 def test_the_setting_overrides_the_choice(setting: str, second_process: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """``PB_STAGING_PROCESS=on`` on a small file, ``off`` on a large one; anything else leaves it to size."""
     monkeypatch.setattr(staging_process, "_cpus", lambda: 2.0)
     monkeypatch.setenv(staging_process.SETTING, setting)
-    size = 1 << 20 if setting.lower() != "off" else 1 << 30
+    size = 1 << 30 if setting.lower() in ("off", "false", "no") else 1 << 20
     assert staging_process.wanted(size) is second_process

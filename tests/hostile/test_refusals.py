@@ -68,6 +68,31 @@ def test_a_disk_that_fills_up_while_converting_leaves_nothing_behind(
     assert left_behind(export.parent) == []  # no staged rows, no programs.txt
 
 
+def test_a_disk_still_full_when_the_staged_rows_are_closed_leaves_nothing_behind(
+    export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write that fails leaves rows in the staged file's buffer, and closing it fails the same way: the
+    staged file must go all the same (it stayed beside the destination, 100 MB of student rows)."""
+    from programs_bridge.convert import engine as convert
+
+    class StillFull:
+        def __init__(self, staged: Any) -> None:
+            self.staged = staged
+
+        def close(self) -> None:
+            self.staged.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full(staging: Any, *_: Any) -> None:
+        staging._file = StillFull(staging._file)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(convert._Staging, "add", full)
+    code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"))
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err
+    assert left_behind(export.parent) == []
+
+
 def test_a_report_that_cannot_be_finished_takes_programs_txt_with_it(
     export: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -862,15 +862,18 @@ class _Staging:
         return self._duplicates
 
     def __exit__(self, *_: object) -> None:
-        if self._helper is not None:
-            self._helper.close()
-        if self._spool is not None:
-            self._spool.close()
-        if self._file is not None:
-            self._file.close()
-        if self._duplicates is not None:
-            self._duplicates.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            if self._helper is not None:
+                self._helper.close()
+            if self._spool is not None:
+                self._spool.close()
+            if self._file is not None:
+                with suppress(OSError):  # a full disk fails the last flush too: the rows go with the file below
+                    self._file.close()
+            if self._duplicates is not None:
+                self._duplicates.close()
+        finally:
+            self.path.unlink(missing_ok=True)
 
     def rows(self) -> BinaryIO:
         """The staged file positioned after the header: its lines are the rows, as UTF-8 with line ends.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -51,15 +52,16 @@ class StagingProcessError(OSError):
 #: ``on`` or ``off`` overrides ``wanted``: to compare the two on one file (``make bench``), or to keep a
 #: deployment in one process.
 SETTING = "PB_STAGING_PROCESS"
+_ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
 
 
 def wanted(source_bytes: int) -> bool:
     """Whether a file of ``source_bytes`` on disk is worth a second process on this machine (or ``SETTING``
     says)."""
     setting = os.environ.get(SETTING, "").strip().lower()
-    if setting in ("on", "off"):
-        return setting == "on"
-    return source_bytes >= WORTH_FROM_BYTES and _cpus() >= WORTH_FROM_CPUS
+    if setting in _ON or setting in _OFF:
+        return setting in _ON
+    return os.name == "posix" and source_bytes >= WORTH_FROM_BYTES and _cpus() >= WORTH_FROM_CPUS
 
 
 #: CPU time a second, measured on the bench: the converter alone spends T; with the second process the
@@ -94,7 +96,9 @@ class StagingProcess:
         staged.flush()
         fds = (staged.fileno(), spool.fileno())
         name = next(key for key, value in _NEWLINES.items() if value == newline)
-        argv = [sys.executable, "-m", __name__, *map(str, fds), name, *map(str, positions)]
+        # -P: not the current directory first on the path (``-m`` puts it there): a json.py in the folder a
+        # clerk runs the converter from must not run in the second process.  The path is the converter's own.
+        argv = [sys.executable, "-P", "-m", __name__, *map(str, fds), name, *map(str, positions)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds, env=env)
         assert self._process.stdin is not None
@@ -123,10 +127,11 @@ class StagingProcess:
             self._pipe.close()
         except BrokenPipeError:
             raise self._failure() from None
-        if self._process.wait() != 0:
-            raise self._failure()
         assert self._process.stdout is not None
-        head, _, rest = self._process.stdout.read().partition(b"\n")
+        answer = self._process.stdout.read()  # before waiting: the answer may be larger than the pipe holds
+        if self._process.wait() != 0:
+            raise self._failure(answer)
+        head, _, rest = answer.partition(b"\n")
         counts = json.loads(head)
         suspects = array("q")
         suspects.frombytes(rest[: 8 * counts["suspects"]])
@@ -143,18 +148,25 @@ class StagingProcess:
         if self._process.stdout is not None:
             self._process.stdout.close()
 
-    def _failure(self) -> OSError:
-        """What went wrong in the second process, once it has ended: the ``OSError`` it met, or that it ended."""
-        code = self._process.wait()
+    def _failure(self, answer: bytes | None = None) -> OSError:
+        """What went wrong in the second process (its ``answer`` on stdout, read here if not given): the
+        ``OSError`` it met, or that it ended."""
         assert self._process.stdout is not None
+        if answer is None:
+            answer = self._process.stdout.read()  # it has stopped reading: it ends, and says why first
+        code = self._process.wait()
         with suppress(ValueError, KeyError, TypeError):  # no answer, or not one of ours
-            number = json.loads(self._process.stdout.read())["errno"]
+            number = json.loads(answer)["errno"]
             return OSError(number, os.strerror(number))
         return StagingProcessError(f"the staging process ended (exit code {code}) before every row was staged")
 
 
 def main(argv: Sequence[str]) -> int:
-    """The second process: batches from standard input to the staged file and pass 1; counts to stdout."""
+    """The second process: batches from standard input to the staged file and pass 1; counts to stdout.
+
+    Ctrl-C is the converter's to handle (it ends this process); this one ignores it, so a terminal's
+    interrupt, sent to both, never prints a traceback from here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     staged_fd, spool_fd, newline_name, *at = argv
     newline, positions = _NEWLINES[newline_name], tuple(map(int, at))
     assert len(positions) == 5
@@ -180,12 +192,23 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except Exception as exc:
+def _report(exc: BaseException) -> int:
+    """The exit code for what ended the second process, said without its text (which may quote a row); a
+    converter gone already (a broken pipe) is told nothing."""
+    with suppress(OSError):
         if isinstance(exc, OSError) and exc.errno:  # a full disk, most likely: the converter raises it
             sys.stdout.buffer.write(json.dumps({"errno": exc.errno}).encode() + b"\n")
-            sys.exit(74)
-        print(f"staging process: {type(exc).__name__}", file=sys.stderr)  # its type alone: its text may quote a row
-        sys.exit(70)
+            sys.stdout.flush()
+            return 74
+        print(f"staging process: {type(exc).__name__}", file=sys.stderr)
+    return 70
+
+
+if __name__ == "__main__":
+    try:
+        code = main(sys.argv[1:])
+    except BaseException as exc:  # every end is said, and never as a traceback
+        code = _report(exc)
+    with suppress(OSError):  # the converter may have gone: nothing left to tell
+        sys.stdout.flush()
+    os._exit(code)
