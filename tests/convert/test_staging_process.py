@@ -138,7 +138,9 @@ def test_only_a_large_file_on_a_machine_with_a_second_cpu_gets_a_second_process(
     assert not staging_process.wanted(1 << 40)
 
 
-@pytest.mark.parametrize(("memory_mb", "second_process"), [("1024", False), ("1769", False), ("2048", True)])
+@pytest.mark.parametrize(
+    ("memory_mb", "second_process"), [("1024", False), ("2048", False), ("2240", True), ("10240", True)]
+)
 def test_on_lambda_the_memory_size_says_how_much_cpu_there_is(
     memory_mb: str, second_process: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

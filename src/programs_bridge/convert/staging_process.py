@@ -13,8 +13,9 @@ does in process, into a file the converter opened, so pass 2 reads it as if pass
 (``DuplicateFinder.adopt``).  Its hashes are its own (``PYTHONHASHSEED`` differs between processes), which
 does not matter: pass 1's hashes are only compared with each other, and pass 2 compares keys exactly.
 
-It is only worth its start (about 0.1 s) on a large file and with a second CPU, so ``wanted`` decides; the
-output, the findings and the report are the same either way (``tests/convert/test_staging_process.py``).
+It is only worth its start on a large file and with CPU time to spare (``WORTH_FROM_CPUS``), so ``wanted``
+decides; the output, the findings and the report are the same either way
+(``tests/convert/test_staging_process.py``).
 Nothing the second process says names a student: it reports only counts, and an exception by its type.
 """
 
@@ -64,12 +65,13 @@ def wanted(source_bytes: int) -> bool:
     return os.name == "posix" and source_bytes >= WORTH_FROM_BYTES and _cpus() >= WORTH_FROM_CPUS
 
 
-#: CPU time a second, measured on the bench: the converter alone spends T; with the second process the
-#: converter spends 0.82 T and both together 1.09 T (the second process reads back the keys from the lines).
-#: With C CPUs' worth of time a second, that takes max(0.82 T, 1.09 T / C) against T / min(C, 1): a gain
-#: from C = 1.09.  Lambda shows two CPUs at any memory size but gives one CPU's worth of time per 1,769 MB
-#: (docs/deploy.md, "Sizing the function"): its default 2,048 MB is 1.16.
-WORTH_FROM_CPUS = 1.1
+#: CPU time, measured on the bench's 1M-row export (best of five, alternating): the converter alone spends
+#: T (5.03 s); with the second process, 0.85 T in wall time (4.29 s) and 1.2 T of CPU in all (6.06 s: the
+#: second process reads the keys back from the lines).  With C CPUs' worth of time a second that takes
+#: max(0.85 T, 1.2 T / C) against T / min(C, 1): a gain only from C = 1.2.  Lambda shows two CPUs at any
+#: memory size but gives one CPU's worth of time per 1,769 MB (docs/deploy.md, "Sizing the function"), so
+#: its default 2,048 MB (1.16) stays in one process, and 2,240 MB or more (1.27) gets two.
+WORTH_FROM_CPUS = 1.25
 _LAMBDA_MB_PER_CPU = 1769
 _CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
