@@ -4,6 +4,11 @@ line.  Each is one line on stderr and an exit code, never a traceback, and nothi
 from __future__ import annotations
 
 import errno
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +96,27 @@ def test_a_disk_still_full_when_the_staged_rows_are_closed_leaves_nothing_behind
     code, err = run(capsys, str(export), "-o", str(export.parent / "programs.txt"))
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
     assert left_behind(export.parent) == []
+
+
+@pytest.mark.parametrize("processes", ["off", "on"])
+def test_a_conversion_killed_with_sigterm_leaves_nothing_behind(tmp_path: Path, processes: str) -> None:
+    """``kill`` (a service manager stopping a job, a CI timeout) while the rows are staged: exit 143, one line,
+    and the staged rows (a half-written programs.txt of student records) removed, in one process or two."""
+    export = tmp_path / "export.csv"
+    header, row = EXPORT.splitlines()
+    export.write_text(header + "\n" + (row + "\n") * 400_000)  # about 2 s of converting: one key, all merged
+    command = [sys.executable, "-m", "programs_bridge", "convert", str(export), "-o", str(tmp_path / "programs.txt")]
+    child = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env={**os.environ, "PB_STAGING_PROCESS": processes}
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".programs-*.staged")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.decode().strip() == "programs-bridge: terminated"
+    assert left_behind(tmp_path) == []
 
 
 def test_a_report_that_cannot_be_finished_takes_programs_txt_with_it(

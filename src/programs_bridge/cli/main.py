@@ -7,8 +7,11 @@ this module only assembles them and maps failures to the documented exit codes.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
 
 from programs_bridge import __version__
@@ -67,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if exc.code not in (0, None) else 0
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _terminated_like_interrupted():
+            return handler(args)
+    except Terminated:
+        print("programs-bridge: terminated", file=sys.stderr)
+        return 143
     except UsageError as exc:
         print(f"programs-bridge: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -77,3 +84,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("programs-bridge: interrupted", file=sys.stderr)
         return 130
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a service manager, a CI job's timeout) during a command: raised like Ctrl-C's
+    KeyboardInterrupt, so every ``with`` on the way out runs and a half-written programs.txt, staged beside
+    the destination, is removed instead of left there."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _terminated_like_interrupted() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` while a command runs (main thread only: where signals are handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -825,16 +825,24 @@ class _Staging:
     def __enter__(self) -> _Staging:
         fd, name = tempfile.mkstemp(prefix=".programs-", suffix=".staged", dir=self._dir)
         self.path = Path(name)
-        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20)
-        self._file.write(self._header)
-        if self._wants_helper:
-            self._spool = tempfile.TemporaryFile()
-            try:
-                self._helper = staging_process.StagingProcess(self._file, self._spool, self._positions, self.newline)
-            except OSError:  # no process can be started here (a sandbox, a limit): the same work, at home
-                self._spool.close()
-                self._spool, self._duplicates = None, DuplicateFinder()
+        try:
+            self._file = os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20)
+            self._file.write(self._header)
+            if self._wants_helper:
+                self._start_helper()
+        except BaseException:  # a full disk, or Ctrl-C / SIGTERM this early: __exit__ will not run
+            self.__exit__()
+            raise
         return self
+
+    def _start_helper(self) -> None:
+        assert self._file is not None
+        self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the finder, or in __exit__
+        try:
+            self._helper = staging_process.StagingProcess(self._file, self._spool, self._positions, self.newline)
+        except OSError:  # no process can be started here (a sandbox, a limit): the same work, at home
+            self._spool.close()
+            self._spool, self._duplicates = None, DuplicateFinder()
 
     def add(self, block: str, keys: list[RecordKey], source_lines: list[int], folded: bool = False) -> None:
         """Stage a batch of written rows: their programs.txt lines (``block``, each with its newline), record
