@@ -31,11 +31,23 @@ FORMATS = {
 }
 
 
-def _options(profile_options: dict[str, object], output: OutputFormat, *, helper: bool) -> ConvertOptions:
-    return ConvertOptions(
-        today=TODAY, max_reject_share=1.0, keep_source_lines=True, output=output, staging_process=helper,
-        **profile_options,  # type: ignore[arg-type]
-    )  # fmt: skip
+Converted = tuple[bytes, str, bytes]
+
+
+def _both_ways(
+    source: Path, out: Path, options: dict[str, object], output: OutputFormat = FORMATS["standard"]
+) -> tuple[Converted, Converted]:
+    """programs.txt, the report and the source lines of ``source`` converted in one process, then in two."""
+
+    def converted(helper: bool) -> Converted:
+        return _convert(
+            source, out, ConvertOptions(
+                today=TODAY, max_reject_share=1.0, keep_source_lines=True, output=output, staging_process=helper,
+                **options,  # type: ignore[arg-type]
+            ),
+        )  # fmt: skip
+
+    return converted(False), converted(True)
 
 
 @pytest.mark.parametrize("output", sorted(FORMATS))
@@ -48,8 +60,7 @@ def test_a_second_process_gives_the_same_output_report_and_source_lines(
     for seed, share in ((0, 0.1), (1, 0.3)):  # share 0.3: many rows merged and rejected as duplicates
         source = tmp_path / f"{profile}-{seed}.txt"
         _export(source, profile, 400, seed, share=share)
-        alone = _convert(source, tmp_path / "programs.txt", _options(options(), FORMATS[output], helper=False))
-        helped = _convert(source, tmp_path / "programs.txt", _options(options(), FORMATS[output], helper=True))
+        alone, helped = _both_ways(source, tmp_path / "programs.txt", options(), FORMATS[output])
         assert helped[0] == alone[0], f"{case}, seed {seed}: programs.txt differs"
         assert helped[1] == alone[1], f"{case}, seed {seed}: the report differs"
         assert helped[2] == alone[2], f"{case}, seed {seed}: the source lines differ"
@@ -68,9 +79,7 @@ def test_many_repeated_keys_give_the_same_output_in_two_processes(repeated: int,
     with source.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerows([shape.header, *rows, *rows])
-    output = OutputFormat()
-    alone = _convert(source, tmp_path / "programs.txt", _options({}, output, helper=False))
-    helped = _convert(source, tmp_path / "programs.txt", _options({}, output, helper=True))
+    alone, helped = _both_ways(source, tmp_path / "programs.txt", {})
     assert helped == alone
     assert f'"rows_merged": {repeated}' in helped[1]
 
@@ -86,9 +95,8 @@ def test_a_module_in_the_current_folder_does_not_run_in_the_second_process(
     source = tmp_path / "export.csv"
     _export(source, "powerschool", 200, 0, share=0.1)
     monkeypatch.chdir(folder)
-    output = OutputFormat()
-    helped = _convert(source, tmp_path / "programs.txt", _options({}, output, helper=True))
-    assert helped == _convert(source, tmp_path / "programs.txt", _options({}, output, helper=False))
+    alone, helped = _both_ways(source, tmp_path / "programs.txt", {})
+    assert helped == alone
 
 
 def test_a_second_process_that_dies_is_an_error_not_a_short_file(tmp_path: Path) -> None:

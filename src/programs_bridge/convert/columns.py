@@ -52,7 +52,7 @@ from programs_bridge.convert.findings import may_hide
 from programs_bridge.convert.id_shape import EXAMPLE_LINES
 from programs_bridge.convert.reader import Batch
 from programs_bridge.convert.rows import RecordKey, RowConverter, pad_to
-from programs_bridge.programs_txt.layout import COLUMNS, Field
+from programs_bridge.programs_txt.layout import COLUMNS, Field, record_keys
 
 Column = Sequence[str]
 _K = TypeVar("_K", bound=Hashable)
@@ -276,7 +276,7 @@ class ColumnConverter:
         if longest > _MAX_NAMES:  # a line no longer than the limit holds names no longer than it
             sums = zip(map(len, lasts), map(len, firsts), map(len, middles), strict=True)
             _mark(bad, (a + b + c > _MAX_NAMES for a, b, c in sums))
-        return texts, _keys(ordered, rc.key_at, size), widths, sids, bad
+        return texts, record_keys(ordered, rc.key_at, size), widths, sids, bad
 
     def _trim(self) -> None:
         for dates in (self._births, self._starts, self._ends):
@@ -459,15 +459,3 @@ def _looked_up(table: dict[_K, _T], column: Iterable[_K]) -> list[_T] | None:
         return list(map(table.__getitem__, column))
     except KeyError:
         return None
-
-
-def _keys(ordered: Sequence[Column], key_at: tuple[int, int, int, int, int], size: int) -> list[RecordKey]:
-    """``layout.record_key`` of every row, column by column."""
-    student_at, program_at, start_at, eligibility_at, site_at = key_at
-    empty = [""] * size
-    starts = ordered[start_at] if start_at >= 0 else empty
-    if not all(starts):
-        eligibility = ordered[eligibility_at] if eligibility_at >= 0 else empty
-        starts = [s or e for s, e in zip(starts, eligibility, strict=True)]
-    sites = ordered[site_at] if site_at >= 0 else empty
-    return list(zip(ordered[student_at], ordered[program_at], starts, sites, strict=True))

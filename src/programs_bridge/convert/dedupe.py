@@ -42,7 +42,7 @@ from typing import IO
 
 from programs_bridge.convert.finding_log import FindingLog
 from programs_bridge.convert.findings import Finding, error, warning
-from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, KEY_FIELDS, Layout, key_positions
+from programs_bridge.programs_txt.layout import COLUMN_BY_FIELD, KEY_FIELDS, Layout, key_positions, record_keys
 
 _BITS = 1 << 27  # 16 MiB: ~0.7% false suspects at 1M rows, each costing only a little work in pass 2
 _SLOTS = _BITS - 1  # a hash's slot is its low 27 bits
@@ -129,15 +129,19 @@ class PassOne:
 
 
 class DuplicateFinder:
-    def __init__(self, spool: IO[bytes] | None = None) -> None:
-        """``spool``: the file for the (hash, export line) pairs, a temporary file of its own if None."""
-        self._bits = bytearray(_BITS >> 3)
-        self._spool: IO[bytes] = spool or tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-        self._suspects: set[int] = set()
+    def __init__(self, spool: IO[bytes] | None = None, *, learnt: PassOne | None = None) -> None:
+        """``spool``: the file for the (hash, export line) pairs, a temporary file of its own if None.
+        ``learnt``: pass 1 ran elsewhere, over ``spool`` (``staging_process``): the finder is ready for pass 2,
+        and needs no pass 1 bitset of its own."""
+        self._bits = bytearray(_BITS >> 3) if learnt is None else bytearray()
+        self._spool: IO[bytes] = tempfile.TemporaryFile() if spool is None else spool  # noqa: SIM115 - close()
+        self._suspects: set[int] = set() if learnt is None else set(learnt.suspects)
         self._suspect_bits: bytearray | None = None  # instead of the set, once it holds too many
-        self.rows = 0
+        if learnt is not None and learnt.suspect_bits is not None:
+            self._suspect_bits = bytearray(learnt.suspect_bits)
+        self.rows = 0 if learnt is None else learnt.rows
         """Rows added so far."""
-        self.repeats = 0
+        self.repeats = 0 if learnt is None else learnt.repeats
         """Rows whose hash slot was already taken: a repeated key, a case variant or a false suspect."""
 
     def add(self, keys: Sequence[Key], source_lines: Sequence[int], *, folded: bool = False) -> None:
@@ -168,20 +172,10 @@ class DuplicateFinder:
         self.rows += len(digests)
 
     def pass_one(self) -> PassOne:
-        """What pass 1 learnt, for ``adopt`` in another process (the spool is flushed, for it to read)."""
+        """What pass 1 learnt, for a finder in another process (``learnt``); the spool is flushed for it."""
         self._spool.flush()
         bits = None if self._suspect_bits is None else bytes(self._suspect_bits)
-        return PassOne(self.rows, self.repeats, array("q", sorted(self._suspects)), bits)
-
-    @classmethod
-    def adopt(cls, spool: IO[bytes], learnt: PassOne) -> DuplicateFinder:
-        """A finder ready for pass 2 whose pass 1 ran elsewhere, over ``spool``: no pass 1 bitset of its own."""
-        finder = cls.__new__(cls)
-        finder._bits, finder._spool = bytearray(), spool
-        finder._suspects = set(learnt.suspects)
-        finder._suspect_bits = None if learnt.suspect_bits is None else bytearray(learnt.suspect_bits)
-        finder.rows, finder.repeats = learnt.rows, learnt.repeats
-        return finder
+        return PassOne(self.rows, self.repeats, array("q", self._suspects), bits)
 
     def _suspect(self, digests: list[int]) -> None:
         self.repeats += len(digests)
@@ -287,19 +281,11 @@ def _temporary_files(stack: ExitStack, count: int) -> list[IO[bytes]]:
 
 
 def keys_of_lines(lines: Sequence[str], positions: tuple[int, int, int, int, int]) -> list[Key]:
-    """``layout.record_key`` of rendered rows (without their line ends), column by column in C: how
-    ``staging_process`` learns the keys of the rows it is sent as text."""
-    student_at, program_at, start_at, eligibility_at, site_at = positions
-    rows = list(map(str.split, lines, repeat("\t")))
-    empty = repeat("")
-
-    def column(at: int) -> Iterable[str]:
-        return map(itemgetter(at), rows) if at >= 0 else empty
-
-    starts: Iterable[str] = list(column(start_at)) if start_at >= 0 else [""] * len(rows)
-    if not all(starts):
-        starts = [start or other for start, other in zip(starts, column(eligibility_at), strict=False)]
-    return list(zip(column(student_at), column(program_at), starts, column(site_at), strict=False))
+    """``layout.record_keys`` of rendered rows (without their line ends): how ``staging_process`` learns the
+    keys of the rows it is sent as text.  Every rendered row has the layout's width, so the split rows
+    transpose into its columns."""
+    columns = list(zip(*map(str.split, lines, repeat("\t")), strict=True))
+    return record_keys(columns, positions, len(lines))
 
 
 def _folded(keys: Sequence[Key]) -> Sequence[Key]:

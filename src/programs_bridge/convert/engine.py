@@ -858,10 +858,10 @@ class _Staging:
 
     def end_first_pass(self) -> None:
         """Every row is staged: with a second process, wait for it and take over what pass 1 learnt."""
-        if self._helper is None or self._spool is None:
+        if self._helper is None or self._spool is None:  # in process, or taken over already
             return
         learnt = self._helper.finish()
-        self._duplicates, self._spool = DuplicateFinder.adopt(self._spool, learnt), None
+        self._duplicates, self._spool = DuplicateFinder(self._spool, learnt=learnt), None
 
     @property
     def duplicates(self) -> DuplicateFinder:

@@ -10,8 +10,9 @@ export (2 cores): the first pass took 3.6-3.7 s this way against 4.6-4.9 s in on
 The second process learns the keys from the rendered lines (``dedupe.keys_of_lines``: the record key is
 always a rendered row's own fields) and writes the same spool of (hash, export line) pairs as the finder
 does in process, into a file the converter opened, so pass 2 reads it as if pass 1 had run at home
-(``DuplicateFinder.adopt``).  Its hashes are its own (``PYTHONHASHSEED`` differs between processes), which
-does not matter: pass 1's hashes are only compared with each other, and pass 2 compares keys exactly.
+(``DuplicateFinder(spool, learnt=...)``).  Its hashes are its own (``PYTHONHASHSEED`` differs between
+processes), which does not matter: pass 1's hashes are only compared with each other, and pass 2 compares
+keys exactly.
 
 It is only worth its start on a large file and with CPU time to spare (``WORTH_FROM_CPUS``), so ``wanted``
 decides; the output, the findings and the report are the same either way

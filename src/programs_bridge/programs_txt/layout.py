@@ -156,3 +156,18 @@ def record_key(row: Sequence[str], layout: Layout) -> tuple[str, str, str, str]:
     student, program, start, eligibility_start, site = key_positions(layout)
     start_date = (row[start] if start >= 0 else "") or (row[eligibility_start] if eligibility_start >= 0 else "")
     return (row[student], row[program], start_date, row[site] if site >= 0 else "")
+
+
+def record_keys(
+    columns: Sequence[Sequence[str]], positions: tuple[int, int, int, int, int], rows: int
+) -> list[tuple[str, str, str, str]]:
+    """``record_key`` of ``rows`` rendered rows given column by column (``columns[n]``: every row's value of
+    the layout's n-th column; ``positions`` from ``key_positions``): the same rule, in C over whole columns."""
+    student_at, program_at, start_at, eligibility_at, site_at = positions
+    empty = [""] * rows
+    starts = columns[start_at] if start_at >= 0 else empty
+    if not all(starts):
+        eligibility = columns[eligibility_at] if eligibility_at >= 0 else empty
+        starts = [start or other for start, other in zip(starts, eligibility, strict=True)]
+    sites = columns[site_at] if site_at >= 0 else empty
+    return list(zip(columns[student_at], columns[program_at], starts, sites, strict=True))
